@@ -1,0 +1,95 @@
+"""Write API: events from sites and phone systems, accounts, and the goal library."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from goalkeeper import runtime
+from goalkeeper.auth import Role, current_account, require
+from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
+from goalkeeper.models.accounts import AccountRequest
+from goalkeeper.models.events import EventBatch
+from goalkeeper.models.goals import GoalSpec
+from goalkeeper.services import accounts, goals
+from goalkeeper.services.ingest import ingest_events
+from goalkeeper.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = create_resolver()
+entry = api_entrypoint(app, runtime.key_lookup)
+
+ADMIN = require(Role.ADMIN)
+WRITE = require(Role.WRITE)
+READ_OR_WRITE = require(Role.READ, Role.WRITE)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@app.post("/v1/accounts", middlewares=[ADMIN])
+def create_account(request: Annotated[AccountRequest | None, Body()] = None) -> JsonResponse:
+    account = accounts.create_account(runtime.store(), request or AccountRequest(), _now())
+    logger.info("account created", extra={"account_id": account.account_id})
+    return json_response(201, account.model_dump())
+
+
+@app.post("/v1/events", middlewares=[WRITE])
+def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
+    result = ingest_events(
+        runtime.store(),
+        current_account(app),
+        batch,
+        received_at=_now(),
+        request_id=app.lambda_context.aws_request_id,
+        retention_days=get_settings().event_retention_days,
+    )
+    metrics.add_metric("EventsAccepted", MetricUnit.Count, len(result.accepted))
+    metrics.add_metric("EventsDuplicate", MetricUnit.Count, len(result.duplicates))
+    return json_response(202, result.model_dump())
+
+
+@app.get("/v1/goals", middlewares=[READ_OR_WRITE])
+def list_goals() -> JsonResponse:
+    library = goals.list_goals(runtime.store(), current_account(app))
+    return json_response(200, {"goals": [goal.model_dump(mode="json") for goal in library]})
+
+
+@app.post("/v1/goals", middlewares=[WRITE])
+def create_goal(spec: Annotated[GoalSpec, Body()]) -> JsonResponse:
+    goal = goals.create_goal(runtime.store(), current_account(app), spec, _now())
+    return json_response(201, goal.model_dump(mode="json"))
+
+
+@app.get("/v1/goals/<goal_id>", middlewares=[READ_OR_WRITE])
+def get_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
+    goal = goals.get_goal(runtime.store(), current_account(app), goal_id)
+    return json_response(200, goal.model_dump(mode="json"))
+
+
+@app.put("/v1/goals/<goal_id>", middlewares=[WRITE])
+def replace_goal(
+    goal_id: Annotated[str, Path(max_length=128)], spec: Annotated[GoalSpec, Body()]
+) -> JsonResponse:
+    goal = goals.replace_goal(runtime.store(), current_account(app), goal_id, spec, _now())
+    return json_response(200, goal.model_dump(mode="json"))
+
+
+@app.delete("/v1/goals/<goal_id>", middlewares=[WRITE])
+def deactivate_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
+    goal = goals.deactivate_goal(runtime.store(), current_account(app), goal_id, _now())
+    return json_response(200, goal.model_dump(mode="json"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return entry(event, context)

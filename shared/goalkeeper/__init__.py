@@ -1,0 +1,1 @@
+"""Goalkeeper: goal and conversion tracking for web sites and phone systems."""

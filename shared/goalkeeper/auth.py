@@ -1,0 +1,94 @@
+"""The one place where an API key becomes (account, role).
+
+Keys are random, shown once, and stored only as SHA-256 digests; a request's key
+is hashed and looked up by digest, so the plaintext never touches the table.
+Every route declares the roles it accepts with `require(...)`.
+"""
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from goalkeeper.errors import Forbidden, Unauthenticated
+from goalkeeper.settings import get_settings
+from goalkeeper.storage import Store
+
+API_KEY_HEADER = "x-api-key"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    WRITE = "write"
+    READ = "read"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    account_id: str | None  # None only for the admin
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key(role: Role) -> str:
+    """192 random bits, prefixed so a leaked key's kind is recognisable."""
+    return f"gk_{role.value}_{secrets.token_urlsafe(24)}"
+
+
+KeyLookup = Callable[[str], Principal | None]
+
+
+def authenticate(presented: str | None, lookup: KeyLookup) -> Principal:
+    if not presented:
+        raise Unauthenticated(f"missing {API_KEY_HEADER} header")
+    digest = key_digest(presented)
+    admin_digest = get_settings().admin_key_sha256
+    if admin_digest and hmac.compare_digest(digest, admin_digest):
+        return Principal(Role.ADMIN, None)
+    principal = lookup(digest)
+    if principal is None:
+        raise Unauthenticated("unknown or revoked API key")
+    return principal
+
+
+def stored_key_lookup(store: Store) -> KeyLookup:
+    def lookup(digest: str) -> Principal | None:
+        item = store.get_api_key(digest)
+        if item is None or item.get("revoked_at"):
+            return None
+        return Principal(Role(item["role"]), item["account_id"])
+
+    return lookup
+
+
+def require(*roles: Role) -> Callable[..., Response]:
+    """Route middleware: refuse keys of other roles (the key was resolved on entry)."""
+
+    def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+        principal = current_principal(app)
+        if principal.role not in roles:
+            allowed = " or ".join(role.value for role in roles)
+            raise Forbidden(f"this route needs a {allowed} key, not a {principal.role.value} key")
+        return next_middleware(app)
+
+    return middleware
+
+
+def current_principal(app: APIGatewayRestResolver) -> Principal:
+    return app.context["principal"]
+
+
+def current_account(app: APIGatewayRestResolver) -> str:
+    """The account every data access of this request is scoped to: the key's, never the body's."""
+    account_id = current_principal(app).account_id
+    if account_id is None:
+        raise Forbidden("this route needs an account key")
+    return account_id

@@ -1,0 +1,88 @@
+"""Every DynamoDB key of the single table is built here, and nowhere else.
+
+Each key starts with the account id, so a key built for account A can only ever
+name A's items (tenant isolation by construction). User-supplied ids never
+contain '#' (see goalkeeper.models.common.Identifier), so no id can forge
+another key's shape.
+"""
+
+import hashlib
+
+PK = "pk"
+SK = "sk"
+TRACE_INDEX = "gsi1"  # visitor trace: every event and conversion of one visitor, in time order
+SCOPE_INDEX = "gsi2"  # narrow scopes a rule needs: tag events of a contact, page views of a visit
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def account(account_id: str) -> dict[str, str]:
+    return {PK: f"A#{account_id}", SK: "ACCOUNT"}
+
+
+def api_key(key_sha256: str) -> dict[str, str]:
+    return {PK: f"KEY#{key_sha256}", SK: "KEY"}
+
+
+def event(account_id: str, event_id: str) -> dict[str, str]:
+    return {PK: f"A#{account_id}#E#{event_id}", SK: "EVENT"}
+
+
+def goal(account_id: str, goal_id: str) -> dict[str, str]:
+    return {PK: f"A#{account_id}#GOALS", SK: f"GOAL#{goal_id}"}
+
+
+def goal_library_pk(account_id: str) -> str:
+    return f"A#{account_id}#GOALS"
+
+
+def goal_version(account_id: str, goal_id: str, version: int) -> dict[str, str]:
+    return {PK: f"A#{account_id}#GOALV#{goal_id}", SK: f"V#{version:08d}"}
+
+
+def conversion(account_id: str, conversion_id: str) -> dict[str, str]:
+    return {PK: f"A#{account_id}#C#{conversion_id}", SK: "CONVERSION"}
+
+
+def conversion_id(event_id: str, goal_id: str) -> str:
+    """Deterministic, so a redelivered (event, goal) decision finds its own earlier write."""
+    return _digest(event_id, goal_id)
+
+
+def claim(account_id: str, shape: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+    """A de-duplication claim: who last counted a conversion under one key shape."""
+    return {PK: f"A#{account_id}#CLAIM#{'+'.join(shape)}#{_digest(*values)}", SK: "CLAIM"}
+
+
+def aggregate_pk(account_id: str, shard: int) -> str:
+    return f"A#{account_id}#AGG#{shard:02d}"
+
+
+def aggregate(account_id: str, shard: int, day: str, goal_id: str) -> dict[str, str]:
+    return {PK: aggregate_pk(account_id, shard), SK: aggregate_sk(day, goal_id)}
+
+
+def aggregate_sk(day: str, goal_id: str = "") -> str:
+    return f"D#{day}#G#{goal_id}"
+
+
+def aggregate_shard(conversion_id: str, shards: int) -> int:
+    return int(conversion_id[:8], 16) % shards
+
+
+def visitor_trace_pk(account_id: str, visitor_id: str) -> str:
+    return f"A#{account_id}#V#{visitor_id}"
+
+
+def trace_sk(at: str, kind: str, item_id: str) -> str:
+    return f"{at}#{kind}#{item_id}"
+
+
+def contact_scope_pk(account_id: str, contact_id: str) -> str:
+    return f"A#{account_id}#CT#{contact_id}"
+
+
+def visit_scope_pk(account_id: str, visit_id: str) -> str:
+    return f"A#{account_id}#VS#{visit_id}"

@@ -1,0 +1,57 @@
+"""The embedded DynamoDB endpoint of the local stack: moto's server, one request at a time.
+
+moto applies a TransactWriteItems write by write and rolls back by swapping in a
+deep copy of the table, with no lock: two racing transactions can both "win"
+and a rollback can erase a concurrent writer's item (../shared/LOCAL-STACK.md).
+Real DynamoDB is serializable. Serving one request at a time restores that
+property, so tests against this endpoint prove our conditions, not moto's races.
+"""
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+class SerializedApp:
+    """A WSGI wrapper that runs one request to completion before the next starts."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self._lock:
+            # Drain the body under the lock: moto may build it lazily from shared state.
+            return [b"".join(self._app(environ, start_response))]
+
+
+class EmbeddedDynamoDB:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = SerializedApp(DomainDispatcherApplication(create_backend_app))
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="embedded-dynamodb", daemon=True
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "EmbeddedDynamoDB":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,117 @@
+"""The local API: HTTP requests become API Gateway REST proxy events for the same handlers."""
+
+import base64
+import threading
+import time
+import uuid
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from goalkeeper.local.functions import LocalFunction
+from goalkeeper.local.template import ApiRoute
+
+
+def _specificity(route: ApiRoute) -> int:
+    """Literal segments first, so /v1/goals/{goal_id}/health wins over a shorter pattern."""
+    return sum(1 for part in route.path.split("/") if part and "{" not in part)
+
+
+def proxy_event(
+    request: Request, route: ApiRoute, path_parameters: dict[str, str]
+) -> dict[str, Any]:
+    """An API Gateway REST (v1 proxy) event, as the deployed API sends it."""
+    raw = request.get_data()
+    try:
+        body: str | None = raw.decode() if raw else None
+        encoded = False
+    except UnicodeDecodeError:
+        body, encoded = base64.b64encode(raw).decode(), True
+    query = request.args
+    return {
+        "resource": route.path,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": dict(request.headers.items()),
+        "multiValueHeaders": {
+            key: request.headers.getlist(key) for key, _ in request.headers.items()
+        },
+        "queryStringParameters": {key: query[key] for key in query} or None,
+        "multiValueQueryStringParameters": {key: query.getlist(key) for key in query} or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "resourcePath": route.path,
+            "httpMethod": request.method,
+            "path": f"/prod{request.path}",
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": request.remote_addr, "userAgent": request.user_agent.string},
+        },
+        "body": body,
+        "isBase64Encoded": encoded,
+    }
+
+
+class LocalApi:
+    def __init__(self, routes: list[tuple[ApiRoute, LocalFunction]]) -> None:
+        self._routes = sorted(routes, key=lambda pair: -_specificity(pair[0]))
+
+    def _match(
+        self, method: str, path: str
+    ) -> tuple[ApiRoute, LocalFunction, dict[str, str]] | None:
+        for route, function in self._routes:
+            parameters = route.match(method, path)
+            if parameters is not None:
+                return route, function, parameters
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        matched = self._match(request.method, request.path)
+        if matched is None:
+            return _no_route(request)(environ, start_response)
+        route, function, path_parameters = matched
+        result = function.invoke(proxy_event(request, route, path_parameters))
+        body = result.get("body") or ""
+        payload = base64.b64decode(body) if result.get("isBase64Encoded") else body
+        response = Response(payload, status=result.get("statusCode", 200))
+        headers = {key: [value] for key, value in (result.get("headers") or {}).items()}
+        headers.update(result.get("multiValueHeaders") or {})
+        for key, values in headers.items():
+            response.headers.setlist(key, values)
+        return response(environ, start_response)
+
+
+def _no_route(_: Request) -> Response:
+    return Response(
+        '{"error":{"code":"not_found","message":"no such route","fields":[]}}',
+        status=404,
+        content_type="application/json",
+    )
+
+
+class ApiServer:
+    def __init__(self, api: LocalApi, host: str, port: int) -> None:
+        self._server: BaseWSGIServer = make_server(host, port, api, threaded=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-api", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "ApiServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

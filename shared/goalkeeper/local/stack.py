@@ -1,0 +1,111 @@
+"""The whole local stack in one process: embedded DynamoDB, the API and the stream poller."""
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from goalkeeper.local.dynamodb import EmbeddedDynamoDB
+from goalkeeper.local.functions import LocalFunction
+from goalkeeper.local.gateway import ApiServer, LocalApi
+from goalkeeper.local.poller import StreamPoller
+from goalkeeper.local.template import (
+    api_routes,
+    load_template,
+    stream_subscriptions,
+    table_create_kwargs,
+    ttl_attribute,
+)
+
+REGION = "us-east-1"
+
+
+@dataclass
+class StackConfig:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    table_name: str = "goalkeeper"
+    admin_key: str = field(default_factory=lambda: os.environ.get("GOALKEEPER_ADMIN_KEY") or "")
+    state_dir: Path = field(default_factory=lambda: Path(".goalkeeper"))
+    quiet_lambdas: bool = True
+
+
+def local_environment(config: StackConfig, dynamodb_url: str) -> dict[str, str]:
+    """What a deployed function finds in its environment, pointed at the embedded endpoint."""
+    return {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url,
+        # Stream ARNs carry an account id; botocore would route by it, past the endpoint.
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "GOALKEEPER_TABLE_NAME": config.table_name,
+        "GOALKEEPER_ADMIN_KEY_SHA256": hashlib.sha256(config.admin_key.encode()).hexdigest(),
+        "POWERTOOLS_SERVICE_NAME": "goalkeeper",
+        "POWERTOOLS_METRICS_NAMESPACE": "Goalkeeper",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true" if config.quiet_lambdas else "false",
+        "POWERTOOLS_LOG_LEVEL": "WARNING" if config.quiet_lambdas else "INFO",
+    }
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        if not config.admin_key:
+            config.admin_key = f"gk_admin_{secrets.token_urlsafe(24)}"
+        self.config = config
+        self.dynamodb = EmbeddedDynamoDB(config.host).start()
+        os.environ.update(local_environment(config, self.dynamodb.endpoint_url))
+        from goalkeeper.settings import get_settings
+
+        get_settings.cache_clear()
+        template = load_template()
+        self._create_table(template)
+        functions: dict[str, LocalFunction] = {}
+
+        def function(name: str, code_uri: Path, handler: str) -> LocalFunction:
+            return functions.setdefault(name, LocalFunction(name, code_uri, handler))
+
+        routes = [
+            (route, function(route.function, route.code_uri, route.handler))
+            for route in api_routes(template)
+        ]
+        self.api = ApiServer(LocalApi(routes), config.host, config.port).start()
+        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        stream_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
+            TableName=config.table_name
+        )["Table"]["LatestStreamArn"]
+        self.pollers = [
+            StreamPoller(
+                streams,
+                stream_arn,
+                subscription,
+                function(subscription.function, subscription.code_uri, subscription.handler),
+                config.state_dir / "dead-letters.jsonl",
+                region=REGION,
+            ).start()
+            for subscription in stream_subscriptions(template)
+        ]
+
+    def _create_table(self, template: dict) -> None:
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(**table_create_kwargs(template, self.config.table_name))
+        client.update_time_to_live(
+            TableName=self.config.table_name,
+            TimeToLiveSpecification={"AttributeName": ttl_attribute(template), "Enabled": True},
+        )
+
+    @property
+    def api_url(self) -> str:
+        return self.api.url
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.api.stop()
+        self.dynamodb.stop()

@@ -1,0 +1,85 @@
+"""Field types shared by the API models: identifiers, money, currencies, times."""
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from goalkeeper.currencies import ISO_4217_CODES
+
+# Ids become part of DynamoDB keys, so '#' (the key separator) and whitespace are refused.
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@|/+=~-]+$")
+]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+def _currency(code: str) -> str:
+    if code not in ISO_4217_CODES:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+Currency = Annotated[str, StringConstraints(min_length=3, max_length=3), AfterValidator(_currency)]
+
+# Money is decimal end to end: JSON numbers are parsed as Decimal, strings accepted too.
+Amount = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("1000000000000"), max_digits=18, decimal_places=6, allow_inf_nan=False),
+]
+
+_E164_JUNK = re.compile(r"[\s().\-/]")
+
+
+def _e164(number: str) -> str:
+    compact = _E164_JUNK.sub("", number)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if not re.fullmatch(r"\+[1-9]\d{6,14}", compact):
+        raise ValueError("must be an international phone number, e.g. +442071234567")
+    return compact
+
+
+PhoneNumber = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are refused everywhere, naming the field (one documented rule)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(at: datetime) -> str:
+    """Fixed-width UTC timestamps, so string order is time order in sort keys."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def money_text(amount: Decimal) -> str:
+    return (
+        f"{amount:.2f}" if amount == amount.quantize(Decimal("0.01")) else f"{amount.normalize():f}"
+    )
+
+
+def to_item(data: Any) -> Any:
+    """Plain data for DynamoDB: datetimes become fixed-width ISO text, decimals stay exact."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="python", exclude_none=True)
+    if isinstance(data, dict):
+        return {key: to_item(value) for key, value in data.items() if value is not None}
+    if isinstance(data, list | tuple):
+        return [to_item(value) for value in data]
+    if isinstance(data, datetime):
+        return iso(data)
+    return data
+
+
+def local_day(at: datetime, timezone: str) -> str:
+    return at.astimezone(ZoneInfo(timezone)).date().isoformat()

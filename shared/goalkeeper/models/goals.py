@@ -1,0 +1,224 @@
+"""The goal library: rules, de-duplication and values (GET|POST /v1/goals...)."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import re2
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from goalkeeper.models.common import Amount, Currency, Identifier, ShortText, StrictModel
+from goalkeeper.models.events import FieldValue, TagName
+
+
+class CallRule(StrictModel):
+    kind: Literal["call"]
+    connected: bool | None = None
+    min_bridged_seconds: int | None = Field(default=None, ge=0, le=86400)
+    max_bridged_seconds: int | None = Field(
+        default=None, ge=1, le=86400, description="Exclusive upper bound: bridged < max."
+    )
+    first_time_caller_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Target calls: only when the caller had no counted call conversion "
+        "within this many days (the sales cycle).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> "CallRule":
+        low, high = self.min_bridged_seconds, self.max_bridged_seconds
+        if low is not None and high is not None and low >= high:
+            raise ValueError("min_bridged_seconds must be less than max_bridged_seconds")
+        return self
+
+
+class UrlRule(StrictModel):
+    kind: Literal["url"]
+    match: Literal["exact", "prefix", "contains", "regex"]
+    pattern: Annotated[str, Field(min_length=1, max_length=1024)]
+    case_sensitive: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex_compiles(cls, pattern: str, info: ValidationInfo) -> str:
+        # Checked at save time so the rules engine never meets a pattern it cannot compile.
+        if info.data.get("match") != "regex":
+            return pattern
+        options = re2.Options()
+        options.log_errors = False
+        try:
+            re2.compile(pattern, options)
+        except re2.error as exc:
+            detail = exc.args[0] if exc.args else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise ValueError(
+                f"pattern is not a valid RE2 regular expression: {detail} "
+                "(RE2 does not support backreferences or lookarounds)"
+            ) from None
+        return pattern
+
+
+ConditionOp = Literal["eq", "ne", "gt", "gte", "lt", "lte", "contains", "in", "exists"]
+
+
+class FieldCondition(StrictModel):
+    field: Annotated[str, Field(min_length=1, max_length=128)]
+    op: ConditionOp
+    value: FieldValue | list[FieldValue] = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> "FieldCondition":
+        if self.op == "in" and not isinstance(self.value, list):
+            raise ValueError("op 'in' needs a list value")
+        if self.op != "in" and isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a single value")
+        if self.op in ("gt", "gte", "lt", "lte") and not isinstance(self.value, int | Decimal):
+            raise ValueError(f"op {self.op!r} needs a number value")
+        return self
+
+
+class CustomTriggerRule(StrictModel):
+    kind: Literal["custom_trigger"]
+    name: ShortText
+    conditions: list[FieldCondition] = Field(default_factory=list, max_length=20)
+
+
+class CallRatingRule(StrictModel):
+    kind: Literal["call_rating"]
+    rating: ShortText
+
+
+class TransactionRule(StrictModel):
+    kind: Literal["transaction"]
+    min_value: Amount | None = Field(
+        default=None,
+        description="Without currency, the threshold applies to the amount in whatever "
+        "currency the sale was made (as in the products our users come from).",
+    )
+    inclusive: bool = Field(default=True, description="true: at least min_value; false: more than")
+    currency: Currency | None = None
+
+
+class LeadRule(StrictModel):
+    kind: Literal["lead"]
+
+
+class ServiceActivityRule(StrictModel):
+    kind: Literal["service_activity"]
+    topics: dict[ShortText, list[ShortText]] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _statuses_given(self) -> "ServiceActivityRule":
+        for topic, statuses in self.topics.items():
+            if not statuses:
+                raise ValueError(f"topic {topic!r} needs at least one status")
+        return self
+
+
+class PageViewsRule(StrictModel):
+    kind: Literal["page_views"]
+    min_pages: int = Field(ge=1, le=10000)
+
+
+class TagsRule(StrictModel):
+    kind: Literal["tags"]
+    tags: list[TagName] = Field(min_length=1, max_length=50)
+    match: Literal["any", "all"] = "all"
+
+
+Rule = Annotated[
+    CallRule
+    | UrlRule
+    | CustomTriggerRule
+    | CallRatingRule
+    | TransactionRule
+    | LeadRule
+    | ServiceActivityRule
+    | PageViewsRule
+    | TagsRule,
+    Field(discriminator="kind"),
+]
+
+DedupKey = Literal["visitor", "goal", "transaction_ref", "visit", "caller"]
+
+
+class Dedup(StrictModel):
+    keys: list[DedupKey] = Field(max_length=5)
+    window_days: int | None = Field(default=None, ge=1, le=3650, description="null: forever")
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> "Dedup":
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("keys must not repeat")
+        return self
+
+
+class NoValue(StrictModel):
+    type: Literal["none"]
+
+
+class FixedValue(StrictModel):
+    type: Literal["fixed"]
+    amount: Amount
+    currency: Currency
+
+
+class PercentOfTransaction(StrictModel):
+    type: Literal["percent_of_transaction"]
+    percent: Annotated[Decimal, Field(gt=0, le=1000, decimal_places=4)]
+
+
+GoalValue = Annotated[NoValue | FixedValue | PercentOfTransaction, Field(discriminator="type")]
+
+
+def default_dedup(rule: CallRule | object) -> Dedup:
+    """What a goal created without `dedup` gets (documented in the README).
+
+    Calls: every call counts (use first_time_caller_days for target calls).
+    Sales: one per visitor per goal per transaction reference.
+    Page views: one per visit per goal (the rule is about a visit reaching N pages).
+    Everything else: one per visitor per goal.
+    """
+    if isinstance(rule, CallRule):
+        return Dedup(keys=[])
+    if isinstance(rule, TransactionRule):
+        return Dedup(keys=["visitor", "goal", "transaction_ref"])
+    if isinstance(rule, PageViewsRule):
+        return Dedup(keys=["visit", "goal"])
+    return Dedup(keys=["visitor", "goal"])
+
+
+class GoalSpec(StrictModel):
+    """What a user writes to create or replace a goal."""
+
+    name: ShortText
+    converting: bool = True
+    rule: Rule
+    dedup: Dedup | None = None
+    once_per_visit: bool = False
+    once_per_contact: bool = False
+    value: GoalValue = Field(default_factory=lambda: NoValue(type="none"))
+    active: bool = True
+
+
+class Goal(GoalSpec):
+    goal_id: Identifier
+    version: int
+    dedup: Dedup
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_spec(
+        cls, spec: GoalSpec, goal_id: str, version: int, created_at: datetime, now: datetime
+    ) -> "Goal":
+        data = spec.model_dump()
+        data["dedup"] = spec.dedup or default_dedup(spec.rule)
+        return cls(goal_id=goal_id, version=version, created_at=created_at, updated_at=now, **data)
+
+
+class GoalList(StrictModel):
+    goals: list[Goal]

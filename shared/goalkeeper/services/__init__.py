@@ -1,0 +1,1 @@
+"""Domain services: the use cases the Lambda handlers call."""

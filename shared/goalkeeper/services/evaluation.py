@@ -1,0 +1,109 @@
+"""Deciding goals for one stored event: rules (pure) first, then atomic decisions."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from goalkeeper import keys
+from goalkeeper.dedup import Decision, Shape, library_shapes, plan_conversion
+from goalkeeper.models.common import local_day
+from goalkeeper.models.events import Event, EventBase, TagChange
+from goalkeeper.rules import GoalIndex, RuleContext
+from goalkeeper.services.goals import list_goals
+from goalkeeper.storage import Store
+from goalkeeper.values import conversion_value
+
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True)
+class GoalLibrary:
+    """An account's goals as evaluation needs them, built once per load."""
+
+    index: GoalIndex
+    shapes: frozenset[Shape]
+    timezone: str
+
+
+class GoalLibraryCache:
+    """Keeps each account's goal library in the warm Lambda for `ttl` seconds,
+    so evaluation reads the library once per TTL, not once per event; a goal
+    change is picked up within the TTL."""
+
+    def __init__(self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, GoalLibrary]] = {}
+
+    def get(self, account_id: str) -> GoalLibrary:
+        now = self._clock()
+        cached = self._entries.get(account_id)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        account = self._store.get_account(account_id) or {}
+        goals = list_goals(self._store, account_id)
+        library = GoalLibrary(
+            GoalIndex.build(goals), library_shapes(goals), account.get("timezone", "UTC")
+        )
+        self._entries[account_id] = (now, library)
+        return library
+
+
+def stored_event(item: dict[str, Any]) -> EventBase:
+    return _event_adapter.validate_python(item["body"])  # type: ignore[return-value]
+
+
+def rule_context(
+    store: Store, library: GoalLibrary, account_id: str, event: EventBase, sort_key: str
+) -> RuleContext:
+    """Only the history a candidate rule needs is read, through narrow index ranges."""
+    context: dict[str, Any] = {}
+    if library.index.needs_visit_pages(event) and event.visit_id:  # type: ignore[arg-type]
+        earlier = store.visit_page_views_before(account_id, event.visit_id, sort_key)
+        context["visit_page_count"] = earlier + 1
+    if library.index.needs_contact_tags(event) and isinstance(event, TagChange):  # type: ignore[arg-type]
+        before: set[str] = set()
+        for item in store.contact_tag_events_before(account_id, event.contact_id, sort_key):
+            before = _apply_tags(
+                before, item["body"].get("added", []), item["body"].get("removed", [])
+            )
+        context["contact_tags_before"] = frozenset(before)
+        context["contact_tags_after"] = frozenset(_apply_tags(before, event.added, event.removed))
+    return RuleContext(**context)
+
+
+def _apply_tags(tags: set[str], added: list[str], removed: list[str]) -> set[str]:
+    return (tags - set(removed)) | set(added)
+
+
+def evaluate_event_item(
+    store: Store, libraries: GoalLibraryCache, item: dict[str, Any], shards: int
+) -> list[Decision]:
+    """Decide every goal this event reaches. Safe to repeat: decisions are keyed by
+    (event, goal) and a repeat returns the earlier decision unchanged."""
+    account_id = item["account_id"]
+    event = stored_event(item)
+    occurred_at: datetime = event.occurred_at  # type: ignore[assignment]
+    library = libraries.get(account_id)
+    sort_key = keys.trace_sk(item["occurred_at"], "E", item["event_id"])
+    context = rule_context(store, library, account_id, event, sort_key)
+    decisions = []
+    for goal in library.index.matching_goals(event, context):  # type: ignore[arg-type]
+        plan = plan_conversion(
+            account_id=account_id,
+            event=event,
+            event_id=item["event_id"],
+            occurred_at=occurred_at,
+            goal=goal,
+            shapes=library.shapes,
+            day=local_day(occurred_at, library.timezone),
+            shards=shards,
+            value=conversion_value(goal.value, event),
+        )
+        decisions.append(store.decide(plan))
+    return decisions

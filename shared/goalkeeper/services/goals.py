@@ -1,0 +1,75 @@
+"""The goal library: create, read, replace and deactivate goals, keeping every version."""
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from goalkeeper import keys
+from goalkeeper.errors import NotFound
+from goalkeeper.models.common import to_item
+from goalkeeper.models.goals import Goal, GoalSpec
+from goalkeeper.storage import Store
+
+
+def _new_goal_id() -> str:
+    return f"goal_{secrets.token_hex(8)}"
+
+
+def _items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = to_item(goal)
+    current = keys.goal(account_id, goal.goal_id) | {
+        "kind": "goal",
+        "account_id": account_id,
+        "goal_id": goal.goal_id,
+        "version": goal.version,
+        "goal": body,
+    }
+    history = keys.goal_version(account_id, goal.goal_id, goal.version) | {
+        "kind": "goal_version",
+        "account_id": account_id,
+        "goal": body,
+    }
+    return current, history
+
+
+def new_goal_items(account_id: str, spec: GoalSpec, now: datetime) -> list[dict[str, Any]]:
+    return list(_items(account_id, Goal.from_spec(spec, _new_goal_id(), 1, now, now)))
+
+
+def goal_from_item(item: dict[str, Any]) -> Goal:
+    return Goal.model_validate(item["goal"])
+
+
+def list_goals(store: Store, account_id: str) -> list[Goal]:
+    goals = [goal_from_item(item) for item in store.list_goal_items(account_id)]
+    return sorted(goals, key=lambda goal: (goal.created_at, goal.goal_id))
+
+
+def get_goal(store: Store, account_id: str, goal_id: str) -> Goal:
+    item = store.get_goal_item(account_id, goal_id)
+    if item is None:
+        raise NotFound(f"no goal {goal_id!r} in this account")
+    return goal_from_item(item)
+
+
+def create_goal(store: Store, account_id: str, spec: GoalSpec, now: datetime) -> Goal:
+    goal = Goal.from_spec(spec, _new_goal_id(), 1, now, now)
+    store.save_goal(*_items(account_id, goal), previous_version=None)
+    return goal
+
+
+def replace_goal(
+    store: Store, account_id: str, goal_id: str, spec: GoalSpec, now: datetime
+) -> Goal:
+    """A change is a new version; conversions keep the version that decided them."""
+    current = get_goal(store, account_id, goal_id)
+    goal = Goal.from_spec(spec, goal_id, current.version + 1, current.created_at, now)
+    store.save_goal(*_items(account_id, goal), previous_version=current.version)
+    return goal
+
+
+def deactivate_goal(store: Store, account_id: str, goal_id: str, now: datetime) -> Goal:
+    """DELETE keeps the goal and its history for reports; it only stops matching."""
+    current = get_goal(store, account_id, goal_id)
+    spec = GoalSpec.model_validate(current.model_dump(include=set(GoalSpec.model_fields)))
+    return replace_goal(store, account_id, goal_id, spec.model_copy(update={"active": False}), now)

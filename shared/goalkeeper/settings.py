@@ -1,0 +1,28 @@
+"""Configuration: every setting comes from the environment through this one model."""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOALKEEPER_", extra="ignore")
+
+    table_name: str = "goalkeeper"
+    # SHA-256 (hex) of the admin key; the plaintext never reaches a Lambda.
+    admin_key_sha256: str = ""
+    # Daily goal counters are spread over this many partitions so one busy goal
+    # cannot make a hot key. Changing it after data exists splits old counters.
+    aggregate_shards: int = 4
+    # How long a warm Lambda trusts its cached copy of an account's goal library.
+    goal_cache_ttl_seconds: float = 30.0
+    # Raw events expire (DynamoDB TTL) after this many days; conversions and
+    # aggregates are kept.
+    event_retention_days: int = 400
+    max_body_bytes: int = 256 * 1024
+    max_batch_events: int = 100
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,153 @@
+"""Shared fixtures: an in-process stack (moto in process, the real handlers, the
+real gateway and stream poller code) and helpers to talk to it like a client."""
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from werkzeug.test import Client
+
+from goalkeeper.local.functions import LocalFunction
+from goalkeeper.local.gateway import LocalApi
+from goalkeeper.local.poller import StreamPoller
+from goalkeeper.local.template import (
+    api_routes,
+    load_template,
+    stream_subscriptions,
+    table_create_kwargs,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "admin-local-key"  # the key the shipped events/create_account.json carries
+TABLE = "goalkeeper-test"
+REGION = "us-east-1"
+
+TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    # botocore 1.44 sends stream calls to an account-based host that moto does not route.
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    "GOALKEEPER_TABLE_NAME": TABLE,
+    "GOALKEEPER_ADMIN_KEY_SHA256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest(),
+    "GOALKEEPER_GOAL_CACHE_TTL_SECONDS": "0",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "goalkeeper",
+    "POWERTOOLS_METRICS_NAMESPACE": "Goalkeeper",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in TEST_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    _reset_process_singletons()
+    yield
+    _reset_process_singletons()
+
+
+def _reset_process_singletons() -> None:
+    from goalkeeper import runtime
+    from goalkeeper.settings import get_settings
+
+    get_settings.cache_clear()
+    runtime.store.cache_clear()
+
+
+class ApiClient:
+    """Talks to the API through the local gateway's WSGI app, as an HTTP client would."""
+
+    def __init__(self, api: LocalApi) -> None:
+        self._client = Client(api)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw: str | bytes | None = None,
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["x-api-key"] = key
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        response = self._client.open(
+            path, method=method, headers=headers, data=data, query_string=query
+        )
+        text = response.get_data(as_text=True)
+        return response.status_code, json.loads(text) if text else None
+
+
+class InProcessStack:
+    def __init__(self) -> None:
+        template = load_template()
+        self.client = boto3.client("dynamodb", region_name=REGION)
+        self.client.create_table(**table_create_kwargs(template, TABLE))
+        self.functions: dict[str, LocalFunction] = {}
+        routes = [
+            (route, self._function(route.function, route.code_uri, route.handler))
+            for route in api_routes(template)
+        ]
+        self.api = ApiClient(LocalApi(routes))
+        subscription = stream_subscriptions(template)[0]
+        stream_arn = self.client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+        self.evaluate = self._function(
+            subscription.function, subscription.code_uri, subscription.handler
+        )
+        self.dead_letters = REPO / ".pytest_cache" / f"dead-letters-{os.getpid()}.jsonl"
+        self.dead_letters.unlink(missing_ok=True)
+        self.poller = StreamPoller(
+            boto3.client("dynamodbstreams", region_name=REGION),
+            stream_arn,
+            subscription,
+            self.evaluate,
+            self.dead_letters,
+        )
+
+    def _function(self, name: str, code_uri: Path, handler: str) -> LocalFunction:
+        return self.functions.setdefault(name, LocalFunction(name, code_uri, handler))
+
+    def evaluate_pending(self) -> None:
+        """Deliver every stream record written so far to the evaluation function."""
+        while self.poller.poll_once():
+            pass
+
+    def new_account(self, **body: Any) -> dict[str, Any]:
+        status, account = self.api.request("POST", "/v1/accounts", ADMIN_KEY, body or {})
+        assert status == 201, account
+        return account
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every item of the table (tests only: the product never scans)."""
+        from goalkeeper.storage import from_attributes
+
+        pages = self.client.get_paginator("scan").paginate(TableName=TABLE)
+        return [from_attributes(item) for page in pages for item in page["Items"]]
+
+
+@pytest.fixture
+def stack(aws_environment: None) -> Iterator[InProcessStack]:
+    with mock_aws():
+        yield InProcessStack()
+
+
+def load_event_file(name: str) -> dict[str, Any]:
+    return json.loads((REPO / "events" / name).read_text())
