@@ -11,7 +11,12 @@ from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -91,6 +96,7 @@ def problems_from_validation(details: Sequence[dict[str, Any]]) -> list[FieldPro
 def create_resolver() -> APIGatewayRestResolver:
     """A REST resolver with request validation, decimal JSON and the error registry."""
     app = APIGatewayRestResolver(
+        cors=CORSConfig(allow_origin="*", allow_headers=[API_KEY_HEADER], max_age=600),
         enable_validation=True,
         json_body_deserializer=lambda text: json.loads(text, parse_float=Decimal),
     )
@@ -124,6 +130,8 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
     """
 
     def entry(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("httpMethod") == "OPTIONS":
+            return _PREFLIGHT  # a CORS preflight carries no key; API Gateway answers it in AWS
         try:
             _check_body_size(event)
             principal = authenticate(_header(event, API_KEY_HEADER), lookup)
@@ -134,6 +142,20 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
         return app.resolve(event, context)
 
     return entry
+
+
+_CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+_PREFLIGHT = {
+    "statusCode": 204,
+    "headers": _CORS_HEADERS
+    | {
+        "Access-Control-Allow-Headers": f"content-type,{API_KEY_HEADER}",
+        "Access-Control-Allow-Methods": "GET,POST,PUT,DELETE,OPTIONS",
+        "Access-Control-Max-Age": "600",
+    },
+    "body": "",
+    "isBase64Encoded": False,
+}
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -166,7 +188,7 @@ def _proxy_error(error: GoalkeeperError) -> dict[str, Any]:
     response = error_response(error)
     return {
         "statusCode": response.status_code,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json"} | _CORS_HEADERS,
         "body": json.dumps(response.body),
         "isBase64Encoded": False,
     }

@@ -65,7 +65,8 @@ class LocalApi:
         self, method: str, path: str
     ) -> tuple[ApiRoute, LocalFunction, dict[str, str]] | None:
         for route, function in self._routes:
-            parameters = route.match(method, path)
+            # API Gateway answers CORS preflights for every route; its function does here.
+            parameters = route.match(route.method if method == "OPTIONS" else method, path)
             if parameters is not None:
                 return route, function, parameters
         return None

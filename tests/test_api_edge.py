@@ -1,0 +1,71 @@
+"""What every client meets first: keys, roles, body handling and the error shape."""
+
+import json
+
+from conftest import InProcessStack
+
+GOOD_CALL = {"type": "call", "call_id": "c-1", "connected": True, "bridged_seconds": 61}
+
+
+def _event_items(stack: InProcessStack) -> list[dict]:
+    return [item for item in stack.items() if item.get("kind") == "event"]
+
+
+def test_missing_and_unknown_keys_are_401(stack: InProcessStack) -> None:
+    assert stack.api.request("POST", "/v1/events", None, GOOD_CALL)[0] == 401
+    status, body = stack.api.request("POST", "/v1/events", "gk_write_nope", GOOD_CALL)
+    assert status == 401
+    assert body["error"]["code"] == "unauthenticated"
+    assert _event_items(stack) == []
+
+
+def test_keys_of_the_wrong_role_are_403(stack: InProcessStack) -> None:
+    keys = stack.new_account()["keys"]
+    assert stack.api.request("POST", "/v1/events", keys["read"], GOOD_CALL)[0] == 403
+    assert stack.api.request("GET", "/v1/reports/goals", keys["write"])[0] == 403
+    assert stack.api.request("POST", "/v1/accounts", keys["write"], {})[0] == 403
+    assert _event_items(stack) == []
+
+
+def test_a_batch_with_one_bad_event_is_rejected_whole_naming_the_field(
+    stack: InProcessStack,
+) -> None:
+    write = stack.new_account()["keys"]["write"]
+    bad = GOOD_CALL | {"call_id": "c-2", "bridged_seconds": -1, "colour": "red"}
+    status, body = stack.api.request("POST", "/v1/events", write, {"events": [GOOD_CALL, bad]})
+    assert status == 400
+    problems = {(f["field"], f["reason"]) for f in body["error"]["fields"]}
+    assert ("events[1].colour", "unknown field") in problems
+    assert any(field == "events[1].bridged_seconds" for field, _ in problems)
+    assert _event_items(stack) == []
+
+
+def test_bodies_are_json_whatever_the_content_type_says(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    client = stack.api._client
+    response = client.post(
+        "/v1/events",
+        data=json.dumps(GOOD_CALL),
+        headers={"x-api-key": write, "Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert response.status_code == 202
+    assert len(_event_items(stack)) == 1
+
+
+def test_oversized_bodies_are_413_and_store_nothing(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    huge = json.dumps(GOOD_CALL | {"padding": "x" * (256 * 1024)})
+    status, body = stack.api.request("POST", "/v1/events", write, raw=huge)
+    assert status == 413
+    assert body["error"]["fields"] == [{"field": "body", "reason": "larger than 262144 bytes"}]
+    assert _event_items(stack) == []
+
+
+def test_cors_preflight_is_answered_without_a_key(stack: InProcessStack) -> None:
+    response = stack.api._client.options(
+        "/v1/events",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code in (200, 204)
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "x-api-key" in response.headers["Access-Control-Allow-Headers"].lower()

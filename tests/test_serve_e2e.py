@@ -1,0 +1,67 @@
+"""The README walk-through over HTTP against `goalkeeper serve`, as a user runs it."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from localserver import ServedStack
+
+ADMIN = "e2e-admin-key"
+CALL = {
+    "event_id": "call-0001",
+    "type": "call",
+    "occurred_at": "2026-11-20T10:15:00Z",
+    "visitor_id": "v-1001",
+    "call_id": "CA-0001",
+    "caller_number": "+442071234567",
+    "tracking_number": "+442079460000",
+    "connected": True,
+    "bridged_seconds": 75,
+}
+REPORT = "/v1/reports/goals?from=2026-11-01&to=2026-11-30"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServedStack]:
+    stack = ServedStack(ADMIN)
+    yield stack
+    if stack.process.poll() is None:
+        stack.stop()
+
+
+def _qualified(served: ServedStack, read_key: str) -> int:
+    status, report = served.request("GET", REPORT, read_key)
+    assert status == 200, report
+    return next(row["counted"] for row in report["goals"] if row["name"] == "Call Qualified")
+
+
+def _wait_for_qualified(served: ServedStack, read_key: str, expected: int) -> int:
+    deadline = time.monotonic() + 10
+    while (count := _qualified(served, read_key)) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return count
+
+
+@pytest.mark.server
+def test_readme_walkthrough_counts_a_qualified_call_once(served: ServedStack) -> None:
+    assert any(ADMIN in line for line in served.banner)
+    status, account = served.request("POST", "/v1/accounts", ADMIN, {})
+    assert status == 201, account
+    write, read = account["keys"]["write"], account["keys"]["read"]
+
+    status, body = served.request("POST", "/v1/events", write, CALL)
+    assert (status, body) == (202, {"accepted": ["call-0001"], "duplicates": []})
+    assert _wait_for_qualified(served, read, 1) == 1
+
+    status, body = served.request("POST", "/v1/events", write, CALL)
+    assert (status, body) == (202, {"accepted": [], "duplicates": ["call-0001"]})
+    time.sleep(1.0)  # give a wrongly re-evaluated duplicate time to show up
+    assert _qualified(served, read) == 1
+
+
+@pytest.mark.server
+def test_ctrl_c_stops_the_stack_cleanly(served: ServedStack) -> None:
+    code, output = served.stop()
+    assert code == 0
+    assert "stopped" in output
+    assert "Traceback" not in output
