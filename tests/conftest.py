@@ -1,6 +1,7 @@
 """Shared fixtures: an in-process stack (moto in process, the real handlers, the
 real gateway and stream poller code) and helpers to talk to it like a client."""
 
+import functools
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
+from goalkeeper.local import atomic_transactions, fast_responses
 from goalkeeper.local.functions import LocalFunction
 from goalkeeper.local.gateway import LocalApi
 from goalkeeper.local.poller import StreamPoller
@@ -63,11 +65,9 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _reset_process_singletons() -> None:
-    from goalkeeper import runtime
     from goalkeeper.settings import get_settings
 
     get_settings.cache_clear()
-    runtime.store.cache_clear()
 
 
 class ApiClient:
@@ -96,10 +96,25 @@ class ApiClient:
         return response.status_code, json.loads(text) if text else None
 
 
+# Loading a function imports its module afresh (a cold start); tests share warm instances.
+_WARM_FUNCTIONS: dict[str, LocalFunction] = {}
+
+
+@functools.cache
+def _template() -> dict[str, Any]:
+    return load_template()
+
+
+@functools.cache
+def _client(service: str) -> Any:
+    # Creating a botocore client costs ~60 ms; moto intercepts requests of any client.
+    return boto3.client(service, region_name=REGION)
+
+
 class InProcessStack:
     def __init__(self) -> None:
-        template = load_template()
-        self.client = boto3.client("dynamodb", region_name=REGION)
+        template = _template()
+        self.client = _client("dynamodb")
         self.client.create_table(**table_create_kwargs(template, TABLE))
         self.functions: dict[str, LocalFunction] = {}
         routes = [
@@ -115,7 +130,7 @@ class InProcessStack:
         self.dead_letters = REPO / ".pytest_cache" / f"dead-letters-{os.getpid()}.jsonl"
         self.dead_letters.unlink(missing_ok=True)
         self.poller = StreamPoller(
-            boto3.client("dynamodbstreams", region_name=REGION),
+            _client("dynamodbstreams"),
             stream_arn,
             subscription,
             self.evaluate,
@@ -123,7 +138,9 @@ class InProcessStack:
         )
 
     def _function(self, name: str, code_uri: Path, handler: str) -> LocalFunction:
-        return self.functions.setdefault(name, LocalFunction(name, code_uri, handler))
+        if name not in _WARM_FUNCTIONS:
+            _WARM_FUNCTIONS[name] = LocalFunction(name, code_uri, handler)
+        return self.functions.setdefault(name, _WARM_FUNCTIONS[name])
 
     def evaluate_pending(self) -> None:
         """Deliver every stream record written so far to the evaluation function."""
@@ -145,6 +162,12 @@ class InProcessStack:
 
 @pytest.fixture
 def stack(aws_environment: None) -> Iterator[InProcessStack]:
+    # moto's own TransactWriteItems rolls back by swapping in a copy of the table,
+    # which orphans open stream iterators; the embedded endpoint's all-or-nothing
+    # version (same semantics as DynamoDB) is used in process too, and so are its
+    # plain JSON responses (moto's own rendering is the slowest part of a test).
+    atomic_transactions.install()
+    fast_responses.install()
     with mock_aws():
         yield InProcessStack()
 

@@ -41,6 +41,9 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}"): "IngestFunction",
     ("PUT", "/v1/goals/{goal_id}"): "IngestFunction",
     ("DELETE", "/v1/goals/{goal_id}"): "IngestFunction",
+    ("POST", "/v1/keys"): "IngestFunction",
+    ("GET", "/v1/keys"): "IngestFunction",
+    ("DELETE", "/v1/keys/{key_id}"): "IngestFunction",
     ("GET", "/v1/reports/goals"): "ReportsFunction",
     ("GET", "/v1/reports/goals/{goal_id}/timeseries"): "ReportsFunction",
     ("GET", "/v1/reports/attribution"): "ReportsFunction",
@@ -306,10 +309,11 @@ def test_stream_sample_event_is_the_stored_call() -> None:
     assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], int | float)
     assert record["dynamodb"]["Keys"] == {"pk": image["pk"], "sk": image["sk"]}
     assert image["kind"] == {"S": "event"}
-    # The stored body is the API request body, in DynamoDB's attribute-value form.
+    # The stored body is the API request body, in DynamoDB's attribute-value form,
+    # except the caller number: only its keyed hash and masked form are stored.
     body = image["body"]["M"]
     request = json.loads(_event("call_qualified.json")["body"])
-    assert set(body) == set(request)
+    assert set(body) == set(request) - {"caller_number"} | {"caller_hash", "caller_masked"}
     assert body["bridged_seconds"] == {"N": "75"}
     assert body["connected"] == {"BOOL": True}
     assert body["attribution"]["M"]["keyword"] == {"S": "plumber london"}

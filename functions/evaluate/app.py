@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime
+from goalkeeper.errors import StoreUnavailable
 from goalkeeper.services.evaluation import GoalLibraryCache, evaluate_event_item
 from goalkeeper.settings import get_settings
 
@@ -26,11 +27,34 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 libraries = GoalLibraryCache(runtime.store(), ttl=get_settings().goal_cache_ttl_seconds)
 
 
+class Deferred(Exception):
+    """Not attempted: an earlier record of this batch met a store outage."""
+
+
 def record_handler(record: DynamoDBRecord) -> None:
+    # A shard's events are decided in stream order (the first counted conversion
+    # wins a de-dup key). After a transient failure the rest of the batch is
+    # reported failed unattempted, so the retry decides them after it, in order.
+    # Any other failure is the record's own (a poison record): it fails alone.
+    if any(isinstance(info[1], StoreUnavailable) for info in processor.exceptions):
+        raise Deferred("an earlier record of this batch met a store outage")
     item = record.dynamodb.new_image
-    decisions = evaluate_event_item(
-        runtime.store(), libraries, item, get_settings().aggregate_shards
-    )
+    try:
+        decisions = evaluate_event_item(
+            runtime.store(), libraries, item, get_settings().aggregate_shards
+        )
+    except StoreUnavailable:
+        logger.warning(
+            "store unavailable; the batch is retried from this record",
+            extra={"event_id": item.get("event_id"), "sequence": record.dynamodb.sequence_number},
+        )
+        raise
+    except Exception:
+        logger.exception(
+            "event could not be evaluated; retried, then sent to the on-failure destination",
+            extra={"event_id": item.get("event_id"), "sequence": record.dynamodb.sequence_number},
+        )
+        raise
     for decision in decisions:
         if not decision.replayed:
             metrics.add_metric(f"Conversions{decision.status.title()}", MetricUnit.Count, 1)

@@ -1,4 +1,4 @@
-"""Write API: events from sites and phone systems, accounts, and the goal library."""
+"""Write API: events from sites and phone systems, accounts and keys, and the goal library."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -10,13 +10,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime
-from goalkeeper.auth import Role, current_account, require
+from goalkeeper.auth import Role, current_account, current_principal, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.models.accounts import AccountRequest
+from goalkeeper.models.accounts import AccountRequest, KeyRequest
 from goalkeeper.models.events import EventBatch
 from goalkeeper.models.goals import GoalSpec
+from goalkeeper.pii import AccountSecrets
 from goalkeeper.services import accounts, goals
-from goalkeeper.services.ingest import ingest_events
+from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -24,6 +25,10 @@ tracer = Tracer()
 metrics = Metrics()
 app = create_resolver()
 entry = api_entrypoint(app, runtime.key_lookup)
+# An account's secret never changes: each warm instance reads it once per account.
+account_secrets = AccountSecrets(
+    lambda account_id: load_account_secret(runtime.store(), account_id)
+)
 
 ADMIN = require(Role.ADMIN)
 WRITE = require(Role.WRITE)
@@ -41,6 +46,34 @@ def create_account(request: Annotated[AccountRequest | None, Body()] = None) -> 
     return json_response(201, account.model_dump())
 
 
+@app.post("/v1/keys", middlewares=[READ_OR_WRITE])
+def issue_key(request: Annotated[KeyRequest | None, Body()] = None) -> JsonResponse:
+    key = accounts.issue_key(
+        runtime.store(),
+        current_account(app),
+        current_principal(app).role,
+        request or KeyRequest(),
+        _now(),
+    )
+    logger.info("api key issued", extra={"key_id": key.key_id, "role": key.role})
+    return json_response(201, key.model_dump())
+
+
+@app.get("/v1/keys", middlewares=[READ_OR_WRITE])
+def list_keys() -> JsonResponse:
+    listed = accounts.list_keys(runtime.store(), current_account(app), current_principal(app).role)
+    return json_response(200, {"keys": [key.model_dump() for key in listed]})
+
+
+@app.delete("/v1/keys/<key_id>", middlewares=[READ_OR_WRITE])
+def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
+    key = accounts.revoke_key(
+        runtime.store(), current_account(app), current_principal(app).role, key_id, _now()
+    )
+    logger.info("api key revoked", extra={"key_id": key.key_id, "role": key.role})
+    return json_response(200, key.model_dump())
+
+
 @app.post("/v1/events", middlewares=[WRITE])
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
     result = ingest_events(
@@ -50,6 +83,7 @@ def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
         received_at=_now(),
         request_id=app.lambda_context.aws_request_id,
         retention_days=get_settings().event_retention_days,
+        account_secret=account_secrets.get,
     )
     metrics.add_metric("EventsAccepted", MetricUnit.Count, len(result.accepted))
     metrics.add_metric("EventsDuplicate", MetricUnit.Count, len(result.duplicates))

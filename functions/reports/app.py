@@ -1,10 +1,10 @@
 """Read API: reports, visitor traces and goal health for marketers' dashboards."""
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,24 +20,83 @@ app = create_resolver()
 entry = api_entrypoint(app, runtime.key_lookup)
 
 READ = require(Role.READ)
+From = Annotated[date | None, Query(alias="from", description="first day, YYYY-MM-DD")]
+To = Annotated[date | None, Query(alias="to", description="last day, YYYY-MM-DD")]
+GoalId = Annotated[str, Path(min_length=1, max_length=128)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
 
 
-def _account_timezone(account_id: str) -> str:
+def _span(account_id: str, start: date | None, end: date | None) -> reports.DateRange:
     account = runtime.store().get_account(account_id) or {}
-    return account.get("timezone", "UTC")
+    return reports.date_range(start, end, account.get("timezone", "UTC"), datetime.now(UTC))
+
+
+def _shards() -> int:
+    return get_settings().aggregate_shards
 
 
 @app.get("/v1/reports/goals", middlewares=[READ])
-def goals_report(
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
-) -> JsonResponse:
+def goals_report(start: From = None, end: To = None) -> JsonResponse:
     account_id = current_account(app)
-    span = reports.date_range(start, end, _account_timezone(account_id), datetime.now(UTC))
     report = reports.goals_report(
-        runtime.store(), account_id, span, get_settings().aggregate_shards
+        runtime.store(), account_id, _span(account_id, start, end), _shards()
     )
     return json_response(200, report)
+
+
+@app.get("/v1/reports/goals/<goal_id>/timeseries", middlewares=[READ])
+def goal_timeseries(goal_id: GoalId, start: From = None, end: To = None) -> JsonResponse:
+    account_id = current_account(app)
+    span = _span(account_id, start, end)
+    return json_response(
+        200, reports.goal_timeseries(runtime.store(), account_id, goal_id, span, _shards())
+    )
+
+
+@app.get("/v1/reports/attribution", middlewares=[READ])
+def attribution(
+    dimension: Annotated[Literal["source", "medium", "campaign", "keyword"], Query()] = "campaign",
+    group: Annotated[Literal["converting", "non_converting", "all"], Query()] = "all",
+    start: From = None,
+    end: To = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+) -> JsonResponse:
+    account_id = current_account(app)
+    span = _span(account_id, start, end)
+    report = reports.attribution_report(
+        runtime.store(), account_id, span, _shards(), dimension, group, limit, cursor
+    )
+    return json_response(200, report)
+
+
+@app.get("/v1/reports/top-keywords", middlewares=[READ])
+def top_keywords(
+    start: From = None, end: To = None, limit: Annotated[int, Query(ge=1, le=200)] = 200
+) -> JsonResponse:
+    account_id = current_account(app)
+    span = _span(account_id, start, end)
+    return json_response(
+        200, reports.top_keywords(runtime.store(), account_id, span, _shards(), limit)
+    )
+
+
+@app.get("/v1/visitors/<visitor_id>/trace", middlewares=[READ])
+def visitor_trace(
+    visitor_id: Annotated[str, Path(min_length=1, max_length=128)],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Cursor = None,
+) -> JsonResponse:
+    trace = reports.visitor_trace(runtime.store(), current_account(app), visitor_id, limit, cursor)
+    return json_response(200, trace)
+
+
+@app.get("/v1/goals/<goal_id>/health", middlewares=[READ])
+def goal_health(goal_id: GoalId) -> JsonResponse:
+    health = reports.goal_health(
+        runtime.store(), current_account(app), goal_id, _shards(), datetime.now(UTC)
+    )
+    return json_response(200, health)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -43,6 +43,20 @@ def new_api_key(role: Role) -> str:
     return f"gk_{role.value}_{secrets.token_urlsafe(24)}"
 
 
+def new_key_id() -> str:
+    """A key's public name: random, so it says nothing about the key or its digest."""
+    return f"key_{secrets.token_hex(8)}"
+
+
+KEY_PREFIX_RANDOM_CHARS = 4
+
+
+def key_prefix(key: str, role: Role) -> str:
+    """The role marker and the first 4 random characters (24 of 192 bits): enough to
+    recognise a key in a list, far too little to guess it."""
+    return key[: len(f"gk_{role.value}_") + KEY_PREFIX_RANDOM_CHARS]
+
+
 KeyLookup = Callable[[str], Principal | None]
 
 

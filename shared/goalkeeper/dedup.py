@@ -10,7 +10,7 @@ checks, so the decision and all its writes are one atomic operation.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,12 @@ class ClaimCheck:
     def reason(self) -> str:
         return f"duplicate under key {'+'.join(self.shape)} within {self.window}"
 
+    def blocked_by(self, claim_item: dict[str, Any], event_id: str) -> bool:
+        """Whether an existing claim makes this check fail (mirrors the write condition)."""
+        if not claim_item or claim_item.get("event_id") == event_id:
+            return False
+        return self.cutoff is None or claim_item.get("last_at", "") >= self.cutoff
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -72,10 +78,15 @@ class ConversionPlan:
     account_id: str
     conversion_id: str
     goal_id: str
+    event_id: str
     occurred_at: str
     claims: tuple[Claim, ...]
     aggregate: AggregateDelta
     attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def visitor_id(self) -> str | None:
+        return self.attributes.get("visitor_id")
 
     def counted(self) -> Decision:
         return Decision(self.conversion_id, self.goal_id, "counted")
@@ -115,6 +126,42 @@ class ConversionPlan:
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class ClaimWrite:
+    """One claim item written by the counted conversions of one event.
+
+    Several goals reached by one event may check and write the same claim; the
+    item is written once, recording the first of them, under a condition that
+    holds only if every check holds (the strictest window wins).
+    """
+
+    shape: Shape
+    values: tuple[str, ...]
+    recorded: ConversionPlan
+    checks: tuple[tuple[ConversionPlan, ClaimCheck], ...] = ()
+
+    @property
+    def forever(self) -> bool:
+        return any(check.cutoff is None for _, check in self.checks)
+
+    @property
+    def cutoff(self) -> str | None:
+        cutoffs = [check.cutoff for _, check in self.checks if check.cutoff is not None]
+        return None if self.forever or not cutoffs else min(cutoffs)
+
+
+def claim_writes(counted: list[ConversionPlan]) -> list[ClaimWrite]:
+    merged: dict[tuple[Shape, tuple[str, ...]], ClaimWrite] = {}
+    for plan in counted:
+        for claim in plan.claims:
+            key = (claim.shape, claim.values)
+            write = merged.get(key) or ClaimWrite(claim.shape, claim.values, plan)
+            if claim.check is not None:
+                write = replace(write, checks=(*write.checks, (plan, claim.check)))
+            merged[key] = write
+    return list(merged.values())
+
+
 def library_shapes(goals: Iterable[Goal]) -> frozenset[Shape]:
     """Every claim shape some goal of the account checks."""
     shapes: set[Shape] = set()
@@ -144,7 +191,8 @@ def _check(shape: Shape, window_days: int | None, occurred_at: datetime) -> Clai
 
 def key_values(event: EventBase, goal: Goal) -> dict[str, str | None]:
     transaction = event.transaction_facts()
-    caller = event.caller_number if isinstance(event, Call) else None
+    # The stored call keeps only a keyed hash of the caller (goalkeeper.pii).
+    caller = event.caller_hash if isinstance(event, Call) else None
     return {
         "visitor": event.visitor_id,
         "goal": goal.goal_id,
@@ -212,11 +260,12 @@ def plan_conversion(
     }
     if event.visitor_id:
         attributes["gsi1pk"] = keys.visitor_trace_pk(account_id, event.visitor_id)
-        attributes["gsi1sk"] = keys.trace_sk(at, "C", conversion_id)
+        attributes["gsi1sk"] = keys.trace_sk(at, "G", conversion_id)
     return ConversionPlan(
         account_id=account_id,
         conversion_id=conversion_id,
         goal_id=goal.goal_id,
+        event_id=event_id,
         occurred_at=at,
         claims=plan_claims(event, occurred_at, goal, shapes),
         aggregate=AggregateDelta(keys.aggregate_shard(conversion_id, shards), day, value),

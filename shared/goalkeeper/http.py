@@ -5,7 +5,11 @@ HTTP status each one becomes and renders the documented error shape:
 {"error": {"code", "message", "fields": [{"field", "reason"}]}}.
 """
 
+import base64
+import functools
 import json
+import re
+import typing
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from http import HTTPStatus
@@ -37,7 +41,30 @@ STATUS_BY_ERROR: dict[type[GoalkeeperError], HTTPStatus] = {
 
 # Discriminated unions put the chosen tag into pydantic's error location
 # ("events", 0, "call", "bridged_seconds"); users know the field as events[0].bridged_seconds.
-_UNION_TAG_PARENTS = ("rule", "value")
+# The tags are read from the models: rule kinds after "rule", value types after "value",
+# event types after an event's index.
+_UNION_FIELDS = {"rule": ("Rule", "kind"), "value": ("GoalValue", "type")}
+
+# Smart unions (a custom field's string | number | boolean) add one error per member,
+# each located under the member's schema label: events[0].fields.size.bool, ...int, ...
+_MEMBER_LABEL = re.compile(
+    r"^(?:bool|int|float|decimal|str|bytes|none|date|datetime|constrained-str"
+    r"|[a-z][a-z-]*\[.*\])$"
+)
+_TYPE_NOUNS = {
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "decimal_type": "a number",
+    "decimal_parsing": "a number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
 
 
 def status_for(error: GoalkeeperError) -> HTTPStatus:
@@ -63,33 +90,89 @@ def error_response(error: GoalkeeperError) -> JsonResponse:
 
 def field_path(loc: Sequence[str | int]) -> str:
     parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+    while len(parts) > 1 and isinstance(parts[-1], str) and _MEMBER_LABEL.match(parts[-1]):
+        parts.pop()
     path = ""
     for index, part in enumerate(parts):
         previous = parts[index - 1] if index else None
         if isinstance(part, int):
             path += f"[{part}]"
-        elif (isinstance(previous, int) and _is_union_tag(part)) or previous in _UNION_TAG_PARENTS:
+        elif _is_union_tag(previous, part):
             continue
         else:
             path += f".{part}" if path else str(part)
     return path or "body"
 
 
-def _is_union_tag(part: str) -> bool:
-    from goalkeeper.models.events import EVENT_TYPES
+def _is_union_tag(previous: str | int | None, part: str) -> bool:
+    if isinstance(previous, int):
+        from goalkeeper.models.events import EVENT_TYPES
 
-    return part in EVENT_TYPES
+        return part in EVENT_TYPES
+    return previous in _UNION_FIELDS and part in _union_tags(str(previous))
+
+
+@functools.cache
+def _union_tags(field: str) -> frozenset[str]:
+    from goalkeeper.models import goals
+
+    union_name, tag_field = _UNION_FIELDS[field]
+    (members, *_) = typing.get_args(getattr(goals, union_name))
+    return frozenset(
+        tag
+        for member in typing.get_args(members)
+        for tag in typing.get_args(member.model_fields[tag_field].annotation)
+    )
+
+
+def _reason(detail: dict[str, Any]) -> str:
+    kind = detail.get("type")
+    ctx = detail.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "is required"
+    if kind == "json_invalid":
+        return f"is not valid JSON: {ctx.get('error', 'malformed')}"
+    if kind == "union_tag_invalid":
+        expected = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"{ctx.get('tag')!r} is not one of: {expected}"
+    if kind == "union_tag_not_found":
+        return "is required"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object"
+    message = str(detail.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ") if kind == "value_error" else message
+    return f"the name: {message}" if tuple(detail.get("loc", ()))[-1:] == ("[key]",) else message
+
+
+def _location(detail: dict[str, Any]) -> list[str | int]:
+    loc = list(detail.get("loc", ()))
+    if loc and loc[-1] == "[key]":
+        loc.pop()  # a dict key itself is invalid; the reason says so
+    if detail.get("type") == "json_invalid":
+        return ["body"]  # pydantic points at a character offset; the body is what is wrong
+    if detail.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = str((detail.get("ctx") or {}).get("discriminator", "type")).strip("'")
+        loc.append(discriminator)  # the tag field itself is what is wrong
+    return loc
 
 
 def problems_from_validation(details: Sequence[dict[str, Any]]) -> list[FieldProblem]:
-    problems = []
+    """One problem per field, named as the client wrote it (events[0].transaction.currency)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for detail in details:
-        reason = str(detail.get("msg", "is invalid"))
-        if detail.get("type") == "extra_forbidden":
-            reason = "unknown field"
-        elif detail.get("type") == "missing":
-            reason = "is required"
-        problems.append(FieldProblem(field_path(detail.get("loc", ())), reason))
+        grouped.setdefault(field_path(_location(detail)), []).append(detail)
+    problems = []
+    for field, group in grouped.items():
+        nouns = [_TYPE_NOUNS.get(str(detail.get("type"))) for detail in group]
+        if len(group) > 1 and all(nouns):
+            distinct = list(dict.fromkeys(nouns))
+            head = ", ".join(distinct[:-1])
+            reason = "must be " + (f"{head} or {distinct[-1]}" if head else distinct[-1])
+        else:
+            reason = "; ".join(dict.fromkeys(_reason(detail) for detail in group))
+        problems.append(FieldProblem(field, reason))
     return problems
 
 
@@ -135,6 +218,7 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
         try:
             _check_body_size(event)
             principal = authenticate(_header(event, API_KEY_HEADER), lookup)
+            _refuse_top_level_array(event)
         except GoalkeeperError as error:
             return _proxy_error(error)
         _read_body_as_json(event)
@@ -173,6 +257,18 @@ def _check_body_size(event: dict[str, Any]) -> None:
         raise errors.PayloadTooLarge(
             f"the request body is larger than {limit} bytes",
             [FieldProblem("body", f"larger than {limit} bytes")],
+        )
+
+
+def _refuse_top_level_array(event: dict[str, Any]) -> None:
+    """Every body is a JSON object. Powertools would validate only the first element
+    of a top-level array against a model and silently drop the rest."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode(errors="replace")
+    if body.lstrip().startswith("["):
+        raise errors.InvalidInput(
+            "the request is invalid", [FieldProblem("body", "must be a JSON object, not an array")]
         )
 
 

@@ -23,7 +23,17 @@ def account(account_id: str) -> dict[str, str]:
 
 
 def api_key(key_sha256: str) -> dict[str, str]:
+    """Where a presented key is looked up (by digest): the only item not under an account."""
     return {PK: f"KEY#{key_sha256}", SK: "KEY"}
+
+
+def account_keys_pk(account_id: str) -> str:
+    return f"A#{account_id}#KEYS"
+
+
+def account_key(account_id: str, key_id: str) -> dict[str, str]:
+    """An account's record of one of its keys (id, role, prefix, revocation), for listing."""
+    return {PK: account_keys_pk(account_id), SK: f"KEY#{key_id}"}
 
 
 def event(account_id: str, event_id: str) -> dict[str, str]:
@@ -86,3 +96,29 @@ def contact_scope_pk(account_id: str, contact_id: str) -> str:
 
 def visit_scope_pk(account_id: str, visit_id: str) -> str:
     return f"A#{account_id}#VS#{visit_id}"
+
+
+def attribution(
+    account_id: str, shard: int, day: str, goal_id: str, labels: tuple[str, ...]
+) -> dict[str, str]:
+    """Counters of one goal on one day for one (source, medium, campaign, keyword)."""
+    return {PK: aggregate_pk(account_id, shard), SK: f"X#{day}#G#{goal_id}#{_digest(*labels)}"}
+
+
+def attribution_sk(day: str, suffix: str = "") -> str:
+    return f"X#{day}#{suffix}"
+
+
+def converted_visitor(account_id: str, goal_id: str, day: str, visitor_id: str) -> dict[str, str]:
+    """Marks that a visitor converted a goal on a day, so the day counts them once."""
+    return {PK: f"A#{account_id}#CV#{goal_id}#{day}#{_digest(visitor_id)}", SK: "MARK"}
+
+
+def visitors_seen(account_id: str, shard: int, day: str) -> dict[str, str]:
+    """How many distinct visitors sent events on a day (one counter per shard)."""
+    return {PK: aggregate_pk(account_id, shard), SK: f"D#{day}#SEEN"}
+
+
+def seen_visitor(account_id: str, day: str, visitor_id: str) -> dict[str, str]:
+    """Marks that a visitor was seen on a day, so the day counts them once."""
+    return {PK: f"A#{account_id}#SV#{day}#{_digest(visitor_id)}", SK: "MARK"}

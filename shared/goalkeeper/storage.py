@@ -16,19 +16,23 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from goalkeeper import keys
+from goalkeeper.decision_writes import DecisionState
 from goalkeeper.dedup import ConversionPlan, Decision
 from goalkeeper.errors import Conflict, StoreUnavailable
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# Throttling, 5xx and timeouts are retried by botocore (standard mode, with
-# exponential backoff and jitter); a retry that lands after an earlier attempt
+# Throttling, 5xx and timeouts are retried by botocore: standard mode, 4 attempts in
+# all, with exponential backoff and full jitter (botocore 1.44: up to 1, 2, 4 s after a
+# throttle, up to 25, 50, 100 ms after a 5xx or timeout). The worst case, ~7 s of
+# backoff plus four 3 s timeouts, stays near the ingest function's 10 s, so a caller
+# gets our 503, not a gateway timeout. A retry that lands after an earlier attempt
 # already wrote is recognised by our conditions (see Store.put_event/decide).
 CLIENT_CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"total_max_attempts": 4, "mode": "standard"},
+    connect_timeout=1,
+    read_timeout=2,
 )
 TRANSACTION_CONFLICT_ATTEMPTS = 5
 
@@ -83,7 +87,8 @@ class Store:
         try:
             return operation(**kwargs)
         except ClientError as error:
-            if _error_code(error) in _RETRYABLE_CODES:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if _error_code(error) in _RETRYABLE_CODES or status >= 500:
                 raise StoreUnavailable("the event store is busy; retry the request") from error
             raise
         except BotoCoreError as error:
@@ -108,10 +113,158 @@ class Store:
         )
 
     def get_api_key(self, digest: str) -> dict[str, Any] | None:
-        return self._get(keys.api_key(digest))
+        # Strongly consistent: a key revoked a moment ago must already be refused.
+        return self._get(keys.api_key(digest), consistent=True)
 
     def get_account(self, account_id: str) -> dict[str, Any] | None:
         return self._get(keys.account(account_id))
+
+    def list_key_records(self, account_id: str) -> list[dict[str, Any]]:
+        return list(
+            self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=to_attributes({":pk": keys.account_keys_pk(account_id)}),
+                ConsistentRead=True,
+            )
+        )
+
+    def get_key_record(self, account_id: str, key_id: str) -> dict[str, Any] | None:
+        return self._get(keys.account_key(account_id, key_id), consistent=True)
+
+    def add_api_key(
+        self, account_id: str, lookup: dict[str, Any], record: dict[str, Any], max_active: int
+    ) -> bool:
+        """Store a new key (its lookup item and its account record) and count it as
+        active, all at once; False when the account already has `max_active` of that role."""
+        active = f"active_keys_{record['role']}"
+        try:
+            self._call(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": to_attributes(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for item in (lookup, record)
+                ]
+                + [
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": to_attributes(keys.account(account_id)),
+                            "UpdateExpression": "ADD #active :one",
+                            "ConditionExpression": "attribute_exists(pk) AND "
+                            "(attribute_not_exists(#active) OR #active < :max)",
+                            "ExpressionAttributeNames": {"#active": active},
+                            "ExpressionAttributeValues": to_attributes(
+                                {":one": 1, ":max": max_active}
+                            ),
+                        }
+                    }
+                ],
+            )
+        except ClientError as error:
+            if _error_code(error) != "TransactionCanceledException":
+                raise
+            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if codes[2:3] == ["ConditionalCheckFailed"]:
+                return False
+            raise
+        return True
+
+    def revoke_api_key(
+        self, account_id: str, key_id: str, digest: str, role: str, revoked_at: str
+    ) -> str:
+        """Revoke a key at once: its lookup item and its record, never the last active
+        key of its role. Returns "revoked", "already_revoked" or "last_key"."""
+        revoke = {
+            "UpdateExpression": "SET revoked_at = :at",
+            "ExpressionAttributeValues": to_attributes({":at": revoked_at}),
+        }
+        try:
+            self._call(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": to_attributes(keys.account_key(account_id, key_id)),
+                            "ConditionExpression": "attribute_exists(pk) AND "
+                            "attribute_not_exists(revoked_at)",
+                        }
+                        | revoke
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": to_attributes(keys.api_key(digest)),
+                            "ConditionExpression": "attribute_exists(pk) AND account_id = :account",
+                            "UpdateExpression": revoke["UpdateExpression"],
+                            "ExpressionAttributeValues": to_attributes(
+                                {":at": revoked_at, ":account": account_id}
+                            ),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": to_attributes(keys.account(account_id)),
+                            "UpdateExpression": "ADD #active :minus_one",
+                            "ConditionExpression": "#active > :one",
+                            "ExpressionAttributeNames": {"#active": f"active_keys_{role}"},
+                            "ExpressionAttributeValues": to_attributes(
+                                {":one": 1, ":minus_one": -1}
+                            ),
+                        }
+                    },
+                ],
+            )
+        except ClientError as error:
+            if _error_code(error) != "TransactionCanceledException":
+                raise
+            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                return "already_revoked"
+            if codes[2:3] == ["ConditionalCheckFailed"]:
+                return "last_key"
+            raise
+        return "revoked"
+
+    def account_pii_key(self, account_id: str, candidate: str) -> str | None:
+        """The account's secret for keyed hashes of personal data (None: no such account).
+
+        Accounts get one at creation; an older account gets `candidate`, set at most
+        once (if_not_exists), so concurrent first uses agree on one secret.
+        """
+        item = self._call(
+            self.client.get_item,
+            TableName=self.table_name,
+            Key=to_attributes(keys.account(account_id)),
+            ProjectionExpression="pk, pii_key",
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return None
+        if "pii_key" in item:
+            return str(from_attributes(item)["pii_key"])
+        try:
+            response = self._call(
+                self.client.update_item,
+                TableName=self.table_name,
+                Key=to_attributes(keys.account(account_id)),
+                UpdateExpression="SET pii_key = if_not_exists(pii_key, :candidate)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_attributes({":candidate": candidate}),
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return str(from_attributes(response["Attributes"])["pii_key"])
 
     # -- events ------------------------------------------------------------
 
@@ -119,7 +272,10 @@ class Store:
         """Store a new event; False when its id was already stored by an earlier request.
 
         A botocore retry of our own request (a timeout after the write landed)
-        finds an item with our request id and still counts as accepted.
+        finds an item with our request id and still counts as accepted. When every
+        attempt failed, one of them may still have written before its answer was
+        lost: a consistent read decides, so StoreUnavailable (503) means the event
+        is not stored, or the table could not even be read (a retry is safe).
         """
         try:
             self._call(
@@ -134,6 +290,11 @@ class Store:
                 raise
             old = from_attributes(error.response.get("Item", {}))
             return old.get("request_id") == item["request_id"]
+        except StoreUnavailable:
+            stored = self._get({keys.PK: item[keys.PK], keys.SK: item[keys.SK]}, consistent=True)
+            if stored is None:
+                raise
+            return stored.get("request_id") == item["request_id"]
         return True
 
     def visit_page_views_before(self, account_id: str, visit_id: str, before_sk: str) -> int:
@@ -217,52 +378,39 @@ class Store:
 
     # -- conversions -------------------------------------------------------
 
-    def decide(self, plan: ConversionPlan) -> Decision:
-        """Count the conversion, or store it void, in one atomic write each.
+    def decide_event(self, plans: list[ConversionPlan]) -> list[Decision]:
+        """Decide every goal one event reached in one atomic write.
 
-        The conversion id is deterministic, so a redelivered decision finds its
-        own earlier write (first cancellation reason) and returns it unchanged.
+        All conditions are judged against the table as it was before this event,
+        so conversions of one event never void each other. A cancellation says
+        which conditions failed: a conversion that already exists was decided by
+        an earlier delivery (kept as it was); a failed claim makes the goals whose
+        check it fails void; the rest are written again, still under conditions.
         """
-        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS):
-            items = _counted_transaction(self.table_name, plan)
+        state = DecisionState(plans)
+        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 2 * len(plans)):
+            if not state.pending:
+                return state.results()
+            decision = state.attempt()
             try:
-                self._call(self.client.transact_write_items, TransactItems=items)
-                return plan.counted()
+                self._call(
+                    self.client.transact_write_items, TransactItems=decision.items(self.table_name)
+                )
             except ClientError as error:
                 if _error_code(error) != "TransactionCanceledException":
                     raise
-                reasons = error.response.get("CancellationReasons", [])
-            codes = [reason.get("Code", "None") for reason in reasons]
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return plan.already_decided(from_attributes(reasons[0].get("Item", {})))
-            blocking = [
-                (check, from_attributes(reasons[position].get("Item", {})))
-                for position, check in _claim_positions(plan)
-                if position < len(codes) and codes[position] == "ConditionalCheckFailed"
-            ]
-            if blocking:
-                return self._store_void(plan, *blocking[0])
-            if "TransactionConflict" in codes or "ThrottlingError" in codes:
-                time.sleep(0.05 * 2**attempt)
+                reasons = [
+                    (reason.get("Code", "None"), from_attributes(reason.get("Item", {})))
+                    for reason in error.response.get("CancellationReasons", [])
+                ]
+                if not decision.learn(reasons):
+                    codes = {code for code, _ in reasons}
+                    if not codes & {"TransactionConflict", "ThrottlingError"}:
+                        raise StoreUnavailable(f"conversion write cancelled: {codes}") from error
+                    time.sleep(0.05 * 2 ** min(attempt, 5))
                 continue
-            raise StoreUnavailable(f"conversion write cancelled: {codes}")
+            decision.succeeded()
         raise StoreUnavailable("conversion write kept conflicting with concurrent writes")
-
-    def _store_void(self, plan: ConversionPlan, check: Any, claim: dict[str, Any]) -> Decision:
-        void = plan.void(check, claim)
-        try:
-            self._call(
-                self.client.transact_write_items,
-                TransactItems=_void_transaction(self.table_name, plan, void),
-            )
-        except ClientError as error:
-            if _error_code(error) != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return plan.already_decided(from_attributes(reasons[0].get("Item", {})))
-            raise StoreUnavailable("void conversion write cancelled") from error
-        return void
 
     # -- reports -----------------------------------------------------------
 
@@ -307,99 +455,19 @@ class Store:
         )
 
 
+# Errors botocore retries (throttling and transient); once its attempts are spent they
+# mean "not done, try later" (StoreUnavailable, HTTP 503), as does any 5xx status.
 _RETRYABLE_CODES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
+    "TransactionInProgressException",
     "InternalServerError",
     "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
 }
 
 
 def _error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
-
-
-def _claim_positions(plan: ConversionPlan) -> list[tuple[int, Any]]:
-    """Transaction positions of the claims the goal checks (position 0 is the conversion)."""
-    return [
-        (position, claim.check)
-        for position, claim in enumerate(plan.claims, start=1)
-        if claim.check is not None
-    ]
-
-
-def _counted_transaction(table: str, plan: ConversionPlan) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = [
-        {
-            "Put": {
-                "TableName": table,
-                "Item": to_attributes(plan.conversion_item("counted")),
-                "ConditionExpression": "attribute_not_exists(pk)",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-    ]
-    for claim in plan.claims:
-        values = {
-            ":conversion": plan.conversion_id,
-            ":goal": plan.goal_id,
-            ":at": plan.occurred_at,
-            ":kind": "claim",
-        }
-        update: dict[str, Any] = {
-            "TableName": table,
-            "Key": to_attributes(keys.claim(plan.account_id, claim.shape, claim.values)),
-            "UpdateExpression": "SET conversion_id = :conversion, goal_id = :goal, "
-            "last_at = :at, kind = :kind",
-        }
-        if claim.check is not None:
-            if claim.check.cutoff is None:
-                update["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                update["ConditionExpression"] = "attribute_not_exists(pk) OR last_at < :cutoff"
-                values[":cutoff"] = claim.check.cutoff
-            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        update["ExpressionAttributeValues"] = to_attributes(values)
-        items.append({"Update": update})
-    items.append({"Update": _aggregate_update(table, plan, counted=True)})
-    return items
-
-
-def _void_transaction(table: str, plan: ConversionPlan, void: Decision) -> list[dict[str, Any]]:
-    return [
-        {
-            "Put": {
-                "TableName": table,
-                "Item": to_attributes(plan.conversion_item("void", void)),
-                "ConditionExpression": "attribute_not_exists(pk)",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        },
-        {"Update": _aggregate_update(table, plan, counted=False)},
-    ]
-
-
-def _aggregate_update(table: str, plan: ConversionPlan, counted: bool) -> dict[str, Any]:
-    delta = plan.aggregate
-    names = {"#counter": "counted" if counted else "void"}
-    values: dict[str, Any] = {
-        ":one": 1,
-        ":goal": plan.goal_id,
-        ":day": delta.day,
-        ":at": plan.occurred_at,
-        ":kind": "aggregate",
-    }
-    adds = ["#counter :one"]
-    if counted and delta.value is not None:
-        names["#value"] = f"value_{delta.value.currency}"
-        values[":value"] = delta.value.amount
-        adds.append("#value :value")
-    return {
-        "TableName": table,
-        "Key": to_attributes(keys.aggregate(plan.account_id, delta.shard, delta.day, plan.goal_id)),
-        "UpdateExpression": f"ADD {', '.join(adds)} "
-        "SET goal_id = :goal, #day = :day, last_match_at = :at, kind = :kind",
-        "ExpressionAttributeNames": names | {"#day": "day"},
-        "ExpressionAttributeValues": to_attributes(values),
-    }

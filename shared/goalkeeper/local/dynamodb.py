@@ -4,7 +4,9 @@ moto applies a TransactWriteItems write by write and rolls back by swapping in a
 deep copy of the table, with no lock: two racing transactions can both "win"
 and a rollback can erase a concurrent writer's item (../shared/LOCAL-STACK.md).
 Real DynamoDB is serializable. Serving one request at a time restores that
-property, so tests against this endpoint prove our conditions, not moto's races.
+property, so tests against this endpoint prove our conditions, not moto's races;
+and with requests serialized, transactions check every condition before writing
+(goalkeeper.local.atomic_transactions) instead of copying whole tables.
 """
 
 import threading
@@ -17,6 +19,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from goalkeeper.local import atomic_transactions, fast_responses
 
 
 class SerializedApp:
@@ -34,6 +38,8 @@ class SerializedApp:
 
 class EmbeddedDynamoDB:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        atomic_transactions.install()
+        fast_responses.install()
         app = SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler

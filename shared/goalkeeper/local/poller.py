@@ -1,12 +1,16 @@
 """Feeds the table's stream to the evaluation function, the way Lambda's event source
 mapping does: filtered records in batches, partial batch failures retried from the
-first failed record, and a batch that keeps failing sent to the on-failure
-destination (here a JSON-lines file) after the configured number of retries."""
+first failed record, a batch whose function invocation failed split in two (bisect),
+and a batch that keeps failing sent to the on-failure destination (here a JSON-lines
+file, `DeadLetterFile`) after the configured number of retries."""
 
+import contextlib
+import fcntl
 import json
 import logging
 import threading
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,12 @@ from goalkeeper.local.functions import LocalFunction
 from goalkeeper.local.template import StreamSubscription, passes_filters
 
 log = logging.getLogger("local-stack")
+
+# MaximumRetryAttempts -1 means "until the record expires" (24 hours in a DynamoDB
+# stream). Locally a record that fails this often is dead-lettered instead, so one
+# bad record cannot block its shard for a day.
+LOCAL_RETRY_LIMIT = 100
+MAX_RETRY_DELAY = 5.0
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
@@ -33,6 +43,72 @@ def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[
     }
 
 
+def sequence_number(record: dict[str, Any]) -> str:
+    return record["dynamodb"]["SequenceNumber"]
+
+
+def invoke_batch(function: LocalFunction, records: list[dict[str, Any]]) -> tuple[set[str], bool]:
+    """Invoke the function with one batch: (sequence numbers that failed, function error).
+
+    A function error (the invocation raised, as Powertools does when every record
+    of a batch failed) fails the whole batch.
+    """
+    try:
+        result = function.invoke({"Records": records}) or {}
+    except Exception:
+        log.exception("evaluation function failed for a whole batch")
+        return {sequence_number(record) for record in records}, True
+    failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+    return failed & {sequence_number(record) for record in records}, False
+
+
+class DeadLetterFile:
+    """The local on-failure destination: one JSON document per line, each a failed
+    batch as Lambda describes it (`DDBStreamBatchInfo`) plus the failed records
+    themselves. Writers and `goalkeeper redrive` lock the file, so a redrive never
+    loses a line the poller appends meanwhile."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Any]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield handle
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def append(self, failure: dict[str, Any]) -> None:
+        with self._locked() as handle:
+            handle.write(json.dumps(failure) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self._locked() as handle:
+            handle.seek(0)
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def replace(self, done: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Swap each (entry, new entry or None to drop it), keeping lines added meanwhile."""
+        with self._locked() as handle:
+            handle.seek(0)
+            entries = [json.loads(line) for line in handle if line.strip()]
+            for old, new in done:
+                if old in entries:
+                    position = entries.index(old)
+                    if new is None:
+                        del entries[position]
+                    else:
+                        entries[position] = new
+            handle.seek(0)
+            handle.truncate()
+            handle.writelines(json.dumps(entry) + "\n" for entry in entries)
+
+
 class StreamPoller:
     def __init__(
         self,
@@ -43,14 +119,19 @@ class StreamPoller:
         dead_letter_file: Path,
         region: str = "us-east-1",
         idle_sleep: float = 0.1,
+        retry_delay: float = 0.0,
+        retry_limit: int = LOCAL_RETRY_LIMIT,
     ) -> None:
         self._client = streams_client
         self._arn = stream_arn
         self._subscription = subscription
         self._function = function
-        self._dead_letters = dead_letter_file
+        self.dead_letters = DeadLetterFile(dead_letter_file)
         self._region = region
         self._idle_sleep = idle_sleep
+        self.retry_delay = retry_delay  # doubled per retry of a batch, at most MAX_RETRY_DELAY
+        retries = subscription.maximum_retry_attempts
+        self.max_retries = min(retries, retry_limit) if retries >= 0 else retry_limit
         self._iterators: dict[str, str | None] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
@@ -78,9 +159,13 @@ class StreamPoller:
                 self.idle.clear()
 
     def poll_once(self) -> bool:
-        """One pass over every shard; True when records were delivered."""
+        """One pass over every shard; True when records were read (delivered or filtered out).
+
+        A batch whose records are all filtered out (the conversions and counters
+        evaluation itself writes) is progress too: more records may follow it.
+        """
         shards = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
-        delivered = False
+        progressed = False
         for shard in shards:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators:
@@ -93,65 +178,64 @@ class StreamPoller:
             response = self._client.get_records(
                 ShardIterator=iterator, Limit=self._subscription.batch_size
             )
-            self._iterators[shard_id] = response.get("NextShardIterator")
-            records = [
-                lambda_record(record, self._arn, self._region)
-                for record in response.get("Records", [])
-            ]
+            read = response.get("Records", [])
+            records = [lambda_record(record, self._arn, self._region) for record in read]
             records = [r for r in records if passes_filters(self._subscription.filter_patterns, r)]
             if records:
-                delivered = True
                 self._deliver(shard_id, records)
-        return delivered
+            # The checkpoint moves only once the batch is done (succeeded or dead-lettered).
+            self._iterators[shard_id] = response.get("NextShardIterator")
+            progressed = progressed or bool(read)
+        return progressed
 
     def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        attempts = 0
-        while records:
-            failed_from = self._invoke(records)
-            if failed_from is None:
-                return
+        """Invoke until the batch succeeds, keeping the shard's order: a retry starts at
+        the first failed record; after `max_retries` the failed records are dead-lettered."""
+        pending: list[tuple[list[dict[str, Any]], int]] = [(records, 0)]
+        while pending:
+            batch, attempts = pending.pop(0)
+            failed, function_error = invoke_batch(self._function, batch)
+            if not failed:
+                continue
             attempts += 1
-            if attempts > self._subscription.maximum_retry_attempts:
-                self._send_to_destination(shard_id, records[failed_from:], attempts)
-                return
-            records = records[failed_from:]
-
-    def _invoke(self, records: list[dict[str, Any]]) -> int | None:
-        """Index of the first record to retry, or None when the batch succeeded."""
-        try:
-            result = self._function.invoke({"Records": records}) or {}
-        except Exception:
-            log.exception("evaluation function failed for a whole batch")
-            return 0
-        failures = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-        for index, record in enumerate(records):
-            if record["dynamodb"]["SequenceNumber"] in failures:
-                return index
-        return None
+            first = next(i for i, record in enumerate(batch) if sequence_number(record) in failed)
+            if attempts > self.max_retries:
+                self._send_to_destination(shard_id, batch[first:], failed, attempts)
+                continue
+            if self.retry_delay:
+                self._stop.wait(min(self.retry_delay * 2 ** (attempts - 1), MAX_RETRY_DELAY))
+            if function_error and self._subscription.bisect_on_error and len(batch) > 1:
+                middle = len(batch) // 2
+                pending[:0] = [(batch[:middle], attempts), (batch[middle:], attempts)]
+            else:
+                pending.insert(0, (batch[first:], attempts))
 
     def _send_to_destination(
-        self, shard_id: str, records: list[dict[str, Any]], attempts: int
+        self, shard_id: str, batch: list[dict[str, Any]], failed: set[str], attempts: int
     ) -> None:
+        """What Lambda sends to an SQS on-failure destination, plus the failed records
+        (AWS sends only the sequence range; `goalkeeper redrive` re-reads it from the stream)."""
+        records = [record for record in batch if sequence_number(record) in failed]
         failure = {
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
             "requestContext": {
                 "condition": "RetryAttemptsExhausted",
                 "approximateInvokeCount": attempts,
             },
             "DDBStreamBatchInfo": {
                 "shardId": shard_id,
-                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
-                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
-                "batchSize": len(records),
+                "startSequenceNumber": sequence_number(batch[0]),
+                "endSequenceNumber": sequence_number(batch[-1]),
+                "batchSize": len(batch),
                 "streamArn": self._arn,
             },
             "records": records,
         }
-        self._dead_letters.parent.mkdir(parents=True, exist_ok=True)
-        with self._dead_letters.open("a") as sink:
-            sink.write(json.dumps(failure) + "\n")
+        self.dead_letters.append(failure)
         log.error(
             "%d stream records sent to %s after %d attempts",
             len(records),
-            self._dead_letters,
+            self.dead_letters.path,
             attempts,
         )

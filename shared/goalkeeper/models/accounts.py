@@ -1,5 +1,6 @@
-"""Accounts (tenants) and their keys (POST /v1/accounts)."""
+"""Accounts (tenants) and their keys (POST /v1/accounts, /v1/keys)."""
 
+from typing import Literal
 from zoneinfo import available_timezones
 
 from pydantic import Field, field_validator
@@ -29,3 +30,30 @@ class NewAccount(StrictModel):
     name: str | None = None
     timezone: str
     keys: AccountKeys
+
+
+AccountRole = Literal["write", "read"]
+
+
+class KeyRequest(StrictModel):
+    """POST /v1/keys. A key issues keys of its own role only, so `role` may be left out."""
+
+    role: AccountRole | None = None
+    label: ShortText | None = Field(
+        default=None, description="A name to recognise the key by, e.g. 'shop web site'"
+    )
+
+
+class ApiKeyInfo(StrictModel):
+    """What anyone may see of a key: never the key itself, nor its digest."""
+
+    key_id: str
+    role: AccountRole
+    prefix: str = Field(description="The key's first characters, to recognise it")
+    label: str | None = None
+    created_at: str
+    revoked_at: str | None = None
+
+
+class NewApiKey(ApiKeyInfo):
+    key: str = Field(description="The key itself, shown this once")

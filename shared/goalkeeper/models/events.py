@@ -8,9 +8,12 @@ from pydantic import (
     AwareDatetime,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from goalkeeper.models.common import (
     Amount,
@@ -112,19 +115,42 @@ class ServiceStatus(EventBase):
     status: ShortText
 
 
+CallerHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class Call(EventBase):
+    """A call as stored and evaluated. `caller_number` is personal data: ingestion
+    replaces it with `caller_hash` (HMAC-SHA256 under the account's secret, what
+    de-duplication compares) and `caller_masked` (what people see); see goalkeeper.pii.
+    """
+
     type: Literal["call"]
     call_id: Identifier
     caller_number: PhoneNumber | None = None
-    tracking_number: PhoneNumber | None = None
+    tracking_number: PhoneNumber | None = None  # the business's own number: kept in clear
     connected: bool
     bridged_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    caller_hash: CallerHash | None = None
+    caller_masked: Annotated[str, StringConstraints(max_length=16)] | None = None
 
-    @model_validator(mode="after")
-    def _bridged_only_when_connected(self) -> "Call":
-        if not self.connected and self.bridged_seconds:
-            raise ValueError("bridged_seconds must be 0 when connected is false")
-        return self
+    @field_validator("bridged_seconds")
+    @classmethod
+    def _bridged_only_when_connected(cls, seconds: int, info: ValidationInfo) -> int:
+        if seconds and info.data.get("connected") is False:
+            raise ValueError("must be 0 when connected is false")
+        return seconds
+
+
+class IncomingCall(Call):
+    """A call as a client sends it: the caller's hash and mask are Goalkeeper's to set."""
+
+    caller_hash: SkipJsonSchema[str | None] = None
+    caller_masked: SkipJsonSchema[str | None] = None
+
+    @field_validator("caller_hash", "caller_masked", mode="before")
+    @classmethod
+    def _set_by_goalkeeper(cls, value: object) -> object:
+        raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
 
 
 class CallRating(EventBase):
@@ -132,13 +158,18 @@ class CallRating(EventBase):
     call_id: Identifier
     rating: ShortText
     value: Amount | None = None
-    currency: Currency | None = None
+    currency: Currency | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _value_needs_currency(self) -> "CallRating":
-        if (self.value is None) != (self.currency is None):
-            raise ValueError("value and currency must be given together")
-        return self
+    @field_validator("currency")
+    @classmethod
+    def _with_value(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        if "value" not in info.data:
+            return currency  # the value itself was invalid and is reported
+        if currency is None and info.data["value"] is not None:
+            raise ValueError("is required when value is given")
+        if currency is not None and info.data["value"] is None:
+            raise ValueError("only goes with a value")
+        return currency
 
     def transaction_facts(self) -> Transaction | None:
         if self.value is None or self.currency is None:
@@ -159,6 +190,7 @@ class TagChange(EventBase):
         return self
 
 
+# An event as stored and evaluated.
 Event = Annotated[
     PageView
     | CustomTrigger
@@ -166,6 +198,18 @@ Event = Annotated[
     | Lead
     | ServiceStatus
     | Call
+    | CallRating
+    | TagChange,
+    Field(discriminator="type"),
+]
+# An event as clients send it (POST /v1/events).
+IncomingEvent = Annotated[
+    PageView
+    | CustomTrigger
+    | TransactionEvent
+    | Lead
+    | ServiceStatus
+    | IncomingCall
     | CallRating
     | TagChange,
     Field(discriminator="type"),
@@ -183,7 +227,7 @@ EVENT_TYPES = (
 
 
 class EventBatch(StrictModel):
-    events: list[Event] = Field(min_length=1, max_length=100)
+    events: list[IncomingEvent] = Field(min_length=1, max_length=100)
 
     @model_validator(mode="before")
     @classmethod

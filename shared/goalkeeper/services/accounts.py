@@ -1,12 +1,32 @@
-"""Creating accounts: the account, its keys and the default call goals, all at once."""
+"""Accounts and their keys: creation (the account, its keys and the default call
+goals, all at once), and key rotation (issue, list, revoke).
+
+A key is stored twice, never in clear: a lookup item keyed by its SHA-256 (what
+authentication reads) and a record under the account (what listing and
+revocation read), both carrying a random key id that reveals nothing of the key.
+A key sees and manages the keys of its own role only, so no key can obtain a key
+of another role (a write key, which web pages carry in clear, cannot mint a read
+key). An account always keeps at least one active key of each role.
+"""
 
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.auth import Role, key_digest, new_api_key
-from goalkeeper.models.accounts import AccountKeys, AccountRequest, NewAccount
+from goalkeeper.auth import Role, key_digest, key_prefix, new_api_key, new_key_id
+from goalkeeper.errors import Conflict, Forbidden, NotFound
+from goalkeeper.models.accounts import (
+    AccountKeys,
+    AccountRequest,
+    ApiKeyInfo,
+    KeyRequest,
+    NewAccount,
+    NewApiKey,
+)
+from goalkeeper.models.common import iso
 from goalkeeper.models.goals import CallRule, GoalSpec
+from goalkeeper.pii import new_account_secret
 from goalkeeper.services.goals import new_goal_items
 from goalkeeper.storage import Store
 
@@ -25,12 +45,43 @@ DEFAULT_GOALS = (
         rule=CallRule(kind="call", connected=False),
     ),
 )
+ACCOUNT_ROLES = (Role.WRITE, Role.READ)
+# A leaked key can mint keys of its role; this bounds how many.
+MAX_ACTIVE_KEYS_PER_ROLE = 10
+
+
+def _key_items(
+    account_id: str, role: Role, now: datetime, label: str | None = None
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new key: (the key itself, its lookup item, its account record)."""
+    key = new_api_key(role)
+    digest = key_digest(key)
+    key_id = new_key_id()
+    common = {"account_id": account_id, "key_id": key_id, "role": role.value}
+    lookup = keys.api_key(digest) | common | {"kind": "api_key", "created_at": iso(now)}
+    record = (
+        keys.account_key(account_id, key_id)
+        | common
+        | {
+            "kind": "api_key_record",
+            "prefix": key_prefix(key, role),
+            "label": label,
+            "created_at": iso(now),
+            "digest": digest,  # to revoke the lookup item; never leaves the table
+        }
+    )
+    return key, lookup, record
+
+
+def _info(record: dict[str, Any]) -> ApiKeyInfo:
+    return ApiKeyInfo.model_validate(
+        {name: record.get(name) for name in ApiKeyInfo.model_fields if name in record}
+    )
 
 
 def create_account(store: Store, request: AccountRequest, now: datetime) -> NewAccount:
     account_id = f"acc_{secrets.token_hex(8)}"
-    plain_keys = {role: new_api_key(role) for role in (Role.WRITE, Role.READ)}
-    items = [
+    items: list[dict[str, Any]] = [
         keys.account(account_id)
         | {
             "kind": "account",
@@ -38,18 +89,15 @@ def create_account(store: Store, request: AccountRequest, now: datetime) -> NewA
             "name": request.name,
             "timezone": request.timezone,
             "created_at": now.isoformat(),
+            # The secret of the account's keyed hashes of personal data (goalkeeper.pii).
+            "pii_key": new_account_secret(),
         }
+        | {f"active_keys_{role.value}": 1 for role in ACCOUNT_ROLES}
     ]
-    items += [
-        keys.api_key(key_digest(key))
-        | {
-            "kind": "api_key",
-            "account_id": account_id,
-            "role": role.value,
-            "created_at": now.isoformat(),
-        }
-        for role, key in plain_keys.items()
-    ]
+    plain_keys = {}
+    for role in ACCOUNT_ROLES:
+        plain_keys[role], lookup, record = _key_items(account_id, role, now)
+        items += [lookup, record]
     for position, spec in enumerate(DEFAULT_GOALS):
         # Distinct creation instants keep the library's order as listed above.
         items += new_goal_items(account_id, spec, now + timedelta(microseconds=position))
@@ -60,3 +108,50 @@ def create_account(store: Store, request: AccountRequest, now: datetime) -> NewA
         timezone=request.timezone,
         keys=AccountKeys(write=plain_keys[Role.WRITE], read=plain_keys[Role.READ]),
     )
+
+
+def _own_role(caller: Role, requested: str | None) -> Role:
+    if caller not in ACCOUNT_ROLES:
+        raise Forbidden("keys are managed with an account's own keys")
+    if requested is not None and requested != caller.value:
+        raise Forbidden(f"a {caller.value} key issues and revokes {caller.value} keys only")
+    return caller
+
+
+def issue_key(
+    store: Store, account_id: str, caller: Role, request: KeyRequest, now: datetime
+) -> NewApiKey:
+    """A new key of the caller's role; every existing key stays valid until revoked."""
+    role = _own_role(caller, request.role)
+    key, lookup, record = _key_items(account_id, role, now, request.label)
+    if not store.add_api_key(account_id, lookup, record, MAX_ACTIVE_KEYS_PER_ROLE):
+        raise Conflict(
+            f"this account already has {MAX_ACTIVE_KEYS_PER_ROLE} active {role.value} keys; "
+            "revoke one first"
+        )
+    return NewApiKey(key=key, **_info(record).model_dump())
+
+
+def list_keys(store: Store, account_id: str, caller: Role) -> list[ApiKeyInfo]:
+    role = _own_role(caller, None)
+    records = [r for r in store.list_key_records(account_id) if r["role"] == role.value]
+    return [
+        _info(record) for record in sorted(records, key=lambda r: (r["created_at"], r["key_id"]))
+    ]
+
+
+def revoke_key(
+    store: Store, account_id: str, caller: Role, key_id: str, now: datetime
+) -> ApiKeyInfo:
+    """Refuse the key from now on (authentication reads it strongly consistently).
+    Revoking a revoked key changes nothing; the last active key of a role stays."""
+    role = _own_role(caller, None)
+    record = store.get_key_record(account_id, key_id)
+    if record is None or record["role"] != role.value:
+        raise NotFound(f"no {role.value} key {key_id!r} in this account")
+    if record.get("revoked_at"):
+        return _info(record)
+    outcome = store.revoke_api_key(account_id, key_id, record["digest"], role.value, iso(now))
+    if outcome == "last_key":
+        raise Conflict(f"this is the account's last active {role.value} key; issue a new one first")
+    return _info(store.get_key_record(account_id, key_id) or record)

@@ -92,9 +92,8 @@ def evaluate_event_item(
     library = libraries.get(account_id)
     sort_key = keys.trace_sk(item["occurred_at"], "E", item["event_id"])
     context = rule_context(store, library, account_id, event, sort_key)
-    decisions = []
-    for goal in library.index.matching_goals(event, context):  # type: ignore[arg-type]
-        plan = plan_conversion(
+    plans = [
+        plan_conversion(
             account_id=account_id,
             event=event,
             event_id=item["event_id"],
@@ -105,5 +104,6 @@ def evaluate_event_item(
             shards=shards,
             value=conversion_value(goal.value, event),
         )
-        decisions.append(store.decide(plan))
-    return decisions
+        for goal in library.index.matching_goals(event, context)  # type: ignore[arg-type]
+    ]
+    return store.decide_event(plans) if plans else []

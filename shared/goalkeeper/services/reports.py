@@ -1,6 +1,10 @@
 """Report queries. They read pre-aggregated daily items, never events, so their
-cost depends on the date range and the number of goals, not on stored data."""
+cost depends on the date range, the goals and the distinct attribution values,
+not on how many events are stored."""
 
+import base64
+import binascii
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -9,13 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from goalkeeper import keys
-from goalkeeper.errors import FieldProblem, InvalidInput
-from goalkeeper.models.common import money_text
-from goalkeeper.services.goals import list_goals
+from goalkeeper.decision_writes import ATTRIBUTION_DIMENSIONS
+from goalkeeper.errors import FieldProblem, InvalidInput, NotFound
+from goalkeeper.models.common import iso, money_text
+from goalkeeper.models.goals import Goal
+from goalkeeper.services.goals import get_goal, list_goals
 from goalkeeper.storage import Store
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
+HEALTH_WINDOW = timedelta(hours=24)
+HEALTH_LOOKBACK_DAYS = 30
+GROUPS = ("converting", "non_converting", "all")
 
 
 @dataclass(frozen=True)
@@ -24,11 +33,20 @@ class DateRange:
     end: date
 
     @property
-    def sort_keys(self) -> tuple[str, str]:
-        # '#G#~' sorts after every goal id of the last day.
-        return keys.aggregate_sk(self.start.isoformat()), keys.aggregate_sk(
+    def daily_keys(self) -> tuple[str, str]:
+        return f"D#{self.start.isoformat()}#", f"D#{self.end.isoformat()}#~"
+
+    @property
+    def attribution_keys(self) -> tuple[str, str]:
+        return keys.attribution_sk(self.start.isoformat()), keys.attribution_sk(
             self.end.isoformat(), "~"
         )
+
+    def days(self) -> list[str]:
+        return [
+            (self.start + timedelta(days=n)).isoformat()
+            for n in range((self.end - self.start).days + 1)
+        ]
 
 
 def date_range(start: date | None, end: date | None, timezone: str, now: datetime) -> DateRange:
@@ -42,21 +60,25 @@ def date_range(start: date | None, end: date | None, timezone: str, now: datetim
     if (end - start).days >= MAX_RANGE_DAYS:
         raise InvalidInput(
             "the date range is too long",
-            [FieldProblem("to", f"at most {MAX_RANGE_DAYS} days after 'from'")],
+            [FieldProblem("to", f"at most {MAX_RANGE_DAYS - 1} days after 'from'")],
         )
     return DateRange(start, end)
 
 
 @dataclass
-class GoalTotals:
+class Totals:
+    """Counters summed over items; money per currency, never mixed."""
+
     counted: int = 0
     void: int = 0
+    visitors_converted: int = 0
     values: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     last_match_at: str | None = None
 
     def add(self, item: dict[str, Any]) -> None:
         self.counted += int(item.get("counted", 0))
         self.void += int(item.get("void", 0))
+        self.visitors_converted += int(item.get("visitors_converted", 0))
         for name, amount in item.items():
             if name.startswith("value_"):
                 self.values[name.removeprefix("value_")] += amount
@@ -64,33 +86,283 @@ class GoalTotals:
         if at and (self.last_match_at is None or at > self.last_match_at):
             self.last_match_at = at
 
+    def merge(self, other: "Totals") -> None:
+        self.counted += other.counted
+        self.void += other.void
+        self.visitors_converted += other.visitors_converted
+        for currency, amount in other.values.items():
+            self.values[currency] += amount
 
-def _totals_by_goal(
-    store: Store, account_id: str, span: DateRange, shards: int
-) -> dict[str, GoalTotals]:
-    totals: dict[str, GoalTotals] = defaultdict(GoalTotals)
-    for item in store.aggregate_items(account_id, shards, *span.sort_keys):
-        totals[item["goal_id"]].add(item)
-    return totals
+    def value_text(self) -> dict[str, str]:
+        return {currency: money_text(amount) for currency, amount in sorted(self.values.items())}
+
+
+def _rate(converted: int, seen: int) -> float | None:
+    return round(converted / seen, 4) if seen else None
+
+
+def _daily_items(store: Store, account_id: str, span: DateRange, shards: int) -> list[dict]:
+    return store.aggregate_items(account_id, shards, *span.daily_keys)
 
 
 def goals_report(store: Store, account_id: str, span: DateRange, shards: int) -> dict[str, Any]:
-    totals = _totals_by_goal(store, account_id, span, shards)
+    by_goal: dict[str, Totals] = defaultdict(Totals)
+    visitors_seen = 0
+    for item in _daily_items(store, account_id, span, shards):
+        if item.get("kind") == "visitors_seen":
+            visitors_seen += int(item.get("visitors_seen", 0))
+        elif item.get("kind") == "aggregate":
+            by_goal[item["goal_id"]].add(item)
     rows = []
+    groups = {"converting": Totals(), "non_converting": Totals()}
     for goal in list_goals(store, account_id):
-        goal_totals = totals.get(goal.goal_id, GoalTotals())
+        totals = by_goal.get(goal.goal_id, Totals())
+        groups["converting" if goal.converting else "non_converting"].merge(totals)
         rows.append(
             {
                 "goal_id": goal.goal_id,
                 "name": goal.name,
                 "converting": goal.converting,
                 "active": goal.active,
-                "counted": goal_totals.counted,
-                "void": goal_totals.void,
-                "value": {
-                    currency: money_text(amount)
-                    for currency, amount in sorted(goal_totals.values.items())
-                },
+                "counted": totals.counted,
+                "void": totals.void,
+                "visitors_converted": totals.visitors_converted,
+                "conversion_rate": _rate(totals.visitors_converted, visitors_seen),
+                "value": totals.value_text(),
             }
         )
-    return {"from": span.start.isoformat(), "to": span.end.isoformat(), "goals": rows}
+    return {
+        "from": span.start.isoformat(),
+        "to": span.end.isoformat(),
+        "visitors_seen": visitors_seen,
+        "goals": rows,
+        "groups": {
+            name: {
+                "counted": totals.counted,
+                "void": totals.void,
+                "visitors_converted": totals.visitors_converted,
+                "value": totals.value_text(),
+            }
+            for name, totals in groups.items()
+        },
+    }
+
+
+def goal_timeseries(
+    store: Store, account_id: str, goal_id: str, span: DateRange, shards: int
+) -> dict[str, Any]:
+    goal = get_goal(store, account_id, goal_id)
+    by_day: dict[str, Totals] = defaultdict(Totals)
+    for item in _daily_items(store, account_id, span, shards):
+        if item.get("kind") == "aggregate" and item.get("goal_id") == goal_id:
+            by_day[item["day"]].add(item)
+    days = []
+    for day in span.days():
+        totals = by_day.get(day, Totals())
+        days.append(
+            {
+                "date": day,
+                "counted": totals.counted,
+                "void": totals.void,
+                "visitors_converted": totals.visitors_converted,
+                "value": totals.value_text(),
+            }
+        )
+    return {
+        "goal_id": goal.goal_id,
+        "name": goal.name,
+        "from": span.start.isoformat(),
+        "to": span.end.isoformat(),
+        "days": days,
+    }
+
+
+def _in_group(goal: Goal | None, group: str) -> bool:
+    if goal is None:
+        return False
+    return group == "all" or goal.converting == (group == "converting")
+
+
+def attribution_rows(
+    store: Store, account_id: str, span: DateRange, shards: int, dimension: str, group: str
+) -> list[dict[str, Any]]:
+    if dimension not in ATTRIBUTION_DIMENSIONS:
+        raise InvalidInput(
+            "unknown dimension",
+            [FieldProblem("dimension", f"must be one of {', '.join(ATTRIBUTION_DIMENSIONS)}")],
+        )
+    if group not in GROUPS:
+        raise InvalidInput(
+            "unknown group", [FieldProblem("group", f"must be one of {', '.join(GROUPS)}")]
+        )
+    goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
+    by_label: dict[str, Totals] = defaultdict(Totals)
+    goals_by_label: dict[str, set[str]] = defaultdict(set)
+    for item in store.aggregate_items(account_id, shards, *span.attribution_keys):
+        if _in_group(goals.get(item.get("goal_id", "")), group):
+            by_label[item[dimension]].add(item)
+            goals_by_label[item[dimension]].add(item["goal_id"])
+    rows = [
+        {
+            dimension: label,
+            "counted": totals.counted,
+            "value": totals.value_text(),
+            "goals": sorted(goals_by_label[label]),
+        }
+        for label, totals in by_label.items()
+    ]
+    return sorted(rows, key=lambda row: (-row["counted"], row[dimension]))
+
+
+def attribution_report(
+    store: Store,
+    account_id: str,
+    span: DateRange,
+    shards: int,
+    dimension: str,
+    group: str,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    rows = attribution_rows(store, account_id, span, shards, dimension, group)
+    offset = _offset(cursor)
+    page = rows[offset : offset + limit]
+    following = offset + limit
+    return {
+        "from": span.start.isoformat(),
+        "to": span.end.isoformat(),
+        "dimension": dimension,
+        "group": group,
+        "rows": page,
+        "next_cursor": _encode({"offset": following}) if following < len(rows) else None,
+    }
+
+
+def top_keywords(
+    store: Store, account_id: str, span: DateRange, shards: int, limit: int
+) -> dict[str, Any]:
+    rows = attribution_rows(store, account_id, span, shards, "keyword", "converting")
+    ranked = [row for row in rows if row["keyword"] != "(none)"][:limit]
+    return {"from": span.start.isoformat(), "to": span.end.isoformat(), "keywords": ranked}
+
+
+def goal_health(
+    store: Store, account_id: str, goal_id: str, shards: int, now: datetime
+) -> dict[str, Any]:
+    """When the goal last matched an event, from its daily counters (last 30 days)."""
+    goal = get_goal(store, account_id, goal_id)
+    today = now.date()
+    span = DateRange(today - timedelta(days=HEALTH_LOOKBACK_DAYS), today + timedelta(days=1))
+    totals = Totals()
+    for item in _daily_items(store, account_id, span, shards):
+        if item.get("kind") == "aggregate" and item.get("goal_id") == goal_id:
+            totals.add(item)
+    last = totals.last_match_at
+    recent = last is not None and last >= iso(now - HEALTH_WINDOW)
+    if not goal.active:
+        status, message = "inactive", "the goal is deactivated"
+    elif recent:
+        status, message = "ok", "matching events arrived in the last 24 hours"
+    else:
+        status, message = "no_recent_match", "no matching event in the last 24 hours"
+    return {
+        "goal_id": goal.goal_id,
+        "name": goal.name,
+        "status": status,
+        "message": message,
+        "last_match_at": last,
+        "checked_at": iso(now),
+    }
+
+
+# -- visitor trace ---------------------------------------------------------
+
+_EVENT_HIDDEN = {"event_id", "type", "occurred_at", "visitor_id", "caller_hash"}
+
+
+def _trace_entry(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("kind") == "conversion":
+        entry = {
+            "kind": "conversion",
+            "at": item["occurred_at"],
+            "conversion_id": item["conversion_id"],
+            "event_id": item["event_id"],
+            "goal_id": item["goal_id"],
+            "goal_name": item.get("goal_name"),
+            "goal_version": int(item.get("goal_version", 1)),
+            "status": item["status"],
+            "reason": item.get("reason"),
+            "duplicate_of": item.get("duplicate_of"),
+        }
+        if item.get("value_currency"):
+            entry["value"] = {
+                "amount": money_text(item["value_amount"]),
+                "currency": item["value_currency"],
+            }
+        return entry
+    body = {k: v for k, v in item.get("body", {}).items() if k not in _EVENT_HIDDEN}
+    return {
+        "kind": "event",
+        "at": item["occurred_at"],
+        "event_id": item["event_id"],
+        "type": item["type"],
+        **_plain(body),
+    }
+
+
+def _plain(data: Any) -> Any:
+    """Stored numbers come back as Decimal; JSON wants them as numbers or text."""
+    if isinstance(data, dict):
+        return {key: _plain(value) for key, value in data.items()}
+    if isinstance(data, list | set | tuple):
+        return [_plain(value) for value in data]
+    if isinstance(data, Decimal):
+        return int(data) if data == data.to_integral_value() else str(data)
+    return data
+
+
+def visitor_trace(
+    store: Store, account_id: str, visitor_id: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    start = _decode(cursor) if cursor else None
+    trace_pk = keys.visitor_trace_pk(account_id, visitor_id)
+    if start is not None and start.get("gsi1pk") != trace_pk:
+        raise InvalidInput(
+            "the cursor belongs to another trace", [FieldProblem("cursor", "invalid")]
+        )
+    page = store.trace_page(account_id, visitor_id, limit, start)
+    if start is None and not page.items:
+        raise NotFound(f"no events for visitor {visitor_id!r} in this account")
+    return {
+        "visitor_id": visitor_id,
+        "items": [_trace_entry(item) for item in page.items],
+        "next_cursor": _encode(page.cursor) if page.cursor else None,
+    }
+
+
+# -- cursors ---------------------------------------------------------------
+
+
+def _encode(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data, sort_keys=True).encode()).decode()
+
+
+def _decode(cursor: str) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput(
+            "the cursor is not valid", [FieldProblem("cursor", "invalid")]
+        ) from error
+    if not isinstance(data, dict) or not all(isinstance(v, str | int) for v in data.values()):
+        raise InvalidInput("the cursor is not valid", [FieldProblem("cursor", "invalid")])
+    return data
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    offset = _decode(cursor).get("offset")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput("the cursor is not valid", [FieldProblem("cursor", "invalid")])
+    return offset

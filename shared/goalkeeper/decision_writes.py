@@ -1,0 +1,222 @@
+"""The one TransactWriteItems that records an event's goal decisions.
+
+Layout (cancellation reasons come back in this order):
+  conversions   one Put per goal still to decide, conditioned on not existing
+  claims        one Update per de-dup claim the counted conversions write,
+                conditioned on every check of it holding
+  markers       one Put per counted conversion of a visitor: "this visitor
+                converted this goal this day" (the visitors-converted count)
+  counters      one Update per goal of its daily counters, and one of its
+                attribution counters (source, medium, campaign, keyword)
+Counters change in the same write that decides, so they always equal a recount
+of the conversion items.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from goalkeeper import keys
+from goalkeeper.dedup import ClaimWrite, ConversionPlan, Decision, claim_writes
+
+_serializer = TypeSerializer()
+# Markers only need to outlive the day they count, in any time zone.
+MARKER_LIFETIME = timedelta(days=3)
+ATTRIBUTION_DIMENSIONS = ("source", "medium", "campaign", "keyword")
+NONE_LABEL = "(none)"
+
+
+def _attributes(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
+
+
+@dataclass
+class DecisionState:
+    """What earlier attempts at one event's decisions have learned."""
+
+    plans: list[ConversionPlan]
+    decided: dict[str, Decision] = field(default_factory=dict)
+    voids: dict[str, Decision] = field(default_factory=dict)
+    visitor_already_counted: set[str] = field(default_factory=set)
+
+    @property
+    def pending(self) -> list[ConversionPlan]:
+        return [plan for plan in self.plans if plan.goal_id not in self.decided]
+
+    def attempt(self) -> "DecisionAttempt":
+        pending = self.pending
+        counted = [plan for plan in pending if plan.goal_id not in self.voids]
+        markers = [
+            plan
+            for plan in counted
+            if plan.visitor_id and plan.goal_id not in self.visitor_already_counted
+        ]
+        return DecisionAttempt(self, pending, claim_writes(counted), markers)
+
+    def results(self) -> list[Decision]:
+        return [self.decided[plan.goal_id] for plan in self.plans]
+
+
+@dataclass
+class DecisionAttempt:
+    state: DecisionState
+    pending: list[ConversionPlan]
+    writes: list[ClaimWrite]
+    markers: list[ConversionPlan]
+
+    def items(self, table: str) -> list[dict[str, Any]]:
+        voids = self.state.voids
+        items = [
+            {"Put": _conversion_put(table, plan, voids.get(plan.goal_id))} for plan in self.pending
+        ]
+        items += [{"Update": _claim_update(table, write)} for write in self.writes]
+        items += [{"Put": _marker_put(table, plan)} for plan in self.markers]
+        for plan in self.pending:
+            counted = plan.goal_id not in voids
+            first_visit = plan in self.markers
+            items.append({"Update": _daily_update(table, plan, counted, first_visit)})
+            if counted:
+                items.append({"Update": _attribution_update(table, plan)})
+        return items
+
+    def succeeded(self) -> None:
+        for plan in self.pending:
+            self.state.decided[plan.goal_id] = self.state.voids.get(plan.goal_id) or plan.counted()
+
+    def learn(self, reasons: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Record what a cancellation revealed; False when it revealed nothing."""
+        state, learned = self.state, False
+        conversions = reasons[: len(self.pending)]
+        claims = reasons[len(self.pending) : len(self.pending) + len(self.writes)]
+        markers = reasons[len(self.pending) + len(self.writes) :][: len(self.markers)]
+        for plan, (code, item) in zip(self.pending, conversions, strict=False):
+            if code == "ConditionalCheckFailed":
+                state.decided[plan.goal_id] = plan.already_decided(item)
+                learned = True
+        for write, (code, item) in zip(self.writes, claims, strict=False):
+            if code != "ConditionalCheckFailed":
+                continue
+            for plan, check in write.checks:
+                if plan.goal_id not in state.decided and check.blocked_by(item, plan.event_id):
+                    state.voids.setdefault(plan.goal_id, plan.void(check, item))
+                    learned = True
+        for plan, (code, _) in zip(self.markers, markers, strict=False):
+            if code == "ConditionalCheckFailed":
+                state.visitor_already_counted.add(plan.goal_id)
+                learned = True
+        return learned
+
+
+def _conversion_put(table: str, plan: ConversionPlan, void: Decision | None) -> dict[str, Any]:
+    return {
+        "TableName": table,
+        "Item": _attributes(plan.conversion_item("void" if void else "counted", void)),
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def _claim_update(table: str, write: ClaimWrite) -> dict[str, Any]:
+    plan = write.recorded
+    values = {
+        ":conversion": plan.conversion_id,
+        ":goal": plan.goal_id,
+        ":event": plan.event_id,
+        ":at": plan.occurred_at,
+        ":kind": "claim",
+    }
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": _attributes(keys.claim(plan.account_id, write.shape, write.values)),
+        "UpdateExpression": "SET conversion_id = :conversion, goal_id = :goal, "
+        "event_id = :event, last_at = :at, kind = :kind",
+    }
+    if write.checks:
+        # A claim left by this same event never blocks it (see ClaimCheck.blocked_by).
+        condition = "attribute_not_exists(pk) OR event_id = :event"
+        if write.cutoff is not None:
+            condition += " OR last_at < :cutoff"
+            values[":cutoff"] = write.cutoff
+        update["ConditionExpression"] = condition
+        update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    update["ExpressionAttributeValues"] = _attributes(values)
+    return update
+
+
+def _marker_put(table: str, plan: ConversionPlan) -> dict[str, Any]:
+    day = plan.aggregate.day
+    expires = date.fromisoformat(day) + MARKER_LIFETIME
+    item = keys.converted_visitor(plan.account_id, plan.goal_id, day, plan.visitor_id or "") | {
+        "kind": "visitor_marker",
+        "expires_at": _epoch(expires),
+    }
+    return {
+        "TableName": table,
+        "Item": _attributes(item),
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }
+
+
+def _epoch(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * 86400
+
+
+def _daily_update(
+    table: str, plan: ConversionPlan, counted: bool, first_visit: bool
+) -> dict[str, Any]:
+    delta = plan.aggregate
+    names = {"#counter": "counted" if counted else "void", "#day": "day"}
+    values: dict[str, Any] = {
+        ":one": 1,
+        ":goal": plan.goal_id,
+        ":day": delta.day,
+        ":at": plan.occurred_at,
+        ":kind": "aggregate",
+    }
+    adds = ["#counter :one"]
+    if first_visit:
+        adds.append("visitors_converted :one")
+    if counted and delta.value is not None:
+        names["#value"] = f"value_{delta.value.currency}"
+        values[":value"] = delta.value.amount
+        adds.append("#value :value")
+    return {
+        "TableName": table,
+        "Key": _attributes(keys.aggregate(plan.account_id, delta.shard, delta.day, plan.goal_id)),
+        "UpdateExpression": f"ADD {', '.join(adds)} "
+        "SET goal_id = :goal, #day = :day, last_match_at = :at, kind = :kind",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": _attributes(values),
+    }
+
+
+def attribution_labels(attribution: dict[str, Any] | None) -> dict[str, str]:
+    attribution = attribution or {}
+    return {name: attribution.get(name) or NONE_LABEL for name in ATTRIBUTION_DIMENSIONS}
+
+
+def _attribution_update(table: str, plan: ConversionPlan) -> dict[str, Any]:
+    delta = plan.aggregate
+    labels = attribution_labels(plan.attributes.get("attribution"))
+    names = {f"#{name}": name for name in labels} | {"#day": "day"}
+    values: dict[str, Any] = {f":{name}": label for name, label in labels.items()}
+    values |= {":one": 1, ":goal": plan.goal_id, ":day": delta.day, ":kind": "attribution"}
+    adds = ["counted :one"]
+    if delta.value is not None:
+        names["#value"] = f"value_{delta.value.currency}"
+        values[":value"] = delta.value.amount
+        adds.append("#value :value")
+    sets = ", ".join(f"#{name} = :{name}" for name in labels)
+    key = keys.attribution(
+        plan.account_id, delta.shard, delta.day, plan.goal_id, tuple(labels.values())
+    )
+    return {
+        "TableName": table,
+        "Key": _attributes(key),
+        "UpdateExpression": f"ADD {', '.join(adds)} "
+        f"SET goal_id = :goal, #day = :day, kind = :kind, {sets}",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": _attributes(values),
+    }
