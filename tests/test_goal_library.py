@@ -1,0 +1,211 @@
+"""The goal library over the API: every rule kind end to end, versions, validation."""
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import InProcessStack
+
+AT = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+
+
+def _at(minutes: int = 0) -> str:
+    return (AT + timedelta(minutes=minutes)).isoformat()
+
+
+# (rule, prerequisite events, matching event, non-matching event)
+RULE_CASES = {
+    "call": (
+        {"kind": "call", "connected": True, "min_bridged_seconds": 30, "max_bridged_seconds": 120},
+        [],
+        {"type": "call", "call_id": "c1", "connected": True, "bridged_seconds": 45},
+        {"type": "call", "call_id": "c2", "connected": True, "bridged_seconds": 120},
+    ),
+    "url": (
+        {"kind": "url", "match": "regex", "pattern": r"/thank-?you$"},
+        [],
+        {"type": "page_view", "url": "https://x.example/THANKYOU"},
+        {"type": "page_view", "url": "https://x.example/thank-you/later"},
+    ),
+    "custom_trigger": (
+        {
+            "kind": "custom_trigger",
+            "name": "webinar",
+            "conditions": [
+                {"field": "seats", "op": "gte", "value": 2},
+                {"field": "plan", "op": "in", "value": ["pro", "team"]},
+            ],
+        },
+        [],
+        {"type": "custom_trigger", "name": "webinar", "fields": {"seats": 3, "plan": "team"}},
+        {"type": "custom_trigger", "name": "webinar", "fields": {"seats": 1, "plan": "team"}},
+    ),
+    "call_rating": (
+        {"kind": "call_rating", "rating": "Sale"},
+        [],
+        {
+            "type": "call_rating",
+            "call_id": "c1",
+            "rating": "sale",
+            "value": "90",
+            "currency": "GBP",
+        },
+        {"type": "call_rating", "call_id": "c1", "rating": "no sale"},
+    ),
+    "transaction": (
+        {"kind": "transaction", "min_value": "10000", "inclusive": False},
+        [],
+        {"type": "transaction", "transaction": {"value": "10000.01", "currency": "JPY"}},
+        {"type": "transaction", "transaction": {"value": "10000", "currency": "USD"}},
+    ),
+    "lead": (
+        {"kind": "lead"},
+        [],
+        {"type": "lead", "lead_id": "l-1"},
+        {"type": "custom_trigger", "name": "lead"},
+    ),
+    "service_activity": (
+        {"kind": "service_activity", "topics": {"boiler": ["booked", "fixed"], "roof": ["quoted"]}},
+        [],
+        {"type": "service_status", "service_id": "s1", "topic": "roof", "status": "quoted"},
+        {"type": "service_status", "service_id": "s1", "topic": "boiler", "status": "quoted"},
+    ),
+    "page_views": (
+        {"kind": "page_views", "min_pages": 3},
+        [
+            {"type": "page_view", "url": "https://x.example/a", "visit_id": "v1"},
+            {"type": "page_view", "url": "https://x.example/b", "visit_id": "v1"},
+        ],
+        {"type": "page_view", "url": "https://x.example/c", "visit_id": "v1"},
+        {"type": "page_view", "url": "https://x.example/c", "visit_id": "v2"},
+    ),
+    "tags": (
+        {"kind": "tags", "tags": ["webinar", "customer"], "match": "all"},
+        [{"type": "tag", "contact_id": "ct1", "added": ["webinar"]}],
+        {"type": "tag", "contact_id": "ct1", "added": ["customer"]},
+        {"type": "tag", "contact_id": "ct2", "added": ["customer"]},
+    ),
+}
+
+
+_minutes = itertools.count()
+
+
+def _send(stack: InProcessStack, write: str, events: list[dict]) -> list[str]:
+    """Send events in order, each a minute after the previous one."""
+    if not events:
+        return []
+    stamped = [
+        {"visitor_id": "visitor-1", "occurred_at": _at(next(_minutes))} | event for event in events
+    ]
+    status, body = stack.api.request("POST", "/v1/events", write, {"events": stamped})
+    assert status == 202, body
+    stack.evaluate_pending()
+    return body["accepted"]
+
+
+def _conversions(stack: InProcessStack, goal_id: str) -> dict[str, str]:
+    return {
+        item["event_id"]: item["status"]
+        for item in stack.items()
+        if item.get("kind") == "conversion" and item["goal_id"] == goal_id
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(RULE_CASES))
+def test_every_rule_kind_counts_a_matching_event_and_ignores_a_non_matching_one(
+    stack: InProcessStack, kind: str
+) -> None:
+    rule, before, matching, other = RULE_CASES[kind]
+    write = stack.new_account()["keys"]["write"]
+    spec = {"name": f"{kind} goal", "rule": rule, "dedup": {"keys": []}}
+    status, goal = stack.api.request("POST", "/v1/goals", write, spec)
+    assert status == 201, goal
+    earlier = _send(stack, write, before)
+    [matching_id] = _send(stack, write, [matching])
+    [other_id] = _send(stack, write, [other])
+    conversions = _conversions(stack, goal["goal_id"])
+    assert conversions.get(matching_id) == "counted"
+    assert other_id not in conversions
+    assert not set(earlier) & set(conversions)
+
+
+def test_a_change_is_a_new_version_and_conversions_record_theirs(stack: InProcessStack) -> None:
+    account = stack.new_account()
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    spec = {"name": "Lead", "rule": {"kind": "lead"}, "dedup": {"keys": []}}
+    goal = stack.api.request("POST", "/v1/goals", write, spec)[1]
+    assert goal["version"] == 1
+    _send(stack, write, [{"type": "lead", "lead_id": "l-1", "event_id": "lead-1"}])
+    status, changed = stack.api.request(
+        "PUT", f"/v1/goals/{goal['goal_id']}", write, spec | {"name": "Qualified lead"}
+    )
+    assert (status, changed["version"], changed["name"]) == (200, 2, "Qualified lead")
+    _send(stack, write, [{"type": "lead", "lead_id": "l-2", "event_id": "lead-2"}])
+    trace = stack.api.request("GET", "/v1/visitors/visitor-1/trace", read)[1]
+    versions = {
+        i["event_id"]: i["goal_version"] for i in trace["items"] if i["kind"] == "conversion"
+    }
+    assert versions == {"lead-1": 1, "lead-2": 2}
+
+
+def test_delete_deactivates_but_reports_keep_the_goal(stack: InProcessStack) -> None:
+    account = stack.new_account()
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    spec = {"name": "Lead", "rule": {"kind": "lead"}, "dedup": {"keys": []}}
+    goal_id = stack.api.request("POST", "/v1/goals", write, spec)[1]["goal_id"]
+    _send(stack, write, [{"type": "lead", "lead_id": "l-1"}])
+    status, deleted = stack.api.request("DELETE", f"/v1/goals/{goal_id}", write)
+    assert (status, deleted["active"]) == (200, False)
+    _send(stack, write, [{"type": "lead", "lead_id": "l-2"}])
+    assert list(_conversions(stack, goal_id).values()) == ["counted"]
+    report = stack.api.request(
+        "GET", "/v1/reports/goals", read, query={"from": "2026-11-01", "to": "2026-11-30"}
+    )[1]
+    row = next(r for r in report["goals"] if r["goal_id"] == goal_id)
+    assert (row["active"], row["counted"]) == (False, 1)
+    assert stack.api.request("GET", "/v1/goals/goal_nope", read)[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "reason_part"),
+    [
+        ({"kind": "telepathy"}, "rule.kind", "is not one of"),
+        ({"kind": "url", "match": "regex", "pattern": "(a)\\1"}, "rule.pattern", "RE2"),
+        ({"kind": "url", "match": "regex", "pattern": "(unclosed"}, "rule.pattern", "RE2"),
+        ({"kind": "call", "min_bridged_seconds": -1}, "rule.min_bridged_seconds", "greater"),
+        (
+            {"kind": "call", "min_bridged_seconds": 90, "max_bridged_seconds": 60},
+            "rule",
+            "less than",
+        ),
+        ({"kind": "transaction", "min_value": "5", "currency": "ZZZ"}, "rule.currency", "ISO 4217"),
+        ({"kind": "tags", "tags": []}, "rule.tags", "at least 1"),
+        ({"kind": "service_activity", "topics": {}}, "rule.topics", "at least 1"),
+    ],
+)
+def test_invalid_goals_are_refused_naming_the_field(
+    stack: InProcessStack, rule: dict, field: str, reason_part: str
+) -> None:
+    write = stack.new_account()["keys"]["write"]
+    status, body = stack.api.request("POST", "/v1/goals", write, {"name": "bad", "rule": rule})
+    assert status == 400, body
+    problems = body["error"]["fields"]
+    assert any(p["field"] == field and reason_part in p["reason"] for p in problems), problems
+    assert not [i for i in stack.items() if i.get("kind") == "goal" and i["goal"]["name"] == "bad"]
+
+
+def test_a_pathological_regex_leaves_evaluation_responsive(stack: InProcessStack) -> None:
+    """^(a+)+$ backtracks exponentially in Python's re; RE2 answers in linear time,
+    so this test finishing at all is the assertion that matters."""
+    write = stack.new_account()["keys"]["write"]
+    spec = {
+        "name": "evil",
+        "rule": {"kind": "url", "match": "regex", "pattern": "^(a+)+$"},
+        "dedup": {"keys": []},
+    }
+    goal_id = stack.api.request("POST", "/v1/goals", write, spec)[1]["goal_id"]
+    [evil] = _send(stack, write, [{"type": "page_view", "url": "a" * 40 + "!"}])
+    [fine] = _send(stack, write, [{"type": "page_view", "url": "a" * 40}])
+    assert _conversions(stack, goal_id) == {fine: "counted"}
+    assert evil != fine
