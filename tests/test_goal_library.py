@@ -4,6 +4,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from conftest import InProcessStack
 
 AT = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
