@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
-from goalkeeper.local import atomic_transactions, fast_responses
+from goalkeeper.local import atomic_transactions, moto_speedups
 from goalkeeper.local.functions import LocalFunction
 from goalkeeper.local.gateway import LocalApi
 from goalkeeper.local.poller import StreamPoller
@@ -167,7 +167,7 @@ def stack(aws_environment: None) -> Iterator[InProcessStack]:
     # version (same semantics as DynamoDB) is used in process too, and so are its
     # plain JSON responses (moto's own rendering is the slowest part of a test).
     atomic_transactions.install()
-    fast_responses.install()
+    moto_speedups.install()
     with mock_aws():
         yield InProcessStack()
 

@@ -68,6 +68,7 @@ def record_handler(record: DynamoDBRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
+    libraries.new_batch()
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

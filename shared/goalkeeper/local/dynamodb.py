@@ -20,7 +20,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from goalkeeper.local import atomic_transactions, fast_responses
+from goalkeeper.local import atomic_transactions, moto_speedups
 
 
 class SerializedApp:
@@ -39,7 +39,7 @@ class SerializedApp:
 class EmbeddedDynamoDB:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         atomic_transactions.install()
-        fast_responses.install()
+        moto_speedups.install()
         app = SerializedApp(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler

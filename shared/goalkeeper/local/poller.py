@@ -125,7 +125,7 @@ class StreamPoller:
         self._client = streams_client
         self._arn = stream_arn
         self._subscription = subscription
-        self._function = function
+        self.function = function
         self.dead_letters = DeadLetterFile(dead_letter_file)
         self._region = region
         self._idle_sleep = idle_sleep
@@ -194,7 +194,7 @@ class StreamPoller:
         pending: list[tuple[list[dict[str, Any]], int]] = [(records, 0)]
         while pending:
             batch, attempts = pending.pop(0)
-            failed, function_error = invoke_batch(self._function, batch)
+            failed, function_error = invoke_batch(self.function, batch)
             if not failed:
                 continue
             attempts += 1

@@ -32,25 +32,30 @@ class GoalLibrary:
 class GoalLibraryCache:
     """Keeps each account's goal library in the warm Lambda for `ttl` seconds,
     so evaluation reads the library once per TTL, not once per event; a goal
-    change is picked up within the TTL."""
+    change is picked up within the TTL. One stream batch always uses one
+    snapshot of the library, whatever the TTL (even 0)."""
 
     def __init__(self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic):
         self._store = store
         self._ttl = ttl
         self._clock = clock
-        self._entries: dict[str, tuple[float, GoalLibrary]] = {}
+        self._batch = 0
+        self._entries: dict[str, tuple[float, int, GoalLibrary]] = {}
+
+    def new_batch(self) -> None:
+        self._batch += 1
 
     def get(self, account_id: str) -> GoalLibrary:
         now = self._clock()
         cached = self._entries.get(account_id)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
+        if cached and (now - cached[0] < self._ttl or cached[1] == self._batch):
+            return cached[2]
         account = self._store.get_account(account_id) or {}
         goals = list_goals(self._store, account_id)
         library = GoalLibrary(
             GoalIndex.build(goals), library_shapes(goals), account.get("timezone", "UTC")
         )
-        self._entries[account_id] = (now, library)
+        self._entries[account_id] = (now, self._batch, library)
         return library
 
 

@@ -1,0 +1,171 @@
+"""Two shortcuts that keep moto's answers and make the local stack fast enough to use.
+
+1. Responses. moto 5.2 renders every response by walking botocore's output
+   shapes, which costs ~16 ms for a response carrying items (a stream batch of
+   100 records took ~0.9 s). Those results are already plain JSON-ready dicts
+   (moto converts attribute values before rendering), so for DynamoDB and
+   DynamoDB Streams they are written as JSON directly: None members dropped and
+   datetimes as epoch seconds, as the shape walk does.
+2. Table queries. moto answers a Query on the table by comparing the partition
+   key of every item in the table, so reading one account's goal library got
+   slower with every stored event. DynamoDB reads one partition; so does this.
+3. Simple updates. moto validates an UpdateExpression by walking its syntax tree
+   with a dozen processors, twice for a new item (~35 ms per update). Updates
+   made only of `SET name = :value` and numeric `ADD name :number` clauses, with
+   an optional condition, are applied directly here; anything else goes to moto.
+   (They also emit one stream record per update, as DynamoDB does, where moto
+   emits two INSERTs for an update that creates an item.)
+"""
+
+import base64
+import copy
+import json
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from moto.core.responses import ActionContext, ActionResult
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import ConditionalCheckFailed
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+
+_FAST_SERVICES = {"dynamodb", "dynamodbstreams"}
+_shape_walk = ActionResult.execute_result
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple | set):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _execute_result(self: ActionResult, context: ActionContext) -> Any:
+    service = context.service_model.service_name
+    if service not in _FAST_SERVICES or not isinstance(self.result, dict):
+        return _shape_walk(self, context)
+    body = json.dumps(_json_ready(self.result), separators=(",", ":"))
+    status = context.operation_model.http.get("responseCode", 200)
+    return status, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+
+_query_every_item = Table.query
+
+
+_INDEX_NAME_POSITION = 6  # Table.query(hash_key, range_comparison, ..., index_name, ...)
+
+
+def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    index_name = args[_INDEX_NAME_POSITION] if len(args) > _INDEX_NAME_POSITION else None
+    if index_name or kwargs.get("index_name") or hash_key is None or "all_items" in vars(self):
+        return _query_every_item(self, hash_key, *args, **kwargs)
+    partition = self.items.get(hash_key)
+    items = list(partition.values()) if isinstance(partition, dict) else []
+    # Requests reach moto one at a time (EmbeddedDynamoDB), so this swap is not shared.
+    self.all_items = lambda: items  # type: ignore[method-assign]
+    try:
+        return _query_every_item(self, hash_key, *args, **kwargs)
+    finally:
+        del self.all_items
+
+
+_moto_update_item = DynamoDBBackend.update_item
+_SECTION = re.compile(r"\s*\b(SET|ADD)\b\s+", re.IGNORECASE)
+_NAME = r"(#?[A-Za-z_][A-Za-z0-9_]*)"
+_SET_CLAUSE = re.compile(rf"^{_NAME}\s*=\s*(:[A-Za-z0-9_]+)$")
+_ADD_CLAUSE = re.compile(rf"^{_NAME}\s+(:[A-Za-z0-9_]+)$")
+
+
+def simple_clauses(expression: str) -> list[tuple[str, str, str]] | None:
+    """[(action, name, value placeholder)] for SET/ADD-only expressions, else None."""
+    parts = _SECTION.split(expression)
+    if parts[0].strip() or len(parts) < 3:
+        return None
+    clauses = []
+    for action, body in zip(parts[1::2], parts[2::2], strict=True):
+        grammar = _SET_CLAUSE if action.upper() == "SET" else _ADD_CLAUSE
+        for clause in body.split(","):
+            found = grammar.match(clause.strip())
+            if found is None:
+                return None
+            clauses.append((action.upper(), found.group(1), found.group(2)))
+    return clauses
+
+
+def _number_text(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value != value.to_integral_value() else str(int(value))
+
+
+def _update_item(
+    self: DynamoDBBackend,
+    table_name: str,
+    key: dict[str, Any],
+    update_expression: str,
+    expression_attribute_names: dict[str, Any] | None,
+    expression_attribute_values: dict[str, Any] | None,
+    attribute_updates: dict[str, Any] | None = None,
+    expected: dict[str, Any] | None = None,
+    condition_expression: str | None = None,
+    return_values_on_condition_check_failure: str | None = None,
+) -> Any:
+    clauses = simple_clauses(update_expression or "")
+    names = expression_attribute_names or {}
+    values = expression_attribute_values or {}
+    table = self.get_table(table_name)
+    resolved = [
+        (action, names.get(name, name), values.get(value)) for action, name, value in clauses or []
+    ]
+    if (
+        clauses is None
+        or attribute_updates
+        or expected
+        or not table.range_key_attr
+        or any(value is None for _, _, value in resolved)
+        or any(action == "ADD" and "N" not in value for action, _, value in resolved)
+        or any(name in (table.hash_key_attr, table.range_key_attr) for _, name, _ in resolved)
+    ):
+        return _moto_update_item(
+            self,
+            table_name,
+            key,
+            update_expression,
+            expression_attribute_names,
+            expression_attribute_values,
+            attribute_updates,
+            expected,
+            condition_expression,
+            return_values_on_condition_check_failure,
+        )
+    hash_value = DynamoType(key[table.hash_key_attr])
+    range_value = DynamoType(key[table.range_key_attr])
+    current = table.get_item(hash_value, range_value)
+    if condition_expression is not None:
+        condition = get_filter_expression(condition_expression, names, values)
+        if not condition.expr(current):
+            old = None
+            if return_values_on_condition_check_failure == "ALL_OLD" and current is not None:
+                old = current.to_json()["Attributes"]
+            raise ConditionalCheckFailed(item=old)
+    attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else dict(key)
+    for action, name, value in resolved:
+        if action == "SET":
+            attributes[name] = value
+        else:
+            total = Decimal(attributes.get(name, {}).get("N", "0")) + Decimal(value["N"])
+            attributes[name] = {"N": _number_text(total)}
+    table.put_item(attributes)
+    return table.get_item(hash_value, range_value)
+
+
+def install() -> None:
+    ActionResult.execute_result = _execute_result  # type: ignore[method-assign]
+    Table.query = _query_one_partition  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = _update_item  # type: ignore[method-assign]

@@ -1,0 +1,86 @@
+"""Invariant 3: report counters equal a recount of the conversion items, after a
+randomized workload, with money kept per currency."""
+
+import os
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+from conftest import InProcessStack
+from goalkeeper.decision_writes import attribution_labels
+from goalkeeper.local.workload import GOALS, Workload
+
+EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "2000"))
+
+
+def _load(stack: InProcessStack, seed: int, events: int) -> str:
+    write = stack.new_account()["keys"]["write"]
+    for spec in GOALS:
+        assert stack.api.request("POST", "/v1/goals", write, spec)[0] == 201
+    batch: list[dict] = []
+    for event in Workload(seed=seed, events=events).generate():
+        batch.append(event)
+        if len(batch) == 100:
+            assert stack.api.request("POST", "/v1/events", write, {"events": batch})[0] == 202
+            batch = []
+            stack.evaluate_pending()
+    if batch:
+        assert stack.api.request("POST", "/v1/events", write, {"events": batch})[0] == 202
+    stack.evaluate_pending()
+    return write
+
+
+def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
+    stack: InProcessStack,
+) -> None:
+    _load(stack, seed=7, events=EVENTS)
+    items = stack.items()
+    conversions = [i for i in items if i.get("kind") == "conversion"]
+    assert len(conversions) > EVENTS // 10  # the workload really converts
+
+    daily: dict[tuple, Counter] = defaultdict(Counter)
+    converted_visitors: dict[tuple, set] = defaultdict(set)
+    attributed: dict[tuple, Counter] = defaultdict(Counter)
+    for conversion in conversions:
+        cell = (conversion["day"], conversion["goal_id"])
+        daily[cell][conversion["status"]] += 1
+        if conversion["status"] != "counted":
+            continue
+        labels = tuple(attribution_labels(conversion.get("attribution")).values())
+        attributed[(*cell, labels)]["counted"] += 1
+        if conversion.get("visitor_id"):
+            converted_visitors[cell].add(conversion["visitor_id"])
+        if conversion.get("value_currency"):
+            value_name = f"value_{conversion['value_currency']}"
+            daily[cell][value_name] += conversion["value_amount"]
+            attributed[(*cell, labels)][value_name] += conversion["value_amount"]
+
+    kept_daily: dict[tuple, Counter] = defaultdict(Counter)
+    kept_visitors: Counter = Counter()
+    kept_attributed: dict[tuple, Counter] = defaultdict(Counter)
+    for item in items:
+        if item.get("kind") == "aggregate":
+            cell = (item["day"], item["goal_id"])
+            for name in ("counted", "void"):
+                kept_daily[cell][name] += int(item.get(name, 0))
+            kept_visitors[cell] += int(item.get("visitors_converted", 0))
+            for name, amount in item.items():
+                if name.startswith("value_"):
+                    kept_daily[cell][name] += amount
+        elif item.get("kind") == "attribution":
+            labels = tuple(item[name] for name in ("source", "medium", "campaign", "keyword"))
+            key = (item["day"], item["goal_id"], labels)
+            kept_attributed[key]["counted"] += int(item["counted"])
+            for name, amount in item.items():
+                if name.startswith("value_"):
+                    kept_attributed[key][name] += amount
+
+    assert _plain(kept_daily) == _plain(daily)
+    assert kept_visitors == Counter({cell: len(v) for cell, v in converted_visitors.items()})
+    assert _plain(kept_attributed) == _plain(attributed)
+
+
+def _plain(cells: dict) -> dict:
+    return {
+        cell: {name: Decimal(value) for name, value in counts.items() if value}
+        for cell, counts in cells.items()
+    }
