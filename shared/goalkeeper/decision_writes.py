@@ -6,8 +6,9 @@ Layout (cancellation reasons come back in this order):
                 conditioned on every check of it holding
   markers       one Put per counted conversion of a visitor: "this visitor
                 converted this goal this day" (the visitors-converted count)
-  counters      one Update per goal of its daily counters, and one of its
-                attribution counters (source, medium, campaign, keyword)
+  counters      one Update of the day's counters item (every goal of the
+                event), and per counted goal one Update of its attribution
+                counters (source, medium, campaign, keyword)
 Counters change in the same write that decides, so they always equal a recount
 of the conversion items.
 """
@@ -73,12 +74,13 @@ class DecisionAttempt:
         ]
         items += [{"Update": _claim_update(table, write)} for write in self.writes]
         items += [{"Put": _marker_put(table, plan)} for plan in self.markers]
-        for plan in self.pending:
-            counted = plan.goal_id not in voids
-            first_visit = plan in self.markers
-            items.append({"Update": _daily_update(table, plan, counted, first_visit)})
-            if counted:
-                items.append({"Update": _attribution_update(table, plan)})
+        if self.pending:
+            items.append({"Update": _daily_totals_update(table, self.pending, voids, self.markers)})
+        items += [
+            {"Update": _attribution_update(table, plan)}
+            for plan in self.pending
+            if plan.goal_id not in voids
+        ]
         return items
 
     def succeeded(self) -> None:
@@ -163,31 +165,43 @@ def _epoch(day: date) -> int:
     return (day - date(1970, 1, 1)).days * 86400
 
 
-def _daily_update(
-    table: str, plan: ConversionPlan, counted: bool, first_visit: bool
+def goal_attribute(goal_id: str, counter: str) -> str:
+    """Name of one goal's counter inside a day's totals item."""
+    return f"g#{goal_id}#{counter}"
+
+
+def _daily_totals_update(
+    table: str,
+    pending: list[ConversionPlan],
+    voids: dict[str, Decision],
+    markers: list[ConversionPlan],
 ) -> dict[str, Any]:
-    delta = plan.aggregate
-    names = {"#counter": "counted" if counted else "void", "#day": "day"}
-    values: dict[str, Any] = {
-        ":one": 1,
-        ":goal": plan.goal_id,
-        ":day": delta.day,
-        ":at": plan.occurred_at,
-        ":kind": "aggregate",
-    }
-    adds = ["#counter :one"]
-    if first_visit:
-        adds.append("visitors_converted :one")
-    if counted and delta.value is not None:
-        names["#value"] = f"value_{delta.value.currency}"
-        values[":value"] = delta.value.amount
-        adds.append("#value :value")
+    first = pending[0]
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":one": 1, ":day": first.aggregate.day, ":kind": "daily_totals"}
+    adds, sets = [], ["#day = :day", "kind = :kind"]
+    for number, plan in enumerate(pending):
+        counted = plan.goal_id not in voids
+        counters = ["counted" if counted else "void"]
+        if plan in markers:
+            counters.append("visitors_converted")
+        for counter in counters:
+            names[f"#c{number}{counter[0]}"] = goal_attribute(plan.goal_id, counter)
+            adds.append(f"#c{number}{counter[0]} :one")
+        money = plan.aggregate.value
+        if counted and money is not None:
+            names[f"#v{number}"] = goal_attribute(plan.goal_id, f"value#{money.currency}")
+            values[f":v{number}"] = money.amount
+            adds.append(f"#v{number} :v{number}")
+        names[f"#m{number}"] = goal_attribute(plan.goal_id, "last_match_at")
+        values[f":m{number}"] = plan.occurred_at
+        sets.append(f"#m{number} = :m{number}")
+    key = keys.daily_totals(first.account_id, first.aggregate.shard, first.aggregate.day)
     return {
         "TableName": table,
-        "Key": _attributes(keys.aggregate(plan.account_id, delta.shard, delta.day, plan.goal_id)),
-        "UpdateExpression": f"ADD {', '.join(adds)} "
-        "SET goal_id = :goal, #day = :day, last_match_at = :at, kind = :kind",
-        "ExpressionAttributeNames": names,
+        "Key": _attributes(key),
+        "UpdateExpression": f"ADD {', '.join(adds)} SET {', '.join(sets)}",
+        "ExpressionAttributeNames": names | {"#day": "day"},
         "ExpressionAttributeValues": _attributes(values),
     }
 
@@ -205,7 +219,7 @@ def _attribution_update(table: str, plan: ConversionPlan) -> dict[str, Any]:
     values |= {":one": 1, ":goal": plan.goal_id, ":day": delta.day, ":kind": "attribution"}
     adds = ["counted :one"]
     if delta.value is not None:
-        names["#value"] = f"value_{delta.value.currency}"
+        names["#value"] = f"value#{delta.value.currency}"
         values[":value"] = delta.value.amount
         adds.append("#value :value")
     sets = ", ".join(f"#{name} = :{name}" for name in labels)

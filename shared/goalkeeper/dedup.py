@@ -268,6 +268,7 @@ def plan_conversion(
         event_id=event_id,
         occurred_at=at,
         claims=plan_claims(event, occurred_at, goal, shapes),
-        aggregate=AggregateDelta(keys.aggregate_shard(conversion_id, shards), day, value),
+        # All conversions of one event share one counters item: one update per event.
+        aggregate=AggregateDelta(keys.shard_of(event_id, shards), day, value),
         attributes=attributes,
     )

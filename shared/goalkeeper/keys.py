@@ -70,16 +70,18 @@ def aggregate_pk(account_id: str, shard: int) -> str:
     return f"A#{account_id}#AGG#{shard:02d}"
 
 
-def aggregate(account_id: str, shard: int, day: str, goal_id: str) -> dict[str, str]:
-    return {PK: aggregate_pk(account_id, shard), SK: aggregate_sk(day, goal_id)}
+def daily_totals(account_id: str, shard: int, day: str) -> dict[str, str]:
+    """One day's counters for every goal of an account (one of `shards` items).
+
+    Reports read these by exact key (days x shards), so a report's cost is fixed
+    by its date range, whatever the volume of events behind it.
+    """
+    return {PK: aggregate_pk(account_id, shard), SK: f"D#{day}"}
 
 
-def aggregate_sk(day: str, goal_id: str = "") -> str:
-    return f"D#{day}#G#{goal_id}"
-
-
-def aggregate_shard(conversion_id: str, shards: int) -> int:
-    return int(conversion_id[:8], 16) % shards
+def shard_of(value: str, shards: int) -> int:
+    """Spreads one account's counter writes over `shards` items to avoid a hot key."""
+    return int(_digest(value)[:8], 16) % shards
 
 
 def visitor_trace_pk(account_id: str, visitor_id: str) -> str:
@@ -112,11 +114,6 @@ def attribution_sk(day: str, suffix: str = "") -> str:
 def converted_visitor(account_id: str, goal_id: str, day: str, visitor_id: str) -> dict[str, str]:
     """Marks that a visitor converted a goal on a day, so the day counts them once."""
     return {PK: f"A#{account_id}#CV#{goal_id}#{day}#{_digest(visitor_id)}", SK: "MARK"}
-
-
-def visitors_seen(account_id: str, shard: int, day: str) -> dict[str, str]:
-    """How many distinct visitors sent events on a day (one counter per shard)."""
-    return {PK: aggregate_pk(account_id, shard), SK: f"D#{day}#SEEN"}
 
 
 def seen_visitor(account_id: str, day: str, visitor_id: str) -> dict[str, str]:

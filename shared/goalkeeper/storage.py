@@ -35,6 +35,8 @@ CLIENT_CONFIG = Config(
     read_timeout=2,
 )
 TRANSACTION_CONFLICT_ATTEMPTS = 5
+BATCH_GET_LIMIT = 100
+BATCH_GET_ATTEMPTS = 6
 
 
 def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -414,7 +416,32 @@ class Store:
 
     # -- reports -----------------------------------------------------------
 
-    def aggregate_items(
+    def get_many(self, item_keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Items by exact key (BatchGetItem, 100 at a time); missing keys are skipped."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(item_keys), BATCH_GET_LIMIT):
+            request = {
+                self.table_name: {
+                    "Keys": [
+                        to_attributes(key) for key in item_keys[start : start + BATCH_GET_LIMIT]
+                    ]
+                }
+            }
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self._call(self.client.batch_get_item, RequestItems=request)
+                found.extend(
+                    from_attributes(item)
+                    for item in response.get("Responses", {}).get(self.table_name, [])
+                )
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise StoreUnavailable("the table kept deferring a batch read")
+        return found
+
+    def attribution_items(
         self, account_id: str, shards: int, sk_from: str, sk_to: str
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

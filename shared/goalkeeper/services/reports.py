@@ -1,6 +1,7 @@
-"""Report queries. They read pre-aggregated daily items, never events, so their
-cost depends on the date range, the goals and the distinct attribution values,
-not on how many events are stored."""
+"""Report queries. They read pre-aggregated items, never events: the per-goal
+reports read a fixed grid of daily totals items by exact key (days x shards),
+so their cost depends only on the date range; attribution reads one narrow key
+range per shard, bounded by days x goals x distinct attribution values."""
 
 import base64
 import binascii
@@ -31,10 +32,6 @@ GROUPS = ("converting", "non_converting", "all")
 class DateRange:
     start: date
     end: date
-
-    @property
-    def daily_keys(self) -> tuple[str, str]:
-        return f"D#{self.start.isoformat()}#", f"D#{self.end.isoformat()}#~"
 
     @property
     def attribution_keys(self) -> tuple[str, str]:
@@ -75,16 +72,14 @@ class Totals:
     values: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     last_match_at: str | None = None
 
-    def add(self, item: dict[str, Any]) -> None:
-        self.counted += int(item.get("counted", 0))
-        self.void += int(item.get("void", 0))
-        self.visitors_converted += int(item.get("visitors_converted", 0))
-        for name, amount in item.items():
-            if name.startswith("value_"):
-                self.values[name.removeprefix("value_")] += amount
-        at = item.get("last_match_at")
-        if at and (self.last_match_at is None or at > self.last_match_at):
-            self.last_match_at = at
+    def add(self, counters: dict[str, Any]) -> None:
+        self.counted += int(counters.get("counted", 0))
+        self.void += int(counters.get("void", 0))
+        self.visitors_converted += int(counters.get("visitors_converted", 0))
+        for name, amount in counters.items():
+            if name.startswith("value"):
+                self.values[name.split("#", 1)[1]] += amount
+        self.merge(Totals(last_match_at=counters.get("last_match_at")))
 
     def merge(self, other: "Totals") -> None:
         self.counted += other.counted
@@ -92,6 +87,10 @@ class Totals:
         self.visitors_converted += other.visitors_converted
         for currency, amount in other.values.items():
             self.values[currency] += amount
+        if other.last_match_at and (
+            self.last_match_at is None or other.last_match_at > self.last_match_at
+        ):
+            self.last_match_at = other.last_match_at
 
     def value_text(self) -> dict[str, str]:
         return {currency: money_text(amount) for currency, amount in sorted(self.values.items())}
@@ -101,22 +100,48 @@ def _rate(converted: int, seen: int) -> float | None:
     return round(converted / seen, 4) if seen else None
 
 
-def _daily_items(store: Store, account_id: str, span: DateRange, shards: int) -> list[dict]:
-    return store.aggregate_items(account_id, shards, *span.daily_keys)
+@dataclass
+class DailyTotals:
+    """The days of a range, each with every goal's counters and the visitors seen."""
+
+    goals: dict[str, dict[str, Totals]] = field(default_factory=lambda: defaultdict(dict))
+    visitors_seen: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def for_goal(self, goal_id: str) -> dict[str, Totals]:
+        return self.goals.get(goal_id, {})
+
+    def goal_total(self, goal_id: str) -> Totals:
+        total = Totals()
+        for day_totals in self.for_goal(goal_id).values():
+            total.merge(day_totals)
+        return total
+
+
+def daily_totals(store: Store, account_id: str, span: DateRange, shards: int) -> DailyTotals:
+    item_keys = [
+        keys.daily_totals(account_id, shard, day) for day in span.days() for shard in range(shards)
+    ]
+    totals = DailyTotals()
+    for item in store.get_many(item_keys):
+        day = item["day"]
+        totals.visitors_seen[day] += int(item.get("visitors_seen", 0))
+        counters: dict[str, dict[str, Any]] = defaultdict(dict)
+        for name, value in item.items():
+            if name.startswith("g#"):
+                _, goal_id, counter = name.split("#", 2)
+                counters[goal_id][counter] = value
+        for goal_id, goal_counters in counters.items():
+            totals.goals[goal_id].setdefault(day, Totals()).add(goal_counters)
+    return totals
 
 
 def goals_report(store: Store, account_id: str, span: DateRange, shards: int) -> dict[str, Any]:
-    by_goal: dict[str, Totals] = defaultdict(Totals)
-    visitors_seen = 0
-    for item in _daily_items(store, account_id, span, shards):
-        if item.get("kind") == "visitors_seen":
-            visitors_seen += int(item.get("visitors_seen", 0))
-        elif item.get("kind") == "aggregate":
-            by_goal[item["goal_id"]].add(item)
+    daily = daily_totals(store, account_id, span, shards)
+    visitors_seen = sum(daily.visitors_seen.values())
     rows = []
     groups = {"converting": Totals(), "non_converting": Totals()}
     for goal in list_goals(store, account_id):
-        totals = by_goal.get(goal.goal_id, Totals())
+        totals = daily.goal_total(goal.goal_id)
         groups["converting" if goal.converting else "non_converting"].merge(totals)
         rows.append(
             {
@@ -152,10 +177,7 @@ def goal_timeseries(
     store: Store, account_id: str, goal_id: str, span: DateRange, shards: int
 ) -> dict[str, Any]:
     goal = get_goal(store, account_id, goal_id)
-    by_day: dict[str, Totals] = defaultdict(Totals)
-    for item in _daily_items(store, account_id, span, shards):
-        if item.get("kind") == "aggregate" and item.get("goal_id") == goal_id:
-            by_day[item["day"]].add(item)
+    by_day = daily_totals(store, account_id, span, shards).for_goal(goal_id)
     days = []
     for day in span.days():
         totals = by_day.get(day, Totals())
@@ -198,7 +220,7 @@ def attribution_rows(
     goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
     by_label: dict[str, Totals] = defaultdict(Totals)
     goals_by_label: dict[str, set[str]] = defaultdict(set)
-    for item in store.aggregate_items(account_id, shards, *span.attribution_keys):
+    for item in store.attribution_items(account_id, shards, *span.attribution_keys):
         if _in_group(goals.get(item.get("goal_id", "")), group):
             by_label[item[dimension]].add(item)
             goals_by_label[item[dimension]].add(item["goal_id"])
@@ -253,10 +275,7 @@ def goal_health(
     goal = get_goal(store, account_id, goal_id)
     today = now.date()
     span = DateRange(today - timedelta(days=HEALTH_LOOKBACK_DAYS), today + timedelta(days=1))
-    totals = Totals()
-    for item in _daily_items(store, account_id, span, shards):
-        if item.get("kind") == "aggregate" and item.get("goal_id") == goal_id:
-            totals.add(item)
+    totals = daily_totals(store, account_id, span, shards).goal_total(goal_id)
     last = totals.last_match_at
     recent = last is not None and last >= iso(now - HEALTH_WINDOW)
     if not goal.active:
