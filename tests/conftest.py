@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,9 @@ class InProcessStack:
             for route in api_routes(template)
         ]
         self.api = ApiClient(LocalApi(routes))
-        subscription = stream_subscriptions(template)[0]
+        # moto in process has no lock: concurrent evaluators race there, not in DynamoDB.
+        # Evaluation races are tested against the serialized endpoint of `goalkeeper serve`.
+        subscription = replace(stream_subscriptions(template)[0], parallelization_factor=1)
         stream_arn = self.client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
         self.evaluate = self._function(
             subscription.function, subscription.code_uri, subscription.handler

@@ -11,8 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from conftest import ADMIN_KEY, InProcessStack
+from goalkeeper.http import problems_from_validation
+from goalkeeper.models.events import EventBatch
+from goalkeeper.models.goals import GoalSpec
 
 CALL = {"type": "call", "call_id": "c-1", "connected": True, "bridged_seconds": 61}
 SALE = {"type": "transaction", "transaction": {"value": "10.00", "currency": "EUR"}}
@@ -444,3 +448,64 @@ def test_bad_account_requests_are_refused(
     assert status == 400, answer
     _assert_rejected(answer, field, reason)
     assert stack.items() == []
+
+
+def test_a_json_array_is_refused_not_cut_to_its_first_event(
+    stack: InProcessStack, write_key: str
+) -> None:
+    # Powertools would validate the first element only and drop the rest.
+    status, answer = stack.api.request("POST", "/v1/events", write_key, [CALL, PAGE])
+    assert status == 400, answer
+    assert answer["error"]["fields"] == [
+        {"field": "body", "reason": "must be a JSON object, not an array"}
+    ]
+    assert _event_items(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "expected"),
+    [
+        (
+            EventBatch,
+            {"events": [PAGE, CALL | {"bridged_seconds": -1}]},
+            [("events[1].bridged_seconds", "greater than or equal to 0")],
+        ),
+        (
+            EventBatch,
+            {"events": [TRIGGER | {"fields": {"int": {"a": 1}}}]},
+            [("events[0].fields.int", "must be a boolean, an integer, a number or a string")],
+        ),
+        (
+            GoalSpec,
+            {
+                "name": "x",
+                "rule": {
+                    "kind": "custom_trigger",
+                    "name": "t",
+                    "conditions": [{"field": "f", "op": "in", "value": [{"a": 1}]}],
+                },
+            },
+            [
+                ("rule.conditions[0].value", "must be a boolean, an integer, a number or a string"),
+                (
+                    "rule.conditions[0].value[0]",
+                    "must be a boolean, an integer, a number or a string",
+                ),
+            ],
+        ),
+        (
+            GoalSpec,
+            {"name": "x", "rule": {"kind": "lead"}, "value": {"type": "fixed", "amount": 1}},
+            [("value.currency", "is required")],
+        ),
+    ],
+)
+def test_field_paths_leave_out_union_tags_and_member_labels(
+    model: type[BaseModel], body: Any, expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate(body)
+    problems = problems_from_validation(raised.value.errors())
+    assert [p.field for p in problems] == [field for field, _ in expected]
+    for problem, (_, reason) in zip(problems, expected, strict=True):
+        assert reason in problem.reason

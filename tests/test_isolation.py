@@ -363,22 +363,20 @@ def _revoked_write_key(stack: InProcessStack, owner: Tenant) -> str:
 
 
 # --- least privilege in template.yaml --------------------------------------------------
+#
+# Each function's table permissions must be exactly what it does: the test runs a
+# workload that reaches every route and rule history, records each DynamoDB call per
+# function (with the item actions inside transactions, and the indexes queried),
+# and compares with template.yaml both ways: nothing used is missing, nothing
+# granted is unused.
 
-TABLE = {"Fn::GetAtt": ["Table", "Arn"]}
-INDEXES = {"Fn::Sub": "${Table.Arn}/index/*"}
-EXPECTED_TABLE_ACCESS = {
-    # Ingest: key lookups, goals, events, accounts' key counters and secrets. No index.
-    "IngestFunction": (
-        {"GetItem", "Query", "PutItem", "UpdateItem"},
-        [TABLE],
-    ),
-    # Evaluate: goal library, rule history (scope index), conversion transactions.
-    "EvaluateFunction": (
-        {"GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"},
-        [TABLE, INDEXES],
-    ),
-    # Reports: reads only.
-    "ReportsFunction": ({"GetItem", "Query"}, [TABLE, INDEXES]),
+TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
 }
 
 
@@ -390,28 +388,144 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_each_function_gets_only_the_table_access_it_needs() -> None:
-    resources = load_template()["Resources"]
-    functions = {
-        name: r["Properties"]
-        for name, r in resources.items()
-        if r["Type"] == "AWS::Serverless::Function"
-    }
-    assert functions.keys() == EXPECTED_TABLE_ACCESS.keys()
-    for name, properties in functions.items():
-        statements = _statements(properties)
-        for statement in statements:
-            assert statement["Effect"] == "Allow"
+def _table_grants() -> dict[str, tuple[set[str], list[Any]]]:
+    """Per function: the table actions granted and the resources they are granted on."""
+    grants = {}
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        table = [
+            s
+            for s in _statements(resource["Properties"])
+            if s.get("Sid") != "StreamRead"
+            and any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
+        ]
+        assert len(table) == 1, f"{name}: one statement for the table"
+        actions = {a.removeprefix("dynamodb:") for a in _as_list(table[0]["Action"])}
+        grants[name] = (actions, _as_list(table[0]["Resource"]))
+    return grants
+
+
+def test_no_statement_grants_everything() -> None:
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for statement in _statements(resource["Properties"]):
+            assert statement["Effect"] == "Allow", name
             assert "*" not in _as_list(statement["Resource"]), name
             assert not any("*" in action for action in _as_list(statement["Action"])), name
-        table = [
-            s for s in statements if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
-        ]
-        table = [s for s in table if s.get("Sid") != "StreamRead"]
-        assert len(table) == 1, name
-        actions, allowed_resources = EXPECTED_TABLE_ACCESS[name]
-        assert {a.removeprefix("dynamodb:") for a in _as_list(table[0]["Action"])} == actions, name
-        assert _as_list(table[0]["Resource"]) == allowed_resources, name
+            assert "dynamodb:Scan" not in _as_list(statement["Action"]), name
+
+
+def _index_arn(index: str) -> dict[str, str]:
+    return {"Fn::Sub": f"${{Table.Arn}}/index/{index}"}
+
+
+def _workload(stack: InProcessStack) -> None:
+    account = stack.new_account(name="Acme")
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    goals = [
+        {"name": "Two pages", "rule": {"kind": "page_views", "min_pages": 2}},
+        {"name": "VIP", "rule": {"kind": "tags", "tags": ["vip", "gold"], "match": "all"}},
+        {"name": "Sale", "rule": {"kind": "transaction", "min_value": 1}},
+        {
+            "name": "Target call",
+            "rule": {"kind": "call", "connected": True, "first_time_caller_days": 30},
+            "dedup": {"keys": ["caller"], "window_days": 30},
+        },
+    ]
+    goal_ids = []
+    for goal in goals:
+        status, created = stack.api.request("POST", "/v1/goals", write, goal)
+        assert status == 201, created
+        goal_ids.append(created["goal_id"])
+    attribution = {"source": "google", "campaign": "winter", "keyword": "plumber"}
+    events = [
+        {"type": "page_view", "visitor_id": "v-1", "visit_id": "s-1", "url": "https://x/a"},
+        {"type": "page_view", "visitor_id": "v-1", "visit_id": "s-1", "url": "https://x/b"},
+        {"type": "tag", "visitor_id": "v-1", "contact_id": "ct-1", "added": ["vip"]},
+        {"type": "tag", "visitor_id": "v-1", "contact_id": "ct-1", "added": ["gold"]},
+        {
+            "type": "transaction",
+            "visitor_id": "v-1",
+            "transaction": {"value": 5, "currency": "EUR", "reference": "o-1"},
+            "attribution": attribution,
+        },
+        {
+            "type": "call",
+            "visitor_id": "v-2",
+            "call_id": "c-1",
+            "caller_number": "+442071234567",
+            "connected": True,
+            "bridged_seconds": 90,
+            "attribution": attribution,
+        },
+    ]
+    for event in events:  # one request each: rule history is read from earlier events
+        status, answer = stack.api.request("POST", "/v1/events", write, event)
+        assert status == 202, answer
+        stack.evaluate_pending()
+    issued = stack.api.request("POST", "/v1/keys", write, {})[1]
+    for method, path, key, body, query in [
+        ("GET", "/v1/keys", write, None, None),
+        ("DELETE", f"/v1/keys/{issued['key_id']}", write, None, None),
+        ("GET", "/v1/goals", read, None, None),
+        ("GET", f"/v1/goals/{goal_ids[0]}", read, None, None),
+        ("PUT", f"/v1/goals/{goal_ids[0]}", write, goals[0] | {"name": "Pages"}, None),
+        ("DELETE", f"/v1/goals/{goal_ids[1]}", write, None, None),
+        ("GET", "/v1/reports/goals", read, None, REPORT_QUERY),
+        ("GET", f"/v1/reports/goals/{goal_ids[2]}/timeseries", read, None, REPORT_QUERY),
+        ("GET", "/v1/reports/attribution", read, None, REPORT_QUERY),
+        ("GET", "/v1/reports/top-keywords", read, None, REPORT_QUERY),
+        ("GET", "/v1/visitors/v-1/trace", read, None, None),
+        ("GET", f"/v1/goals/{goal_ids[3]}/health", read, None, None),
+    ]:
+        status, answer = stack.api.request(method, path, key, body, query)
+        assert 200 <= status < 300, (method, path, status, answer)
+
+
+def test_each_function_is_granted_exactly_the_table_access_it_uses(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextvars
+
+    from goalkeeper import runtime
+    from goalkeeper.local.functions import LocalFunction
+
+    calling: contextvars.ContextVar[str] = contextvars.ContextVar("calling", default="?")
+    invoke = LocalFunction.invoke
+
+    def invoke_recording(self: LocalFunction, event: dict[str, Any]) -> Any:
+        token = calling.set(self.name)
+        try:
+            return invoke(self, event)
+        finally:
+            calling.reset(token)
+
+    used: dict[str, set[str]] = {}
+    indexes: dict[str, set[str]] = {}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        function = calling.get()
+        if model.name == "TransactWriteItems" or model.name == "TransactGetItems":
+            actions = {_TRANSACT_ACTIONS[kind] for item in params["TransactItems"] for kind in item}
+        else:
+            actions = {model.name}
+        used.setdefault(function, set()).update(actions)
+        if "IndexName" in params:
+            indexes.setdefault(function, set()).add(params["IndexName"])
+
+    monkeypatch.setattr(LocalFunction, "invoke", invoke_recording)
+    runtime.store().client.meta.events.register("before-parameter-build.dynamodb", record)
+    _workload(stack)
+
+    assert "?" not in used, "a table call made outside any function"
+    grants = _table_grants()
+    assert used.keys() == grants.keys()
+    for function, (granted, resources) in grants.items():
+        assert used[function] == granted, f"{function}: uses {used[function]}, granted {granted}"
+        expected = [TABLE_ARN] + [_index_arn(i) for i in sorted(indexes.get(function, ()))]
+        assert resources == expected, f"{function}: resources {resources}, uses {expected}"
 
 
 def test_the_api_has_throttling_defaults() -> None:

@@ -207,3 +207,15 @@ def test_caller_de_duplication_compares_the_hashes(stack: InProcessStack) -> Non
         if item.get("kind") == "conversion" and item["goal_id"] == created["goal_id"]
     }
     assert statuses == {"ev-c-1": "counted", "ev-c-2": "void", "ev-c-3": "counted"}
+
+
+def test_traces_show_the_masked_number_only(stack: InProcessStack) -> None:
+    account = stack.new_account()
+    _send(stack, account["keys"]["write"], _call("c-1", NUMBER))
+    stack.evaluate_pending()
+    status, trace = stack.api.request("GET", "/v1/visitors/v-1/trace", account["keys"]["read"])
+    assert status == 200, trace
+    (event,) = [item for item in trace["items"] if item["kind"] == "event"]
+    assert event["caller_masked"] == "+44*******567"
+    assert "caller_hash" not in event
+    assert "2071234567" not in str(trace)

@@ -47,9 +47,11 @@ _UNION_FIELDS = {"rule": ("Rule", "kind"), "value": ("GoalValue", "type")}
 
 # Smart unions (a custom field's string | number | boolean) add one error per member,
 # each located under the member's schema label: events[0].fields.size.bool, ...int, ...
-_MEMBER_LABEL = re.compile(
-    r"^(?:bool|int|float|decimal|str|bytes|none|date|datetime|constrained-str"
-    r"|[a-z][a-z-]*\[.*\])$"
+# A wrapper label (list[...], nullable[...]) can sit mid-path; a bare one only at the end.
+_MEMBER_LABEL = re.compile(r"^(?:bool|int|float|decimal|str|bytes|none|constrained-str)$")
+_WRAPPER_LABEL = re.compile(
+    r"^(?:list|dict|set|frozenset|tuple|nullable|union|default|tagged-union|json-or-python"
+    r"|lax-or-strict|function-(?:after|before|plain|wrap))\[.*\]$"
 )
 _TYPE_NOUNS = {
     "bool_type": "a boolean",
@@ -90,7 +92,8 @@ def error_response(error: GoalkeeperError) -> JsonResponse:
 
 def field_path(loc: Sequence[str | int]) -> str:
     parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
-    while len(parts) > 1 and isinstance(parts[-1], str) and _MEMBER_LABEL.match(parts[-1]):
+    parts = [p for p in parts if not (isinstance(p, str) and _WRAPPER_LABEL.match(p))]
+    if len(parts) > 1 and isinstance(parts[-1], str) and _MEMBER_LABEL.match(parts[-1]):
         parts.pop()
     path = ""
     for index, part in enumerate(parts):

@@ -6,6 +6,7 @@ refused by conditions inside one TransactWriteItems, never by read-then-write.
 """
 
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -271,14 +272,17 @@ class Store:
     # -- events ------------------------------------------------------------
 
     def put_event(self, item: dict[str, Any]) -> bool:
-        """Store a new event; False when its id was already stored by an earlier request.
+        """Store a new event; False when its id was already stored earlier.
 
-        A botocore retry of our own request (a timeout after the write landed)
-        finds an item with our request id and still counts as accepted. When every
-        attempt failed, one of them may still have written before its answer was
-        lost: a consistent read decides, so StoreUnavailable (503) means the event
-        is not stored, or the table could not even be read (a retry is safe).
+        Each call marks its item with a fresh `write_id`, so a botocore retry of
+        this very put (a timeout after the write landed) recognises its own write
+        and still counts as accepted, while an earlier request, or the same id
+        twice in one batch, is a duplicate. When every attempt failed, one of them
+        may still have written before its answer was lost: a consistent read
+        decides, so StoreUnavailable (503) means the event is not stored, or the
+        table could not even be read (a retry with the same id is safe).
         """
+        item = item | {"write_id": uuid.uuid4().hex}
         try:
             self._call(
                 self.client.put_item,
@@ -291,12 +295,12 @@ class Store:
             if _error_code(error) != "ConditionalCheckFailedException":
                 raise
             old = from_attributes(error.response.get("Item", {}))
-            return old.get("request_id") == item["request_id"]
+            return old.get("write_id") == item["write_id"]
         except StoreUnavailable:
             stored = self._get({keys.PK: item[keys.PK], keys.SK: item[keys.SK]}, consistent=True)
             if stored is None:
                 raise
-            return stored.get("request_id") == item["request_id"]
+            return stored.get("write_id") == item["write_id"]
         return True
 
     def visit_page_views_before(self, account_id: str, visit_id: str, before_sk: str) -> int:

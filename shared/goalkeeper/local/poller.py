@@ -182,11 +182,31 @@ class StreamPoller:
             records = [lambda_record(record, self._arn, self._region) for record in read]
             records = [r for r in records if passes_filters(self._subscription.filter_patterns, r)]
             if records:
-                self._deliver(shard_id, records)
+                self._deliver_in_parallel(shard_id, records)
             # The checkpoint moves only once the batch is done (succeeded or dead-lettered).
             self._iterators[shard_id] = response.get("NextShardIterator")
             progressed = progressed or bool(read)
         return progressed
+
+    def _deliver_in_parallel(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        """Like Lambda's ParallelizationFactor: records are split by partition key into
+        up to that many batches, delivered at once; one key's records stay in order."""
+        factor = self._subscription.parallelization_factor
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
+            groups.setdefault(hash(key) % factor, []).append(record)
+        if len(groups) == 1:
+            self._deliver(shard_id, records)
+            return
+        workers = [
+            threading.Thread(target=self._deliver, args=(shard_id, group), daemon=True)
+            for group in groups.values()
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
 
     def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         """Invoke until the batch succeeds, keeping the shard's order: a retry starts at

@@ -237,6 +237,7 @@ class StreamSubscription:
     report_batch_item_failures: bool
     starting_position: str = "TRIM_HORIZON"
     maximum_batching_window_seconds: int = 0
+    parallelization_factor: int = 1
 
 
 def stream_subscriptions(template: Mapping[str, Any]) -> list[StreamSubscription]:
@@ -261,6 +262,7 @@ def stream_subscriptions(template: Mapping[str, Any]) -> list[StreamSubscription
                     report_batch_item_failures="ReportBatchItemFailures"
                     in (source.get("FunctionResponseTypes") or []),
                     starting_position=str(source.get("StartingPosition", "TRIM_HORIZON")),
+                    parallelization_factor=int(source.get("ParallelizationFactor", 1)),
                     maximum_batching_window_seconds=int(
                         source.get("MaximumBatchingWindowInSeconds", 0)
                     ),
