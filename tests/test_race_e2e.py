@@ -1,0 +1,77 @@
+"""Racing events over HTTP against `goalkeeper serve`: for a visitor+goal goal,
+32 distinct events of one visitor sent at once count exactly once, every round,
+while the evaluator decides them in parallel batches (ParallelizationFactor)."""
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from localserver import ServedStack
+
+THREADS = 32
+# The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 40.
+ROUNDS = int(os.environ.get("GOALKEEPER_RACE_ROUNDS", "40"))
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServedStack]:
+    stack = ServedStack("race-admin-key")
+    yield stack
+    stack.stop()
+
+
+def _send_round(served: ServedStack, write: str, round_number: int) -> list[int]:
+    barrier = threading.Barrier(THREADS)
+    statuses: list[int] = []
+
+    def send(sender: int) -> None:
+        event = {
+            "event_id": f"r{round_number}-e{sender}",
+            "type": "page_view",
+            "visitor_id": f"racer-{round_number}",
+            "url": f"https://shop.example/pricing?from={sender}",
+        }
+        barrier.wait()
+        statuses.append(served.request("POST", "/v1/events", write, event)[0])
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+@pytest.mark.server
+def test_racing_events_of_one_visitor_count_exactly_once_every_round(served: ServedStack) -> None:
+    account = served.request("POST", "/v1/accounts", served.admin_key, {})[1]
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    spec = {
+        "name": "Pricing page",
+        "rule": {"kind": "url", "match": "contains", "pattern": "/pricing"},
+        "dedup": {"keys": ["visitor", "goal"]},
+    }
+    status, goal = served.request("POST", "/v1/goals", write, spec)
+    assert status == 201, goal
+
+    for round_number in range(ROUNDS):
+        assert _send_round(served, write, round_number) == [202] * THREADS
+
+    decided = 0
+    deadline = time.monotonic() + 120 + ROUNDS
+    while time.monotonic() < deadline:
+        report = served.request("GET", "/v1/reports/goals", read)[1]
+        row = next(r for r in report["goals"] if r["goal_id"] == goal["goal_id"])
+        decided = row["counted"] + row["void"]
+        if decided == THREADS * ROUNDS:
+            break
+        time.sleep(0.5)
+    assert decided == THREADS * ROUNDS
+    assert row["counted"] == ROUNDS
+
+    for round_number in range(ROUNDS):
+        trace = served.request("GET", f"/v1/visitors/racer-{round_number}/trace", read)[1]
+        statuses = [i["status"] for i in trace["items"] if i["kind"] == "conversion"]
+        assert sorted(statuses) == ["counted"] + ["void"] * (THREADS - 1), round_number
