@@ -86,6 +86,15 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
                 if name.startswith("value#"):
                     kept_attributed[key][f"value_{name.split('#')[1]}"] += amount
 
+    visitor_days = {
+        (item["occurred_at"][:10], item["body"]["visitor_id"])
+        for item in items
+        if item.get("kind") == "event" and item["body"].get("visitor_id")
+    }
+    kept_seen = sum(
+        int(i.get("visitors_seen", 0)) for i in items if i.get("kind") == "daily_totals"
+    )
+    assert kept_seen == len(visitor_days)
     assert _plain(kept_daily) == _plain(daily)
     assert kept_visitors == Counter({cell: len(v) for cell, v in converted_visitors.items()})
     assert _plain(kept_attributed) == _plain(attributed)

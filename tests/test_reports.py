@@ -112,6 +112,9 @@ def test_goals_report_counts_values_per_currency_and_groups(
     assert sale["visitors_converted"] == 2
     assert (thanks["counted"], thanks["void"]) == (1, 1)  # ann's second view is a duplicate
     assert thanks["value"] == {"GBP": "5.00"}
+    assert report["visitors_seen"] == 3  # ann on the 10th, bob on the 10th and the 11th
+    assert sale["conversion_rate"] == round(2 / 3, 4)
+    assert thanks["conversion_rate"] == round(1 / 3, 4)
     assert report["groups"]["converting"]["counted"] >= 2
     assert report["groups"]["non_converting"] == {
         "counted": 1,

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime
 from goalkeeper.errors import StoreUnavailable
-from goalkeeper.services.evaluation import GoalLibraryCache, evaluate_event_item
+from goalkeeper.services.evaluation import GoalLibraryCache, SeenVisitors, evaluate_event_item
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -25,6 +25,7 @@ tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 libraries = GoalLibraryCache(runtime.store(), ttl=get_settings().goal_cache_ttl_seconds)
+seen_visitors = SeenVisitors()
 
 
 class Deferred(Exception):
@@ -41,7 +42,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     item = record.dynamodb.new_image
     try:
         decisions = evaluate_event_item(
-            runtime.store(), libraries, item, get_settings().aggregate_shards
+            runtime.store(), libraries, item, get_settings().aggregate_shards, seen_visitors
         )
     except StoreUnavailable:
         logger.warning(

@@ -5,7 +5,9 @@ Layout (cancellation reasons come back in this order):
   claims        one Update per de-dup claim the counted conversions write,
                 conditioned on every check of it holding
   markers       one Put per counted conversion of a visitor: "this visitor
-                converted this goal this day" (the visitors-converted count)
+                converted this goal this day" (the visitors-converted count),
+                and one "this visitor was seen this day" (visitors seen), unless
+                this warm Lambda already saw the visitor that day
   counters      one Update of the day's counters item (every goal of the
                 event), and per counted goal one Update of its attribution
                 counters (source, medium, campaign, keyword)
@@ -33,11 +35,22 @@ def _attributes(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """An event's visitor, to be counted once among the day's visitors seen."""
+
+    account_id: str
+    visitor_id: str
+    day: str
+    shard: int
+
+
 @dataclass
 class DecisionState:
     """What earlier attempts at one event's decisions have learned."""
 
     plans: list[ConversionPlan]
+    sighting: Sighting | None = None
     decided: dict[str, Decision] = field(default_factory=dict)
     voids: dict[str, Decision] = field(default_factory=dict)
     visitor_already_counted: set[str] = field(default_factory=set)
@@ -45,6 +58,10 @@ class DecisionState:
     @property
     def pending(self) -> list[ConversionPlan]:
         return [plan for plan in self.plans if plan.goal_id not in self.decided]
+
+    @property
+    def done(self) -> bool:
+        return not self.pending and self.sighting is None
 
     def attempt(self) -> "DecisionAttempt":
         pending = self.pending
@@ -74,8 +91,13 @@ class DecisionAttempt:
         ]
         items += [{"Update": _claim_update(table, write)} for write in self.writes]
         items += [{"Put": _marker_put(table, plan)} for plan in self.markers]
-        if self.pending:
-            items.append({"Update": _daily_totals_update(table, self.pending, voids, self.markers)})
+        sighting = self.state.sighting
+        if sighting is not None:
+            items.append({"Put": _sighting_put(table, sighting)})
+        if self.pending or sighting is not None:
+            items.append(
+                {"Update": _daily_totals_update(table, self.pending, voids, self.markers, sighting)}
+            )
         items += [
             {"Update": _attribution_update(table, plan)}
             for plan in self.pending
@@ -86,6 +108,7 @@ class DecisionAttempt:
     def succeeded(self) -> None:
         for plan in self.pending:
             self.state.decided[plan.goal_id] = self.state.voids.get(plan.goal_id) or plan.counted()
+        self.state.sighting = None
 
     def learn(self, reasons: list[tuple[str, dict[str, Any]]]) -> bool:
         """Record what a cancellation revealed; False when it revealed nothing."""
@@ -107,6 +130,11 @@ class DecisionAttempt:
         for plan, (code, _) in zip(self.markers, markers, strict=False):
             if code == "ConditionalCheckFailed":
                 state.visitor_already_counted.add(plan.goal_id)
+                learned = True
+        if state.sighting is not None:
+            position = len(self.pending) + len(self.writes) + len(self.markers)
+            if position < len(reasons) and reasons[position][0] == "ConditionalCheckFailed":
+                state.sighting = None  # an earlier event already counted this visitor today
                 learned = True
         return learned
 
@@ -161,6 +189,19 @@ def _marker_put(table: str, plan: ConversionPlan) -> dict[str, Any]:
     }
 
 
+def _sighting_put(table: str, sighting: Sighting) -> dict[str, Any]:
+    expires = date.fromisoformat(sighting.day) + MARKER_LIFETIME
+    item = keys.seen_visitor(sighting.account_id, sighting.day, sighting.visitor_id) | {
+        "kind": "visitor_marker",
+        "expires_at": _epoch(expires),
+    }
+    return {
+        "TableName": table,
+        "Item": _attributes(item),
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }
+
+
 def _epoch(day: date) -> int:
     return (day - date(1970, 1, 1)).days * 86400
 
@@ -175,11 +216,18 @@ def _daily_totals_update(
     pending: list[ConversionPlan],
     voids: dict[str, Decision],
     markers: list[ConversionPlan],
+    sighting: Sighting | None,
 ) -> dict[str, Any]:
-    first = pending[0]
+    account_id, shard, day = (
+        (pending[0].account_id, pending[0].aggregate.shard, pending[0].aggregate.day)
+        if pending
+        else (sighting.account_id, sighting.shard, sighting.day)  # type: ignore[union-attr]
+    )
     names: dict[str, str] = {}
-    values: dict[str, Any] = {":one": 1, ":day": first.aggregate.day, ":kind": "daily_totals"}
+    values: dict[str, Any] = {":one": 1, ":day": day, ":kind": "daily_totals"}
     adds, sets = [], ["#day = :day", "kind = :kind"]
+    if sighting is not None:
+        adds.append("visitors_seen :one")
     for number, plan in enumerate(pending):
         counted = plan.goal_id not in voids
         counters = ["counted" if counted else "void"]
@@ -196,7 +244,7 @@ def _daily_totals_update(
         names[f"#m{number}"] = goal_attribute(plan.goal_id, "last_match_at")
         values[f":m{number}"] = plan.occurred_at
         sets.append(f"#m{number} = :m{number}")
-    key = keys.daily_totals(first.account_id, first.aggregate.shard, first.aggregate.day)
+    key = keys.daily_totals(account_id, shard, day)
     return {
         "TableName": table,
         "Key": _attributes(key),

@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from goalkeeper import keys
-from goalkeeper.decision_writes import DecisionState
+from goalkeeper.decision_writes import DecisionState, Sighting
 from goalkeeper.dedup import ConversionPlan, Decision
 from goalkeeper.errors import Conflict, StoreUnavailable
 
@@ -384,7 +384,9 @@ class Store:
 
     # -- conversions -------------------------------------------------------
 
-    def decide_event(self, plans: list[ConversionPlan]) -> list[Decision]:
+    def decide_event(
+        self, plans: list[ConversionPlan], sighting: Sighting | None = None
+    ) -> list[Decision]:
         """Decide every goal one event reached in one atomic write.
 
         All conditions are judged against the table as it was before this event,
@@ -393,10 +395,10 @@ class Store:
         an earlier delivery (kept as it was); a failed claim makes the goals whose
         check it fails void; the rest are written again, still under conditions.
         """
-        state = DecisionState(plans)
-        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 2 * len(plans)):
-            if not state.pending:
-                return state.results()
+        state = DecisionState(plans, sighting)
+        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 2 * len(plans) + 1):
+            if state.done:
+                return state.results()  # everything was decided by earlier deliveries
             decision = state.attempt()
             try:
                 self._call(
@@ -416,6 +418,7 @@ class Store:
                     time.sleep(0.05 * 2 ** min(attempt, 5))
                 continue
             decision.succeeded()
+            return state.results()
         raise StoreUnavailable("conversion write kept conflicting with concurrent writes")
 
     # -- reports -----------------------------------------------------------

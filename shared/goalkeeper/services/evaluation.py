@@ -1,6 +1,7 @@
 """Deciding goals for one stored event: rules (pure) first, then atomic decisions."""
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from goalkeeper import keys
+from goalkeeper.decision_writes import Sighting
 from goalkeeper.dedup import Decision, Shape, library_shapes, plan_conversion
 from goalkeeper.models.common import local_day
 from goalkeeper.models.events import Event, EventBase, TagChange
@@ -59,6 +61,27 @@ class GoalLibraryCache:
         return library
 
 
+class SeenVisitors:
+    """(account, day, visitor) this warm Lambda has already counted among the day's
+    visitors seen, so repeat events of a visitor cost no extra write. Bounded LRU;
+    forgetting one only costs a conditional write that finds its marker."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, str, str]) -> bool:
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: tuple[str, str, str]) -> None:
+        self._seen[key] = None
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+
 def stored_event(item: dict[str, Any]) -> EventBase:
     return _event_adapter.validate_python(item["body"])  # type: ignore[return-value]
 
@@ -87,28 +110,42 @@ def _apply_tags(tags: set[str], added: list[str], removed: list[str]) -> set[str
 
 
 def evaluate_event_item(
-    store: Store, libraries: GoalLibraryCache, item: dict[str, Any], shards: int
+    store: Store,
+    libraries: GoalLibraryCache,
+    item: dict[str, Any],
+    shards: int,
+    seen: SeenVisitors | None = None,
 ) -> list[Decision]:
-    """Decide every goal this event reaches. Safe to repeat: decisions are keyed by
-    (event, goal) and a repeat returns the earlier decision unchanged."""
+    """Decide every goal this event reaches, and count its visitor among the day's
+    visitors seen. Safe to repeat: decisions are keyed by (event, goal) and a repeat
+    returns the earlier decision unchanged; a visitor is counted once per day."""
     account_id = item["account_id"]
+    event_id = item["event_id"]
     event = stored_event(item)
     occurred_at: datetime = event.occurred_at  # type: ignore[assignment]
     library = libraries.get(account_id)
-    sort_key = keys.trace_sk(item["occurred_at"], "E", item["event_id"])
+    day = local_day(occurred_at, library.timezone)
+    sort_key = keys.trace_sk(item["occurred_at"], "E", event_id)
     context = rule_context(store, library, account_id, event, sort_key)
     plans = [
         plan_conversion(
             account_id=account_id,
             event=event,
-            event_id=item["event_id"],
+            event_id=event_id,
             occurred_at=occurred_at,
             goal=goal,
             shapes=library.shapes,
-            day=local_day(occurred_at, library.timezone),
+            day=day,
             shards=shards,
             value=conversion_value(goal.value, event),
         )
         for goal in library.index.matching_goals(event, context)  # type: ignore[arg-type]
     ]
-    return store.decide_event(plans) if plans else []
+    sighting = None
+    seen_key = (account_id, day, event.visitor_id or "")
+    if event.visitor_id and (seen is None or seen_key not in seen):
+        sighting = Sighting(account_id, event.visitor_id, day, keys.shard_of(event_id, shards))
+    decisions = store.decide_event(plans, sighting) if plans or sighting else []
+    if seen is not None and event.visitor_id:
+        seen.add(seen_key)
+    return decisions
