@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     # werkzeug logs every request at INFO unless told otherwise; the endpoint is chatty.
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if not args.verbose:
+        # Metrics are not published locally; Powertools would warn on every read request.
+        warnings.filterwarnings("ignore", "No application metrics to publish")
     stack = LocalStack(StackConfig(host=args.host, port=args.port, quiet_lambdas=not args.verbose))
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -94,6 +98,7 @@ def _redrive(args: argparse.Namespace) -> int:
             redrive.table_reader(boto3.client("dynamodb")),
             subscription.filter_patterns,
             wait_seconds=args.wait_seconds,
+            visibility_timeout=args.visibility_timeout,
             region=boto3.session.Session().region_name or "us-east-1",
         )
         where = args.queue_url
@@ -150,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --queue-url: the stack's AggregateShards (or GOALKEEPER_AGGREGATE_SHARDS)",
     )
     redrive.add_argument("--wait-seconds", type=int, default=2, help="SQS long-poll wait")
+    redrive.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=900,
+        help="how long a message that still fails stays hidden from other consumers",
+    )
     redrive.add_argument(
         "--state-dir", type=Path, default=Path(".goalkeeper"), help="the local stack's state"
     )
