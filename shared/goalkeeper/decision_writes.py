@@ -90,10 +90,14 @@ class DecisionAttempt:
             {"Put": _conversion_put(table, plan, voids.get(plan.goal_id))} for plan in self.pending
         ]
         items += [{"Update": _claim_update(table, write)} for write in self.writes]
-        items += [{"Put": _marker_put(table, plan)} for plan in self.markers]
+        items += [
+            {"Put": _marker_put(table, _converted_marker(plan), plan.aggregate.day)}
+            for plan in self.markers
+        ]
         sighting = self.state.sighting
         if sighting is not None:
-            items.append({"Put": _sighting_put(table, sighting)})
+            seen = keys.seen_visitor(sighting.account_id, sighting.day, sighting.visitor_id)
+            items.append({"Put": _marker_put(table, seen, sighting.day)})
         if self.pending or sighting is not None:
             items.append(
                 {"Update": _daily_totals_update(table, self.pending, voids, self.markers, sighting)}
@@ -175,13 +179,10 @@ def _claim_update(table: str, write: ClaimWrite) -> dict[str, Any]:
     return update
 
 
-def _marker_put(table: str, plan: ConversionPlan) -> dict[str, Any]:
-    day = plan.aggregate.day
+def _marker_put(table: str, key: dict[str, str], day: str) -> dict[str, Any]:
+    """A put that succeeds once per key: it makes a daily count count a visitor once."""
     expires = date.fromisoformat(day) + MARKER_LIFETIME
-    item = keys.converted_visitor(plan.account_id, plan.goal_id, day, plan.visitor_id or "") | {
-        "kind": "visitor_marker",
-        "expires_at": _epoch(expires),
-    }
+    item = key | {"kind": "visitor_marker", "expires_at": _epoch(expires)}
     return {
         "TableName": table,
         "Item": _attributes(item),
@@ -189,17 +190,9 @@ def _marker_put(table: str, plan: ConversionPlan) -> dict[str, Any]:
     }
 
 
-def _sighting_put(table: str, sighting: Sighting) -> dict[str, Any]:
-    expires = date.fromisoformat(sighting.day) + MARKER_LIFETIME
-    item = keys.seen_visitor(sighting.account_id, sighting.day, sighting.visitor_id) | {
-        "kind": "visitor_marker",
-        "expires_at": _epoch(expires),
-    }
-    return {
-        "TableName": table,
-        "Item": _attributes(item),
-        "ConditionExpression": "attribute_not_exists(pk)",
-    }
+def _converted_marker(plan: ConversionPlan) -> dict[str, str]:
+    day = plan.aggregate.day
+    return keys.converted_visitor(plan.account_id, plan.goal_id, day, plan.visitor_id or "")
 
 
 def _epoch(day: date) -> int:

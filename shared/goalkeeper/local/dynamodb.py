@@ -18,9 +18,9 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from goalkeeper.local import atomic_transactions, moto_speedups
+from goalkeeper.local.server import BackgroundServer
 
 
 class SerializedApp:
@@ -36,28 +36,13 @@ class SerializedApp:
             return [b"".join(self._app(environ, start_response))]
 
 
-class EmbeddedDynamoDB:
+class EmbeddedDynamoDB(BackgroundServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         atomic_transactions.install()
         moto_speedups.install()
         app = SerializedApp(DomainDispatcherApplication(create_backend_app))
-        self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="embedded-dynamodb", daemon=True
-        )
+        super().__init__(app, host, port, "embedded-dynamodb", request_handler=MotoRequestHandler)
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "EmbeddedDynamoDB":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return self.url

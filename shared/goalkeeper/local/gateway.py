@@ -1,15 +1,14 @@
 """The local API: HTTP requests become API Gateway REST proxy events for the same handlers."""
 
 import base64
-import threading
 import time
 import uuid
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from goalkeeper.local.functions import LocalFunction
+from goalkeeper.local.server import BackgroundServer
 from goalkeeper.local.template import ApiRoute
 
 
@@ -96,23 +95,6 @@ def _no_route(_: Request) -> Response:
     )
 
 
-class ApiServer:
+class ApiServer(BackgroundServer):
     def __init__(self, api: LocalApi, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, api, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-api", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "ApiServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(api, host, port, "local-api")
