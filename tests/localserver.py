@@ -60,7 +60,8 @@ class ServedStack:
         if key:
             request.add_header("x-api-key", key)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            # Generous: a loaded 2-core machine can queue a request for many seconds.
+            with urllib.request.urlopen(request, timeout=120) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")

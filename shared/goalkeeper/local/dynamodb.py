@@ -23,12 +23,34 @@ from goalkeeper.local import atomic_transactions, moto_speedups
 from goalkeeper.local.server import BackgroundServer
 
 
+class FairLock:
+    """A lock granted in arrival order. threading.Lock is not fair: under load a
+    request could wait behind an endless stream of later ones (seen: ingestion
+    requests starved past a 30 s client timeout while evaluation kept the lock busy)."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition()
+        self._next_ticket = 0
+        self._now_serving = 0
+
+    def __enter__(self) -> None:
+        with self._turns:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._turns.wait_for(lambda: self._now_serving == ticket)
+
+    def __exit__(self, *_: object) -> None:
+        with self._turns:
+            self._now_serving += 1
+            self._turns.notify_all()
+
+
 class SerializedApp:
     """A WSGI wrapper that runs one request to completion before the next starts."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self._lock:
