@@ -6,6 +6,7 @@ HTTP status each one becomes and renders the documented error shape:
 """
 
 import base64
+import binascii
 import functools
 import json
 import re
@@ -221,6 +222,7 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
         try:
             _check_body_size(event)
             principal = authenticate(_header(event, API_KEY_HEADER), lookup)
+            _body_as_text(event)
             _refuse_top_level_array(event)
         except GoalkeeperError as error:
             return _proxy_error(error)
@@ -263,12 +265,24 @@ def _check_body_size(event: dict[str, Any]) -> None:
         )
 
 
+def _body_as_text(event: dict[str, Any]) -> None:
+    """JSON is UTF-8 text; a binary (base64) body is decoded here or refused as 400,
+    rather than failing inside Powertools' decoding as a 5xx."""
+    if not event.get("isBase64Encoded"):
+        return
+    try:
+        event["body"] = base64.b64decode(event.get("body") or "").decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise errors.InvalidInput(
+            "the request is invalid", [FieldProblem("body", "must be UTF-8 encoded JSON")]
+        ) from error
+    event["isBase64Encoded"] = False
+
+
 def _refuse_top_level_array(event: dict[str, Any]) -> None:
     """Every body is a JSON object. Powertools would validate only the first element
     of a top-level array against a model and silently drop the rest."""
     body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode(errors="replace")
     if body.lstrip().startswith("["):
         raise errors.InvalidInput(
             "the request is invalid", [FieldProblem("body", "must be a JSON object, not an array")]

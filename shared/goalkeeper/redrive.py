@@ -144,6 +144,8 @@ def stream_range(streams_client: Any, info: dict[str, Any]) -> list[dict[str, An
 
 
 def _messages(sqs_client: Any, queue_url: str, wait_seconds: int, visibility: int) -> Iterator[Any]:
+    """Each message of the queue once, until a receive brings nothing new."""
+    seen: set[str] = set()
     while True:
         response = sqs_client.receive_message(
             QueueUrl=queue_url,
@@ -151,9 +153,10 @@ def _messages(sqs_client: Any, queue_url: str, wait_seconds: int, visibility: in
             WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=visibility,
         )
-        messages = response.get("Messages", [])
+        messages = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
         if not messages:
             return
+        seen.update(message["MessageId"] for message in messages)
         yield from messages
 
 

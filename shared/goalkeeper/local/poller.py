@@ -210,15 +210,21 @@ class StreamPoller:
 
     def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         """Invoke until the batch succeeds, keeping the shard's order: a retry starts at
-        the first failed record; after `max_retries` the failed records are dead-lettered."""
+        the first failed record; after `max_retries` the failed records are dead-lettered.
+
+        A retry is counted against the batch that starts at the checkpoint: when an
+        invocation moves the checkpoint (its first records succeeded), the records
+        left form a new batch with a fresh count, so a record is given up on only
+        after failing `max_retries + 1` times itself.
+        """
         pending: list[tuple[list[dict[str, Any]], int]] = [(records, 0)]
         while pending:
             batch, attempts = pending.pop(0)
             failed, function_error = invoke_batch(self.function, batch)
             if not failed:
                 continue
-            attempts += 1
             first = next(i for i, record in enumerate(batch) if sequence_number(record) in failed)
+            attempts = 1 if first > 0 else attempts + 1
             if attempts > self.max_retries:
                 self._send_to_destination(shard_id, batch[first:], failed, attempts)
                 continue

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     Field,
     StringConstraints,
@@ -28,7 +29,29 @@ from goalkeeper.models.common import (
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
 
-FieldValue = bool | int | Decimal | Annotated[str, StringConstraints(max_length=1024)] | None
+DYNAMODB_MAX_DIGITS = 38
+DYNAMODB_SMALLEST = Decimal("1E-130")
+DYNAMODB_TOO_LARGE = Decimal("1E126")
+
+
+def _storable_number(value: object) -> object:
+    """DynamoDB keeps numbers of up to 38 digits, magnitudes 1E-130 to below 1E126."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return value
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    if number and not (DYNAMODB_SMALLEST <= abs(number) < DYNAMODB_TOO_LARGE):
+        raise ValueError("must be between 1E-130 and 1E126 in size, or 0")
+    if len(number.as_tuple().digits) > DYNAMODB_MAX_DIGITS:  # as written: boto3 won't round
+        raise ValueError(f"must have at most {DYNAMODB_MAX_DIGITS} significant digits")
+    return value
+
+
+FieldValue = Annotated[
+    bool | int | Decimal | Annotated[str, StringConstraints(max_length=1024)] | None,
+    AfterValidator(_storable_number),
+]
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
