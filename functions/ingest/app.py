@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,7 +21,6 @@ from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 app = create_resolver()
 entry = api_entrypoint(app, runtime.key_lookup)
@@ -123,7 +122,7 @@ def deactivate_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonRespon
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@runtime.traced
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     return entry(event, context)

@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,7 +15,6 @@ from goalkeeper.services import reports
 from goalkeeper.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
 app = create_resolver()
 entry = api_entrypoint(app, runtime.key_lookup)
 
@@ -100,6 +99,6 @@ def goal_health(goal_id: GoalId) -> JsonResponse:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@runtime.traced
 def handler(event: dict, context: LambdaContext) -> dict:
     return entry(event, context)

@@ -1,16 +1,48 @@
-"""Per-process singletons of a Lambda: created on first use and reused while warm."""
+"""Per-process singletons of a Lambda: created on first use and reused while warm.
 
+Imports here are deferred to first use, so a function's cold start pays only for
+what it calls: the evaluation function never loads the API edge (auth), and the
+X-Ray SDK is loaded only when tracing is on.
+"""
+
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from goalkeeper.auth import Principal, stored_key_lookup
-from goalkeeper.settings import get_settings
-from goalkeeper.storage import Store
+if TYPE_CHECKING:
+    from goalkeeper.auth import Principal
+    from goalkeeper.storage import Store
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 @lru_cache(maxsize=1)
-def store() -> Store:
+def store() -> "Store":
+    from goalkeeper.settings import get_settings
+    from goalkeeper.storage import Store
+
     return Store(get_settings().table_name)
 
 
-def key_lookup(digest: str) -> Principal | None:
+def key_lookup(digest: str) -> "Principal | None":
+    from goalkeeper.auth import stored_key_lookup
+
     return stored_key_lookup(store())(digest)
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: on in Lambda unless POWERTOOLS_TRACE_DISABLED (or SAM local)."""
+    from aws_lambda_powertools.tracing.tracer import Tracer
+
+    return not Tracer._is_tracer_disabled()
+
+
+def traced(handler: Handler) -> Handler:
+    """Powertools `Tracer().capture_lambda_handler` when tracing is on. Creating a
+    Tracer imports the X-Ray SDK and patches botocore even when tracing is off, so
+    with tracing off the handler is returned as it is."""
+    if not tracing_enabled():
+        return handler
+    from aws_lambda_powertools import Tracer
+
+    return Tracer().capture_lambda_handler(handler)

@@ -1,0 +1,276 @@
+"""P5: end-to-end throughput of `goalkeeper serve` over HTTP, against single-thread
+put_item/s on the same embedded DynamoDB endpoint, at 1k and at a large number of
+items already stored.
+
+`goalkeeper serve` runs as a child process (a temporary working directory, so
+its state files stay out of the repo). Stored data is pre-loaded with
+BatchWriteItem straight to the endpoint: event-sized items under another
+account, not of kind "event" so the stream filter does not evaluate them again
+(the table and its stream still hold them). Then the workload's events are POSTed
+in batches of 100 by 4 concurrent clients and the clock stops when the goals
+report stops changing (polled every 0.2 s; the time of the last change counts).
+Floor: one thread of PutItem requests to the endpoint, measured right before.
+P5 = end-to-end events/s / floor put_item/s at the large size (target >= 0.5);
+also the end-to-end slowdown from 1k stored to the large size (target <= 1.5).
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._stack import REPO, fmt
+
+ADMIN = "admin-bench-p5"
+CLIENTS = 4
+PER_REQUEST = 100
+RANGE = "?from=2026-10-22&to=2026-11-20"
+
+
+class Served:
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "POWERTOOLS_", "GOALKEEPER_"))
+        }
+        env |= {"GOALKEEPER_ADMIN_KEY": ADMIN, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = str(REPO / "shared")
+        self.workdir = tempfile.mkdtemp(prefix="gk-bench-serve-")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "goalkeeper.cli", "serve", "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=self.workdir,
+        )
+        self.dynamodb_url = ""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("goalkeeper serve exited early")
+            if "DynamoDB:" in line:
+                self.dynamodb_url = line.split()[1]
+            if "Admin key:" in line:
+                break
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # drain
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        request.add_header("x-api-key", key)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _client(served: Served) -> Any:
+    import boto3
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=served.dynamodb_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def _stored_item(number: int) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    event_id = f"pre-{number}"
+    item = {
+        "pk": f"A#acc_preload#E#{event_id}",
+        "sk": "EVENT",
+        "kind": "stored_event",  # not "event": the stream filter leaves it alone
+        "account_id": "acc_preload",
+        "event_id": event_id,
+        "type": "page_view",
+        "occurred_at": "2026-11-01T10:00:00+00:00",
+        "received_at": "2026-11-01T10:00:01+00:00",
+        "request_id": "00000000-0000-0000-0000-000000000000",
+        "body": {
+            "type": "page_view",
+            "event_id": event_id,
+            "visitor_id": f"v{number % 5000}",
+            "url": f"https://acme.example/page/{number % 300}",
+            "attribution": {"source": "google", "medium": "cpc", "campaign": "winter"},
+        },
+    }
+    return {name: serialize(value) for name, value in item.items()}
+
+
+def preload(client: Any, table: str, start: int, stop: int) -> None:
+    for first in range(start, stop, 25):
+        request = {
+            table: [
+                {"PutRequest": {"Item": _stored_item(n)}}
+                for n in range(first, min(first + 25, stop))
+            ]
+        }
+        while request:
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+
+def floor_puts_per_second(client: Any, table: str, tag: str, seconds: float) -> float:
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        client.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"BENCH#{tag}#{count}"}, "sk": {"S": "PUT"}, "kind": {"S": "bench"}},
+        )
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _decided(served: Served, read: str) -> int:
+    status, body = served.request("GET", "/v1/reports/goals" + RANGE, read)
+    assert status == 200, body
+    return sum(goal["counted"] + goal["void"] for goal in body["goals"])
+
+
+def _wait_quiet(served: Served, read: str, quiet: float = 2.0) -> tuple[int, float]:
+    """(decisions, time of the last change) once the report stopped changing for `quiet` s."""
+    last, changed = _decided(served, read), time.perf_counter()
+    while time.perf_counter() - changed < quiet:
+        time.sleep(0.2)
+        now = _decided(served, read)
+        if now != last:
+            last, changed = now, time.perf_counter()
+    return last, changed
+
+
+def end_to_end(served: Served, write: str, read: str, seed: int, count: int) -> dict[str, Any]:
+    from goalkeeper.local.workload import Workload
+
+    sent = Workload(seed=seed, events=count).generate()
+    before, _ = _wait_quiet(served, read, quiet=1.0)
+    chunks = [sent[i : i + PER_REQUEST] for i in range(0, len(sent), PER_REQUEST)]
+    lock = threading.Lock()
+    errors: list[Any] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not chunks:
+                    return
+                chunk = chunks.pop(0)
+            status, body = served.request("POST", "/v1/events", write, {"events": chunk})
+            if status != 202:
+                errors.append(body)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ingested = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"ingest failed: {errors[:2]}")
+    decided, last_change = _wait_quiet(served, read)
+    elapsed = last_change - started
+    return {
+        "events": count,
+        "decisions": decided - before,
+        "ingest_events_per_second": count / ingested,
+        "events_per_second": count / elapsed,
+        "seconds": elapsed,
+    }
+
+
+def run(large: int = 20_000, events: int = 1000) -> dict[str, Any]:
+    from goalkeeper.local.workload import GOALS
+
+    served = Served()
+    try:
+        client = _client(served)
+        table = client.list_tables()["TableNames"][0]
+        status, account = served.request("POST", "/v1/accounts", ADMIN, {})
+        assert status == 201, account
+        write, read = account["keys"]["write"], account["keys"]["read"]
+        for spec in GOALS:
+            assert served.request("POST", "/v1/goals", write, spec)[0] == 201
+        results = {}
+        stored = 0
+        for size, seed in ((1000, 41), (large, 42)):
+            load_started = time.perf_counter()
+            preload(client, table, stored, size)
+            stored = size
+            load_seconds = time.perf_counter() - load_started
+            _wait_quiet(served, read, quiet=1.0)  # the poller has skipped the pre-loaded records
+            floor = floor_puts_per_second(client, table, str(size), 3.0)
+            e2e = end_to_end(served, write, read, seed, events)
+            results[size] = e2e | {"floor": floor, "preload_seconds": load_seconds}
+    finally:
+        served.stop()
+    big, small = results[large], results[1000]
+    return {
+        "large": large,
+        "events": events,
+        "sizes": results,
+        "ratio": big["events_per_second"] / big["floor"],
+        "slowdown": small["events_per_second"] / big["events_per_second"],
+    }
+
+
+def report(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for size, r in result["sizes"].items():
+        rows.append(
+            (
+                f"P5 serve, {size // 1000}k stored",
+                f"{r['events_per_second']:.0f} events/s end to end ({r['decisions']} decisions; "
+                f"ingest {r['ingest_events_per_second']:.0f}/s), floor {r['floor']:.0f} put_item/s",
+                "",
+            )
+        )
+    large = result["large"] // 1000
+    rows.append((f"P5 e2e / floor @{large}k stored", fmt(result["ratio"]), ">= 0.5"))
+    rows.append((f"P5 slowdown 1k -> {large}k stored", f"{fmt(result['slowdown'])}x", "<= 1.5"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=1000)
+    args = parser.parse_args()
+    for name, value, target in report(run(args.large, args.events)):
+        print(f"{name:34} {value:80} {target}")
+
+
+if __name__ == "__main__":
+    main()
