@@ -16,8 +16,14 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime
+from goalkeeper.decision_writes import Sighting
 from goalkeeper.errors import StoreUnavailable
-from goalkeeper.services.evaluation import GoalLibraryCache, SeenVisitors, evaluate_event_item
+from goalkeeper.services.evaluation import (
+    GoalLibraryCache,
+    SeenVisitors,
+    count_deferred_sightings,
+    evaluate_event_item,
+)
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -30,6 +36,8 @@ processor = BatchProcessor(
 )
 libraries = GoalLibraryCache(runtime.store(), ttl=get_settings().goal_cache_ttl_seconds)
 seen_visitors = SeenVisitors()
+# Visitors seen by events that reached no goal, counted in one write per batch.
+deferred_sightings: list[Sighting] = []
 
 
 class Deferred(Exception):
@@ -46,7 +54,12 @@ def record_handler(record: DynamoDBRecord) -> None:
     item = record.dynamodb.new_image
     try:
         decisions = evaluate_event_item(
-            runtime.store(), libraries, item, get_settings().aggregate_shards, seen_visitors
+            runtime.store(),
+            libraries,
+            item,
+            get_settings().aggregate_shards,
+            seen_visitors,
+            deferred_sightings,
         )
     except StoreUnavailable:
         logger.warning(
@@ -74,6 +87,20 @@ def record_handler(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     libraries.new_batch()
-    return process_partial_response(
+    deferred_sightings.clear()
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    try:
+        count_deferred_sightings(runtime.store(), deferred_sightings, seen_visitors)
+    except StoreUnavailable:
+        # Decisions are safe to repeat and sightings are counted once by their
+        # markers, so the whole batch is simply retried.
+        logger.warning("visitors seen could not be counted; the batch is retried")
+        records = event.get("Records", [])
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": record["dynamodb"]["SequenceNumber"]} for record in records
+            ]
+        }
+    return response

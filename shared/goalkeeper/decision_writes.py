@@ -275,3 +275,31 @@ def _attribution_update(table: str, plan: ConversionPlan) -> dict[str, Any]:
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": _attributes(values),
     }
+
+
+def sightings_items(table: str, sightings: list[Sighting]) -> list[dict[str, Any]]:
+    """Visitors seen by events that reached no goal, counted once per day in one write:
+    one marker per visitor-day, then one counter update per totals item touched."""
+    items = [
+        {"Put": _marker_put(table, keys.seen_visitor(s.account_id, s.day, s.visitor_id), s.day)}
+        for s in sightings
+    ]
+    per_item: dict[tuple[str, int, str], int] = {}
+    for sighting in sightings:
+        cell = (sighting.account_id, sighting.shard, sighting.day)
+        per_item[cell] = per_item.get(cell, 0) + 1
+    for (account_id, shard, day), count in per_item.items():
+        items.append(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": _attributes(keys.daily_totals(account_id, shard, day)),
+                    "UpdateExpression": "ADD visitors_seen :count SET #day = :day, kind = :kind",
+                    "ExpressionAttributeNames": {"#day": "day"},
+                    "ExpressionAttributeValues": _attributes(
+                        {":count": count, ":day": day, ":kind": "daily_totals"}
+                    ),
+                }
+            }
+        )
+    return items

@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from goalkeeper import keys
-from goalkeeper.decision_writes import DecisionState, Sighting
+from goalkeeper.decision_writes import DecisionState, Sighting, sightings_items
 from goalkeeper.dedup import ConversionPlan, Decision
 from goalkeeper.errors import Conflict, StoreUnavailable
 
@@ -37,6 +37,8 @@ CLIENT_CONFIG = Config(
 )
 TRANSACTION_CONFLICT_ATTEMPTS = 5
 BATCH_GET_LIMIT = 100
+# Each sighting is a marker plus at most one counter update: 45 stay within 100 items.
+SIGHTINGS_PER_WRITE = 45
 BATCH_GET_ATTEMPTS = 6
 
 
@@ -420,6 +422,42 @@ class Store:
             decision.succeeded()
             return state.results()
         raise StoreUnavailable("conversion write kept conflicting with concurrent writes")
+
+    def count_sightings(self, sightings: list[Sighting]) -> None:
+        """Count each visitor-day once among the visitors seen, many per request.
+
+        A marker that already exists (an earlier event or delivery counted that
+        visitor that day) cancels the write; it is dropped and the rest retried.
+        """
+        unique = list({(s.account_id, s.day, s.visitor_id): s for s in sightings}.values())
+        for start in range(0, len(unique), SIGHTINGS_PER_WRITE):
+            pending = unique[start : start + SIGHTINGS_PER_WRITE]
+            for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + SIGHTINGS_PER_WRITE):
+                if not pending:
+                    break
+                try:
+                    self._call(
+                        self.client.transact_write_items,
+                        TransactItems=sightings_items(self.table_name, pending),
+                    )
+                    break
+                except ClientError as error:
+                    if _error_code(error) != "TransactionCanceledException":
+                        raise
+                    codes = [
+                        reason.get("Code", "None")
+                        for reason in error.response.get("CancellationReasons", [])
+                    ]
+                    counted = {
+                        n
+                        for n, code in enumerate(codes[: len(pending)])
+                        if code == "ConditionalCheckFailed"
+                    }
+                    if not counted:
+                        time.sleep(0.05 * 2 ** min(attempt, 5))
+                    pending = [s for n, s in enumerate(pending) if n not in counted]
+            else:
+                raise StoreUnavailable("counting visitors seen kept conflicting")
 
     # -- reports -----------------------------------------------------------
 

@@ -82,6 +82,13 @@ class SeenVisitors:
             self._seen.popitem(last=False)
 
 
+def count_deferred_sightings(store: Store, sightings: list[Sighting], seen: SeenVisitors) -> None:
+    store.count_sightings(sightings)
+    for sighting in sightings:
+        seen.add((sighting.account_id, sighting.day, sighting.visitor_id))
+    sightings.clear()
+
+
 def stored_event(item: dict[str, Any]) -> EventBase:
     return _event_adapter.validate_python(item["body"])  # type: ignore[return-value]
 
@@ -115,6 +122,7 @@ def evaluate_event_item(
     item: dict[str, Any],
     shards: int,
     seen: SeenVisitors | None = None,
+    deferred_sightings: list[Sighting] | None = None,
 ) -> list[Decision]:
     """Decide every goal this event reaches, and count its visitor among the day's
     visitors seen. Safe to repeat: decisions are keyed by (event, goal) and a repeat
@@ -145,6 +153,9 @@ def evaluate_event_item(
     seen_key = (account_id, day, event.visitor_id or "")
     if event.visitor_id and (seen is None or seen_key not in seen):
         sighting = Sighting(account_id, event.visitor_id, day, keys.shard_of(event_id, shards))
+    if not plans and sighting is not None and deferred_sightings is not None:
+        deferred_sightings.append(sighting)  # counted with the batch's others, in one write
+        return []
     decisions = store.decide_event(plans, sighting) if plans or sighting else []
     if seen is not None and event.visitor_id:
         seen.add(seen_key)
