@@ -19,20 +19,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-
 from goalkeeper import keys
+from goalkeeper.attributes import to_attributes
 from goalkeeper.dedup import ClaimWrite, ConversionPlan, Decision, claim_writes
 
-_serializer = TypeSerializer()
 # Markers only need to outlive the day they count, in any time zone.
 MARKER_LIFETIME = timedelta(days=3)
 ATTRIBUTION_DIMENSIONS = ("source", "medium", "campaign", "keyword")
 NONE_LABEL = "(none)"
-
-
-def _attributes(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -146,7 +140,7 @@ class DecisionAttempt:
 def _conversion_put(table: str, plan: ConversionPlan, void: Decision | None) -> dict[str, Any]:
     return {
         "TableName": table,
-        "Item": _attributes(plan.conversion_item("void" if void else "counted", void)),
+        "Item": to_attributes(plan.conversion_item("void" if void else "counted", void)),
         "ConditionExpression": "attribute_not_exists(pk)",
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
@@ -163,7 +157,7 @@ def _claim_update(table: str, write: ClaimWrite) -> dict[str, Any]:
     }
     update: dict[str, Any] = {
         "TableName": table,
-        "Key": _attributes(keys.claim(plan.account_id, write.shape, write.values)),
+        "Key": to_attributes(keys.claim(plan.account_id, write.shape, write.values)),
         "UpdateExpression": "SET conversion_id = :conversion, goal_id = :goal, "
         "event_id = :event, last_at = :at, kind = :kind",
     }
@@ -175,7 +169,7 @@ def _claim_update(table: str, write: ClaimWrite) -> dict[str, Any]:
             values[":cutoff"] = write.cutoff
         update["ConditionExpression"] = condition
         update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    update["ExpressionAttributeValues"] = _attributes(values)
+    update["ExpressionAttributeValues"] = to_attributes(values)
     return update
 
 
@@ -185,7 +179,7 @@ def _marker_put(table: str, key: dict[str, str], day: str) -> dict[str, Any]:
     item = key | {"kind": "visitor_marker", "expires_at": _epoch(expires)}
     return {
         "TableName": table,
-        "Item": _attributes(item),
+        "Item": to_attributes(item),
         "ConditionExpression": "attribute_not_exists(pk)",
     }
 
@@ -240,10 +234,10 @@ def _daily_totals_update(
     key = keys.daily_totals(account_id, shard, day)
     return {
         "TableName": table,
-        "Key": _attributes(key),
+        "Key": to_attributes(key),
         "UpdateExpression": f"ADD {', '.join(adds)} SET {', '.join(sets)}",
         "ExpressionAttributeNames": names | {"#day": "day"},
-        "ExpressionAttributeValues": _attributes(values),
+        "ExpressionAttributeValues": to_attributes(values),
     }
 
 
@@ -269,11 +263,11 @@ def _attribution_update(table: str, plan: ConversionPlan) -> dict[str, Any]:
     )
     return {
         "TableName": table,
-        "Key": _attributes(key),
+        "Key": to_attributes(key),
         "UpdateExpression": f"ADD {', '.join(adds)} "
         f"SET goal_id = :goal, #day = :day, kind = :kind, {sets}",
         "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": _attributes(values),
+        "ExpressionAttributeValues": to_attributes(values),
     }
 
 
@@ -293,10 +287,10 @@ def sightings_items(table: str, sightings: list[Sighting]) -> list[dict[str, Any
             {
                 "Update": {
                     "TableName": table,
-                    "Key": _attributes(keys.daily_totals(account_id, shard, day)),
+                    "Key": to_attributes(keys.daily_totals(account_id, shard, day)),
                     "UpdateExpression": "ADD visitors_seen :count SET #day = :day, kind = :kind",
                     "ExpressionAttributeNames": {"#day": "day"},
-                    "ExpressionAttributeValues": _attributes(
+                    "ExpressionAttributeValues": to_attributes(
                         {":count": count, ":day": day, ":kind": "daily_totals"}
                     ),
                 }

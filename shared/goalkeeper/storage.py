@@ -11,18 +11,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from goalkeeper import keys
+from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.decision_writes import DecisionState, Sighting, sightings_items
 from goalkeeper.dedup import ConversionPlan, Decision
 from goalkeeper.errors import Conflict, StoreUnavailable
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 # Throttling, 5xx and timeouts are retried by botocore: standard mode, 4 attempts in
 # all, with exponential backoff and full jitter (botocore 1.44: up to 1, 2, 4 s after a
@@ -30,24 +25,16 @@ _deserializer = TypeDeserializer()
 # backoff plus four 3 s timeouts, stays near the ingest function's 10 s, so a caller
 # gets our 503, not a gateway timeout. A retry that lands after an earlier attempt
 # already wrote is recognised by our conditions (see Store.put_event/decide).
-CLIENT_CONFIG = Config(
-    retries={"total_max_attempts": 4, "mode": "standard"},
-    connect_timeout=1,
-    read_timeout=2,
-)
+CLIENT_CONFIG = {
+    "retries": {"total_max_attempts": 4, "mode": "standard"},
+    "connect_timeout": 1,
+    "read_timeout": 2,
+}
 TRANSACTION_CONFLICT_ATTEMPTS = 5
 BATCH_GET_LIMIT = 100
 # Each sighting is a marker plus at most one counter update: 45 stay within 100 items.
 SIGHTINGS_PER_WRITE = 45
 BATCH_GET_ATTEMPTS = 6
-
-
-def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
-
-
-def from_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in attributes.items()}
 
 
 @dataclass
@@ -64,7 +51,11 @@ class Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=CLIENT_CONFIG)
+            # Imported here: boto3 costs ~0.3 s, which the first request pays, not the cold start.
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client("dynamodb", config=Config(**CLIENT_CONFIG))
         return self._client
 
     # -- generic helpers ---------------------------------------------------

@@ -50,7 +50,8 @@ PhoneNumber = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e
 class StrictModel(BaseModel):
     """Unknown fields are refused everywhere, naming the field (one documented rule)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # defer_build: schemas are built on first use, not at import (Lambda cold start).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 def utc_now() -> datetime:

@@ -30,21 +30,26 @@ from goalkeeper.pii import new_account_secret
 from goalkeeper.services.goals import new_goal_items
 from goalkeeper.storage import Store
 
-DEFAULT_GOALS = (
-    GoalSpec(
-        name="Call Qualified",
-        rule=CallRule(kind="call", connected=True, min_bridged_seconds=60),
-    ),
-    GoalSpec(
-        name="Call Connected",
-        rule=CallRule(kind="call", connected=True, max_bridged_seconds=60),
-    ),
-    GoalSpec(
-        name="Call Not Connected",
-        converting=False,
-        rule=CallRule(kind="call", connected=False),
-    ),
-)
+
+def default_goals() -> tuple[GoalSpec, ...]:
+    """The call goals every new account starts with (built on use, not at import)."""
+    return (
+        GoalSpec(
+            name="Call Qualified",
+            rule=CallRule(kind="call", connected=True, min_bridged_seconds=60),
+        ),
+        GoalSpec(
+            name="Call Connected",
+            rule=CallRule(kind="call", connected=True, max_bridged_seconds=60),
+        ),
+        GoalSpec(
+            name="Call Not Connected",
+            converting=False,
+            rule=CallRule(kind="call", connected=False),
+        ),
+    )
+
+
 ACCOUNT_ROLES = (Role.WRITE, Role.READ)
 # A leaked key can mint keys of its role; this bounds how many.
 MAX_ACTIVE_KEYS_PER_ROLE = 10
@@ -98,7 +103,7 @@ def create_account(store: Store, request: AccountRequest, now: datetime) -> NewA
     for role in ACCOUNT_ROLES:
         plain_keys[role], lookup, record = _key_items(account_id, role, now)
         items += [lookup, record]
-    for position, spec in enumerate(DEFAULT_GOALS):
+    for position, spec in enumerate(default_goals()):
         # Distinct creation instants keep the library's order as listed above.
         items += new_goal_items(account_id, spec, now + timedelta(microseconds=position))
     store.create_items(items)
