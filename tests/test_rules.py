@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from goalkeeper import rules
 from goalkeeper.models.events import Event
 from goalkeeper.models.goals import Dedup, Goal, GoalSpec
 from goalkeeper.rules import GoalIndex, RuleContext, goal_matches
@@ -487,3 +488,135 @@ def test_index_says_which_lookups_an_event_needs() -> None:
     assert counting.needs_contact_tags(make_event("tag", contact_id="p", added=["Z"])) is False
     assert counting.needs_contact_tags(make_event("tag", contact_id="p", removed=["A"])) is False
     assert bare.needs_contact_tags(make_event("tag", contact_id="p", added=["A"])) is False
+
+
+# --- the index agrees with checking every goal ------------------------------------------
+
+URL_PIECES = ["https://Shop.example", "https://shop.example", "/a", "/A", "/b/", "/B", "/ß", "/SS"]
+URL_PIECES += ["/thank-you-1", "/THANK-YOU-2", "/order/12/done", "?x=1", "/İ", "/i̇"]
+REGEXES = [r"/a$", r"^https://shop", r"(?i)b/", r"[0-9]+/done$", r"thank-you-\d", r"ss", "ß"]
+REGEXES += [r"/B(/|$)", r"x=\d", r"^$", r"\.example/[AB]"]
+NAMES, TAGS, CURRENCIES = ["signup", "Signup", "buy"], ["A", "B", "C", "D"], ["USD", "EUR", "JPY"]
+AMOUNTS = ["0", "9.99", "10", "10.00", "10.5", "100", "250"]
+RULE_KINDS = ("page_views", "tags", "custom_trigger", "call_rating", "lead", "service_activity")
+
+
+def random_url(rng: random.Random) -> str:
+    return "".join(rng.choice(URL_PIECES) for _ in range(rng.randrange(1, 5)))
+
+
+def random_rule(rng: random.Random) -> dict[str, Any]:
+    kind = rng.choice(["url"] * 8 + ["call", "transaction"] * 2 + list(RULE_KINDS))
+    if kind == "url":
+        match = rng.choice(["exact", "prefix", "contains", "regex"])
+        if match == "regex":
+            pattern = rng.choice(REGEXES)
+        else:
+            url = random_url(rng)
+            start = 0 if match != "contains" else rng.randrange(len(url))
+            end = len(url) if match == "exact" else rng.randrange(start + 1, len(url) + 1)
+            pattern = url[start:end]
+        return {
+            "kind": kind,
+            "match": match,
+            "pattern": pattern,
+            "case_sensitive": rng.random() < 0.4,
+        }
+    if kind == "call":
+        rule: dict[str, Any] = {"kind": kind, "connected": rng.choice([None, True, False])}
+        low, high = rng.choice([None, 0, 30, 60, 61]), rng.choice([None, 1, 60, 120])
+        if low is not None and high is not None and low >= high:
+            high = None
+        return (
+            rule
+            | ({} if low is None else {"min_bridged_seconds": low})
+            | ({} if high is None else {"max_bridged_seconds": high})
+        )
+    if kind == "transaction":
+        rule = {"kind": kind, "inclusive": rng.random() < 0.5}
+        if rng.random() < 0.7:
+            rule["min_value"] = rng.choice(AMOUNTS)
+        if rng.random() < 0.5:
+            rule["currency"] = rng.choice(CURRENCIES)
+        return rule
+    if kind == "page_views":
+        return {"kind": kind, "min_pages": rng.randrange(1, 6)}
+    if kind == "tags":
+        tags = rng.sample(TAGS, rng.randrange(1, 3))
+        return {"kind": kind, "tags": tags, "match": rng.choice(["any", "all"])}
+    if kind == "custom_trigger":
+        conditions = [{"field": "seats", "op": "gte", "value": 2}] if rng.random() < 0.5 else []
+        return {"kind": kind, "name": rng.choice(NAMES), "conditions": conditions}
+    if kind == "call_rating":
+        return {"kind": kind, "rating": rng.choice(["sale", "Sale ", "lead"])}
+    if kind == "service_activity":
+        return {"kind": kind, "topics": {rng.choice(["booking", "support"]): ["done"]}}
+    return {"kind": "lead"}
+
+
+def random_event(rng: random.Random, number: int) -> Event:
+    kind = rng.choice(["page_view"] * 4 + ["call", "transaction", "custom_trigger", "tag"])
+    kind = rng.choice([kind, "call_rating", "lead", "service_status"])
+    money = {"value": rng.choice(AMOUNTS), "currency": rng.choice(CURRENCIES)}
+    if kind == "page_view":
+        return page(random_url(rng), visit_id=rng.choice([None, "v1"]))
+    if kind == "call":
+        connected = rng.random() < 0.7
+        return call(
+            connected, rng.choice([0, 1, 30, 59, 60, 61, 119, 120, 500]) if connected else 0
+        )
+    if kind == "transaction":
+        return make_event(kind, transaction=money)
+    if kind == "custom_trigger":
+        extra = {"transaction": money} if rng.random() < 0.5 else {}
+        return make_event(kind, name=rng.choice(NAMES), fields={"seats": rng.randrange(4)}, **extra)
+    if kind == "tag":
+        return make_event(kind, contact_id="p1", added=rng.sample(TAGS, rng.randrange(1, 3)))
+    if kind == "call_rating":
+        return make_event(kind, call_id=f"c{number}", rating=rng.choice(["SALE", "lead", "x"]))
+    if kind == "service_status":
+        topic = rng.choice(["booking", "support", "other"])
+        return make_event(kind, service_id="s", topic=topic, status=rng.choice(["done", "open"]))
+    return make_event("lead", lead_id=f"l{number}")
+
+
+def random_context(rng: random.Random) -> RuleContext:
+    def tags() -> frozenset[str] | None:
+        return None if rng.random() < 0.1 else frozenset(rng.sample(TAGS, rng.randrange(5)))
+
+    pages = None if rng.random() < 0.2 else rng.randrange(7)
+    return RuleContext(pages, tags(), tags())
+
+
+@pytest.mark.parametrize(
+    ("seed", "goal_count", "scan_limit", "set_chunk"),
+    [(1, 5, 24, 64), (2, 40, 24, 64), (3, 300, 24, 64), (4, 300, 0, 64), (5, 300, 0, 3)],
+)
+def test_index_matches_exactly_the_goals_that_match_one_by_one(
+    seed: int, goal_count: int, scan_limit: int, set_chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small limits take "contains" patterns through re2 sets, and split sets into chunks.
+    monkeypatch.setattr(rules, "_SCAN_LIMIT", scan_limit)
+    monkeypatch.setattr(rules, "_SET_CHUNK", set_chunk)
+    rng = random.Random(seed)
+    goals = [
+        make_goal(
+            random_rule(rng),
+            f"g{number}",
+            active=rng.random() < 0.9,
+            created_at=NOW + timedelta(minutes=rng.randrange(5)),
+        )
+        for number in range(goal_count)
+    ]
+    index = GoalIndex.build(goals)
+    in_order = sorted((g for g in goals if g.active), key=lambda g: (g.created_at, g.goal_id))
+    matched = 0
+    for number in range(250):
+        event, ctx = random_event(rng, number), random_context(rng)
+        expected = [g for g in in_order if goal_matches(g, event, ctx)]
+        assert index.matching_goals(event, ctx) == expected, (event, ctx)
+        matched += len(expected)
+        candidates = index.candidates(event)
+        assert set(g.goal_id for g in expected) <= {g.goal_id for g in candidates}
+        assert list(candidates) == [g for g in in_order if g in candidates]
+    assert matched >= goal_count  # the mix does match, often
