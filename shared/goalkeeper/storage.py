@@ -92,20 +92,21 @@ class Store:
 
     # -- accounts and keys -------------------------------------------------
 
+    def _new_item_put(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A transaction Put that only creates: it fails if the item exists."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_attributes(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
     def create_items(self, items: list[dict[str, Any]]) -> None:
         """Create several new items all-or-nothing (an account with its keys and goals)."""
         self._call(
             self.client.transact_write_items,
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table_name,
-                        "Item": to_attributes(item),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for item in items
-            ],
+            TransactItems=[self._new_item_put(item) for item in items],
         )
 
     def get_api_key(self, digest: str) -> dict[str, Any] | None:
@@ -136,16 +137,7 @@ class Store:
         try:
             self._call(
                 self.client.transact_write_items,
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": to_attributes(item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                    for item in (lookup, record)
-                ]
+                TransactItems=[self._new_item_put(item) for item in (lookup, record)]
                 + [
                     {
                         "Update": {
