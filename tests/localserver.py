@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +38,16 @@ class ServedStack:
         )
         self.banner = self._read_banner()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Keep reading what it prints: an unread pipe fills up and the server's next
+        # print (Powertools writes metrics to stdout) would block a request forever.
+        self._output: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._output.append(line)
 
     def _read_banner(self) -> list[str]:
         lines: list[str] = []
@@ -69,5 +80,6 @@ class ServedStack:
     def stop(self) -> tuple[int, str]:
         """Ctrl-C, as a user stops it; returns the exit code and what it printed after start."""
         self.process.send_signal(signal.SIGINT)
-        output, _ = self.process.communicate(timeout=30)
-        return self.process.returncode, output
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return self.process.returncode, "".join(self._output)
