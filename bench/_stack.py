@@ -52,11 +52,10 @@ class InProcessStack:
         import boto3
         from werkzeug.test import Client
 
-        from goalkeeper.local.functions import LocalFunction
-        from goalkeeper.local.gateway import LocalApi
+        from goalkeeper.local.functions import FunctionPool
+        from goalkeeper.local.gateway import local_api
         from goalkeeper.local.poller import StreamPoller
         from goalkeeper.local.template import (
-            api_routes,
             load_template,
             stream_subscriptions,
             table_create_kwargs,
@@ -65,16 +64,8 @@ class InProcessStack:
         template = load_template()
         self.client = boto3.client("dynamodb", region_name=REGION)
         self.client.create_table(**table_create_kwargs(template, TABLE))
-        functions: dict[str, LocalFunction] = {}
-
-        def function(name: str, code_uri: Path, handler: str) -> LocalFunction:
-            return functions.setdefault(name, LocalFunction(name, code_uri, handler))
-
-        routes = [
-            (route, function(route.function, route.code_uri, route.handler))
-            for route in api_routes(template)
-        ]
-        self._http = Client(LocalApi(routes))
+        functions = FunctionPool()
+        self._http = Client(local_api(template, functions))
         subscription = replace(stream_subscriptions(template)[0], parallelization_factor=1)
         self.batch_size = subscription.batch_size
         stream_arn = self.client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
@@ -83,7 +74,7 @@ class InProcessStack:
             boto3.client("dynamodbstreams", region_name=REGION),
             stream_arn,
             subscription,
-            function(subscription.function, subscription.code_uri, subscription.handler),
+            functions.get(subscription.function, subscription.code_uri, subscription.handler),
             self._dead_letters,
         )
 

@@ -16,11 +16,10 @@ from moto import mock_aws
 from werkzeug.test import Client
 
 from goalkeeper.local import atomic_transactions, moto_speedups
-from goalkeeper.local.functions import LocalFunction
-from goalkeeper.local.gateway import LocalApi
+from goalkeeper.local.functions import FunctionPool, LocalFunction
+from goalkeeper.local.gateway import LocalApi, local_api
 from goalkeeper.local.poller import StreamPoller
 from goalkeeper.local.template import (
-    api_routes,
     load_template,
     stream_subscriptions,
     table_create_kwargs,
@@ -117,17 +116,13 @@ class InProcessStack:
         template = _template()
         self.client = _client("dynamodb")
         self.client.create_table(**table_create_kwargs(template, TABLE))
-        self.functions: dict[str, LocalFunction] = {}
-        routes = [
-            (route, self._function(route.function, route.code_uri, route.handler))
-            for route in api_routes(template)
-        ]
-        self.api = ApiClient(LocalApi(routes))
+        self.functions = FunctionPool(_WARM_FUNCTIONS)
+        self.api = ApiClient(local_api(template, self.functions))
         # moto in process has no lock: concurrent evaluators race there, not in DynamoDB.
         # Evaluation races are tested against the serialized endpoint of `goalkeeper serve`.
         subscription = replace(stream_subscriptions(template)[0], parallelization_factor=1)
         stream_arn = self.client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-        self.evaluate = self._function(
+        self.evaluate = self.functions.get(
             subscription.function, subscription.code_uri, subscription.handler
         )
         self.dead_letters = REPO / ".pytest_cache" / f"dead-letters-{os.getpid()}.jsonl"
@@ -139,11 +134,6 @@ class InProcessStack:
             self.evaluate,
             self.dead_letters,
         )
-
-    def _function(self, name: str, code_uri: Path, handler: str) -> LocalFunction:
-        if name not in _WARM_FUNCTIONS:
-            _WARM_FUNCTIONS[name] = LocalFunction(name, code_uri, handler)
-        return self.functions.setdefault(name, _WARM_FUNCTIONS[name])
 
     def evaluate_pending(self) -> None:
         """Deliver every stream record written so far to the evaluation function."""

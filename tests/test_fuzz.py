@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from conftest import ADMIN_KEY, InProcessStack
 from goalkeeper.local.template import api_routes, load_template
+from goalkeeper.models.events import EVENT_TYPES
 
 EXAMPLES = int(os.environ.get("GOALKEEPER_FUZZ_EXAMPLES", "300"))
 # Inputs the generators leave out while a crash they found is being fixed (pin the
@@ -154,18 +155,7 @@ def _event(kind: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.tuples(common, specific).map(lambda parts: parts[0] | parts[1])
 
 
-events = st.sampled_from(
-    [
-        "page_view",
-        "custom_trigger",
-        "transaction",
-        "lead",
-        "service_status",
-        "call",
-        "call_rating",
-        "tag",
-    ]
-).flatmap(_event)
+events = st.sampled_from(EVENT_TYPES).flatmap(_event)
 batches = st.lists(events, min_size=1, max_size=5).map(lambda items: {"events": items})
 
 rules = st.one_of(

@@ -72,3 +72,21 @@ class LocalFunction:
                 return instance(event, context)
             finally:
                 self._idle.put(instance)
+
+
+class FunctionPool:
+    """One LocalFunction per function of template.yaml, created on first use.
+
+    Passing in an existing dict shares warm functions between pools (tests do).
+    """
+
+    def __init__(self, functions: dict[str, LocalFunction] | None = None) -> None:
+        self._functions = {} if functions is None else functions
+
+    def __getitem__(self, name: str) -> LocalFunction:
+        return self._functions[name]
+
+    def get(self, name: str, code_uri: Path, handler: str) -> LocalFunction:
+        if name not in self._functions:
+            self._functions[name] = LocalFunction(name, code_uri, handler)
+        return self._functions[name]

@@ -7,9 +7,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from goalkeeper.local.functions import LocalFunction
+from goalkeeper.local.functions import FunctionPool, LocalFunction
 from goalkeeper.local.server import BackgroundServer
-from goalkeeper.local.template import ApiRoute
+from goalkeeper.local.template import ApiRoute, api_routes
 
 
 def _specificity(route: ApiRoute) -> int:
@@ -85,6 +85,16 @@ class LocalApi:
         for key, values in headers.items():
             response.headers.setlist(key, values)
         return response(environ, start_response)
+
+
+def local_api(template: dict[str, Any], pool: FunctionPool) -> "LocalApi":
+    """Every Api route of template.yaml, bound to its function from `pool`."""
+    return LocalApi(
+        [
+            (route, pool.get(route.function, route.code_uri, route.handler))
+            for route in api_routes(template)
+        ]
+    )
 
 
 def _no_route(_: Request) -> Response:

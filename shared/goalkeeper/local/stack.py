@@ -9,11 +9,10 @@ from pathlib import Path
 import boto3
 
 from goalkeeper.local.dynamodb import EmbeddedDynamoDB
-from goalkeeper.local.functions import LocalFunction
-from goalkeeper.local.gateway import ApiServer, LocalApi
+from goalkeeper.local.functions import FunctionPool
+from goalkeeper.local.gateway import ApiServer, local_api
 from goalkeeper.local.poller import StreamPoller
 from goalkeeper.local.template import (
-    api_routes,
     load_template,
     stream_subscriptions,
     table_create_kwargs,
@@ -66,16 +65,8 @@ class LocalStack:
         get_settings.cache_clear()
         template = load_template()
         self._create_table(template)
-        functions: dict[str, LocalFunction] = {}
-
-        def function(name: str, code_uri: Path, handler: str) -> LocalFunction:
-            return functions.setdefault(name, LocalFunction(name, code_uri, handler))
-
-        routes = [
-            (route, function(route.function, route.code_uri, route.handler))
-            for route in api_routes(template)
-        ]
-        self.api = ApiServer(LocalApi(routes), config.host, config.port).start()
+        functions = FunctionPool()
+        self.api = ApiServer(local_api(template, functions), config.host, config.port).start()
         streams = boto3.client("dynamodbstreams", region_name=REGION)
         stream_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
             TableName=config.table_name
@@ -85,7 +76,7 @@ class LocalStack:
                 streams,
                 stream_arn,
                 subscription,
-                function(subscription.function, subscription.code_uri, subscription.handler),
+                functions.get(subscription.function, subscription.code_uri, subscription.handler),
                 config.state_dir / "dead-letters.jsonl",
                 region=REGION,
             ).start()
