@@ -1,5 +1,6 @@
 """The README walk-through over HTTP against `goalkeeper serve`, as a user runs it."""
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -57,6 +58,35 @@ def test_readme_walkthrough_counts_a_qualified_call_once(served: ServedStack) ->
     assert (status, body) == (202, {"accepted": [], "duplicates": ["call-0001"]})
     time.sleep(1.0)  # give a wrongly re-evaluated duplicate time to show up
     assert _qualified(served, read) == 1
+
+
+@pytest.mark.server
+def test_concurrent_requests_each_get_their_own_answer_and_every_event_is_stored(
+    served: ServedStack,
+) -> None:
+    """Requests at once must not see each other's bodies (Powertools keeps the current
+    request in a class attribute; the local API runs one handler at a time)."""
+    write = served.request("POST", "/v1/accounts", ADMIN, {})[1]["keys"]["write"]
+    answers: dict[str, tuple[int, dict]] = {}
+    barrier = threading.Barrier(24)
+
+    def send(number: int) -> None:
+        event = CALL | {"event_id": f"at-once-{number}", "call_id": f"at-once-{number}"}
+        barrier.wait()
+        answers[event["event_id"]] = served.request("POST", "/v1/events", write, event)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == {
+        event_id: (202, {"accepted": [event_id], "duplicates": []}) for event_id in answers
+    }
+    assert len(answers) == 24
+    resent = [CALL | {"event_id": event_id, "call_id": event_id} for event_id in answers]
+    status, body = served.request("POST", "/v1/events", write, {"events": resent})
+    assert (status, sorted(body["duplicates"])) == (202, sorted(answers))
 
 
 @pytest.mark.server

@@ -16,7 +16,10 @@ STATE_FILE = "local-stack.json"  # where `serve` tells `redrive` its endpoint
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from goalkeeper.local.server import SWITCH_INTERVAL
     from goalkeeper.local.stack import LocalStack, StackConfig
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     # werkzeug logs every request at INFO unless told otherwise; the endpoint is chatty.

@@ -7,11 +7,18 @@ Real DynamoDB is serializable. Serving one request at a time restores that
 property, so tests against this endpoint prove our conditions, not moto's races;
 and with requests serialized, transactions check every condition before writing
 (goalkeeper.local.atomic_transactions) instead of copying whole tables.
+
+`goalkeeper serve` runs the endpoint in a child process of its own
+(EmbeddedDynamoDBProcess): one Python process runs Python code on one core at a
+time, and the endpoint's work would otherwise queue behind the API and the
+functions for the same core.
 """
 
-import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+import argparse
+import logging
+import signal
+import subprocess
+import sys
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -20,42 +27,7 @@ from moto.moto_server.werkzeug_app import (
 )
 
 from goalkeeper.local import atomic_transactions, moto_speedups
-from goalkeeper.local.server import BackgroundServer
-
-
-class FairLock:
-    """A lock granted in arrival order. threading.Lock is not fair: under load a
-    request could wait behind an endless stream of later ones (seen: ingestion
-    requests starved past a 30 s client timeout while evaluation kept the lock busy)."""
-
-    def __init__(self) -> None:
-        self._turns = threading.Condition()
-        self._next_ticket = 0
-        self._now_serving = 0
-
-    def __enter__(self) -> None:
-        with self._turns:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            self._turns.wait_for(lambda: self._now_serving == ticket)
-
-    def __exit__(self, *_: object) -> None:
-        with self._turns:
-            self._now_serving += 1
-            self._turns.notify_all()
-
-
-class SerializedApp:
-    """A WSGI wrapper that runs one request to completion before the next starts."""
-
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self._app = app
-        self._lock = FairLock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        with self._lock:
-            # Drain the body under the lock: moto may build it lazily from shared state.
-            return [b"".join(self._app(environ, start_response))]
+from goalkeeper.local.server import SWITCH_INTERVAL, BackgroundServer, SerializedApp
 
 
 class EmbeddedDynamoDB(BackgroundServer):
@@ -68,3 +40,50 @@ class EmbeddedDynamoDB(BackgroundServer):
     @property
     def endpoint_url(self) -> str:
         return self.url
+
+
+class EmbeddedDynamoDBProcess:
+    """EmbeddedDynamoDB in a child process. The child stops when its stdin closes,
+    so it never outlives the process that started it, however that one ends."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, log_requests: bool = False) -> None:
+        command = [sys.executable, "-m", __name__, "--host", host, "--port", str(port)]
+        self._process = subprocess.Popen(
+            command + (["--log-requests"] if log_requests else []),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        self.endpoint_url = self._process.stdout.readline().strip()
+        if not self.endpoint_url:
+            raise RuntimeError(f"the embedded DynamoDB exited early ({self._process.wait()})")
+
+    def stop(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the embedded DynamoDB until stdin closes.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log-requests", action="store_true")
+    args = parser.parse_args()
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.log_requests else logging.WARNING)
+    server = EmbeddedDynamoDB(args.host, args.port).start()
+    print(server.endpoint_url, flush=True)
+    sys.stdout = sys.stderr  # nobody reads our stdout after the first line; a full pipe would block
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from goalkeeper.local.functions import FunctionPool, LocalFunction
-from goalkeeper.local.server import BackgroundServer
+from goalkeeper.local.server import BackgroundServer, SerializedApp
 from goalkeeper.local.template import ApiRoute, api_routes
 
 
@@ -106,5 +106,12 @@ def _no_route(_: Request) -> Response:
 
 
 class ApiServer(BackgroundServer):
+    """The local API over HTTP, one request at a time. Powertools' REST resolver keeps
+    the request being handled in a class attribute (BaseRouter.current_event), shared
+    by every resolver in a process: Lambda runs one request per process, so that is
+    safe there, but two requests handled at once here could swap bodies (seen: events
+    answered as duplicates of another request's and never stored). A request's events
+    are still written several at a time (GOALKEEPER_INGEST_WRITE_CONCURRENCY)."""
+
     def __init__(self, api: LocalApi, host: str, port: int) -> None:
-        super().__init__(api, host, port, "local-api")
+        super().__init__(SerializedApp(api), host, port, "local-api")

@@ -133,6 +133,7 @@ class StreamPoller:
         retries = subscription.maximum_retry_attempts
         self.max_retries = min(retries, retry_limit) if retries >= 0 else retry_limit
         self._iterators: dict[str, str | None] = {}
+        self._shards: list[str] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
         self.idle = threading.Event()  # set whenever a full pass found nothing to do
@@ -164,10 +165,8 @@ class StreamPoller:
         A batch whose records are all filtered out (the conversions and counters
         evaluation itself writes) is progress too: more records may follow it.
         """
-        shards = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
         progressed = False
-        for shard in shards:
-            shard_id = shard["ShardId"]
+        for shard_id in self._shard_ids():
             if shard_id not in self._iterators:
                 self._iterators[shard_id] = self._client.get_shard_iterator(
                     StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
@@ -185,8 +184,18 @@ class StreamPoller:
                 self._deliver_in_parallel(shard_id, records)
             # The checkpoint moves only once the batch is done (succeeded or dead-lettered).
             self._iterators[shard_id] = response.get("NextShardIterator")
+            if self._iterators[shard_id] is None:
+                self._shards = None  # a shard ended: its children are new shards
             progressed = progressed or bool(read)
         return progressed
+
+    def _shard_ids(self) -> list[str]:
+        """The stream's shards, listed again only after one ended: a DynamoDB stream
+        opens new shards only as the children of one that closed."""
+        if self._shards is None:
+            description = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]
+            self._shards = [shard["ShardId"] for shard in description["Shards"]]
+        return self._shards
 
     def _deliver_in_parallel(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         """Like Lambda's ParallelizationFactor: records are split by partition key into

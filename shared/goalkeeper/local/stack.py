@@ -1,4 +1,4 @@
-"""The whole local stack in one process: embedded DynamoDB, the API and the stream poller."""
+"""The whole local stack: embedded DynamoDB (in a child process), the API and the stream poller."""
 
 import hashlib
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import boto3
 
-from goalkeeper.local.dynamodb import EmbeddedDynamoDB
+from goalkeeper.local.dynamodb import EmbeddedDynamoDBProcess
 from goalkeeper.local.functions import FunctionPool
 from goalkeeper.local.gateway import ApiServer, local_api
 from goalkeeper.local.poller import StreamPoller
@@ -18,6 +18,7 @@ from goalkeeper.local.template import (
     table_create_kwargs,
     ttl_attribute,
 )
+from goalkeeper.local.wire_streams import WireStreamsClient
 
 REGION = "us-east-1"
 
@@ -58,7 +59,7 @@ class LocalStack:
         if not config.admin_key:
             config.admin_key = f"gk_admin_{secrets.token_urlsafe(24)}"
         self.config = config
-        self.dynamodb = EmbeddedDynamoDB(config.host).start()
+        self.dynamodb = EmbeddedDynamoDBProcess(config.host, log_requests=not config.quiet_lambdas)
         os.environ.update(local_environment(config, self.dynamodb.endpoint_url))
         from goalkeeper.settings import get_settings
 
@@ -67,7 +68,9 @@ class LocalStack:
         self._create_table(template)
         functions = FunctionPool()
         self.api = ApiServer(local_api(template, functions), config.host, config.port).start()
-        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        streams = WireStreamsClient(
+            self.dynamodb.endpoint_url, REGION, boto3.Session().get_credentials()
+        )
         stream_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
             TableName=config.table_name
         )["Table"]["LatestStreamArn"]

@@ -47,6 +47,7 @@ SOURCES = (
     None,
 )
 CURRENCIES = ("USD", "EUR", "GBP")
+PAGES = ("/", "/services", "/prices", "/contact", "/about", "/blog", "/reviews", "/areas")
 
 
 @dataclass
@@ -83,11 +84,13 @@ class Workload:
 
     @staticmethod
     def _body(rng: random.Random, number: int) -> dict[str, Any]:
+        # The mix makes about a fifth of events counted conversions, as on a busy site:
+        # most events are page views, and every call reaches one of the call goals.
         roll = rng.random()
-        if roll < 0.5:
-            page = rng.choice(("/", "/services", "/prices", "/contact", "/thank-you"))
+        if roll < 0.78:
+            page = "/thank-you" if rng.random() < 0.06 else rng.choice(PAGES)
             return {"type": "page_view", "url": f"https://acme.example{page}"}
-        if roll < 0.75:
+        if roll < 0.86:
             connected = rng.random() < 0.8
             return {
                 "type": "call",
@@ -96,7 +99,7 @@ class Workload:
                 "connected": connected,
                 "bridged_seconds": rng.randrange(1, 300) if connected else 0,
             }
-        if roll < 0.9:
+        if roll < 0.93:
             reference = f"order-{rng.randrange(number // 2 + 1)}"
             value = f"{rng.randrange(1000, 50000) / 100:.2f}"
             currency = rng.choice(CURRENCIES)
@@ -104,6 +107,6 @@ class Workload:
                 "type": "transaction",
                 "transaction": {"value": value, "currency": currency, "reference": reference},
             }
-        if roll < 0.95:
+        if roll < 0.97:
             return {"type": "lead", "lead_id": f"lead-{number}"}
         return {"type": "custom_trigger", "name": "webinar", "fields": {"seats": rng.randrange(3)}}
