@@ -64,6 +64,15 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _reset_process_singletons()
 
 
+@pytest.fixture
+def ingest_in_order(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store each request's events one at a time, in order. Tests that compare two
+    runs event by event need it: which of two duplicates wins follows arrival, and
+    by default a request's events are stored several at a time."""
+    monkeypatch.setenv("GOALKEEPER_INGEST_WRITE_CONCURRENCY", "1")
+    _reset_process_singletons()
+
+
 def _reset_process_singletons() -> None:
     from goalkeeper.settings import get_settings
 

@@ -69,3 +69,21 @@ def test_cors_preflight_is_answered_without_a_key(stack: InProcessStack) -> None
     assert response.status_code in (200, 204)
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "x-api-key" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_a_full_batch_is_stored_several_at_a_time_and_answered_in_the_order_sent(
+    stack: InProcessStack,
+) -> None:
+    """Events of a request are written concurrently (GOALKEEPER_INGEST_WRITE_CONCURRENCY);
+    the answer still lists ids in the order sent, each new id once as accepted, and
+    an id stored earlier, or repeated within the batch, as a duplicate."""
+    write = stack.new_account()["keys"]["write"]
+    earlier = [GOOD_CALL | {"event_id": f"e-{n:03d}", "call_id": f"c-{n}"} for n in (7, 50)]
+    assert stack.api.request("POST", "/v1/events", write, {"events": earlier})[0] == 202
+    batch = [GOOD_CALL | {"event_id": f"e-{n:03d}", "call_id": f"c-{n}"} for n in range(99)]
+    batch.append(batch[20])
+    status, body = stack.api.request("POST", "/v1/events", write, {"events": batch})
+    assert status == 202
+    assert body["accepted"] == [f"e-{n:03d}" for n in range(99) if n not in (7, 50)]
+    assert body["duplicates"] == ["e-007", "e-050", "e-020"]
+    assert len(_event_items(stack)) == 99

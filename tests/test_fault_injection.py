@@ -64,6 +64,7 @@ def faults(
         injector.detach()
 
 
+@pytest.mark.usefixtures("ingest_in_order")
 def test_fault_injection_at_10_percent_gives_the_fault_free_results(
     stack: InProcessStack, poller: StreamPoller, faults: FaultInjector
 ) -> None:

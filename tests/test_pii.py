@@ -158,9 +158,9 @@ class _RecordingStore:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def put_event(self, item: dict[str, Any]) -> bool:
-        self.items.append(item)
-        return True
+    def put_events(self, items: list[dict[str, Any]], concurrency: int) -> list[bool]:
+        self.items.extend(items)
+        return [True] * len(items)
 
 
 def test_ingest_looks_the_secret_up_once_per_request_and_only_for_callers() -> None:

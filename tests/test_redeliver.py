@@ -43,6 +43,7 @@ def _decision_items(stack: InProcessStack) -> dict[tuple[str, str], dict[str, An
     }
 
 
+@pytest.mark.usefixtures("ingest_in_order")
 def test_redelivering_every_batch_three_times_changes_nothing(
     stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,6 +83,7 @@ def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
         request_id=app.lambda_context.aws_request_id,
         retention_days=get_settings().event_retention_days,
         account_secret=account_secrets.get,
+        write_concurrency=get_settings().ingest_write_concurrency,
     )
     metrics.add_metric("EventsAccepted", MetricUnit.Count, len(result.accepted))
     metrics.add_metric("EventsDuplicate", MetricUnit.Count, len(result.duplicates))

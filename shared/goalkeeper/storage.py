@@ -8,6 +8,7 @@ refused by conditions inside one TransactWriteItems, never by read-then-write.
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,6 +288,18 @@ class Store:
                 raise
             return stored.get("write_id") == item["write_id"]
         return True
+
+    def put_events(self, items: list[dict[str, Any]], concurrency: int) -> list[bool]:
+        """put_event for each item, `concurrency` at a time; results in the items' order.
+
+        A batch then waits for len/concurrency round trips instead of len. When a put
+        fails, the puts already under way finish before the first failure is raised.
+        """
+        if len(items) <= 1 or concurrency <= 1:
+            return [self.put_event(item) for item in items]
+        self.client  # noqa: B018 -- created before the threads: boto3 creates clients unsafely
+        with ThreadPoolExecutor(min(concurrency, len(items))) as pool:
+            return list(pool.map(self.put_event, items))
 
     def visit_page_views_before(self, account_id: str, visit_id: str, before_sk: str) -> int:
         total = 0

@@ -114,17 +114,28 @@ def ingest_events(
     request_id: str,
     retention_days: int,
     account_secret: SecretLookup,
+    write_concurrency: int = 1,
 ) -> IngestResult:
     """Store each event with a conditional put on its id; a repeated id stores nothing.
+    Puts run `write_concurrency` at a time; the result keeps the batch's order.
 
     The whole batch was validated before this is called, so a bad event has
     already rejected the batch and nothing was written. The account's secret is
     looked up once per request, and only when a call carries a caller number.
     """
     pii_secret = account_secret(account_id) if any(map(_carries_caller, batch.events)) else None
+    items = [
+        event_item(account_id, event, received_at, request_id, retention_days, pii_secret)
+        for event in batch.events
+    ]
+    # An id repeated within the request is written once, at its first place.
+    first: dict[str, dict[str, Any]] = {}
+    for item in items:
+        first.setdefault(item["event_id"], item)
+    new = dict(zip(first, store.put_events(list(first.values()), write_concurrency), strict=True))
     accepted: list[str] = []
     duplicates: list[str] = []
-    for event in batch.events:
-        item = event_item(account_id, event, received_at, request_id, retention_days, pii_secret)
-        (accepted if store.put_event(item) else duplicates).append(item["event_id"])
+    for item in items:
+        event_id = item["event_id"]
+        (accepted if first[event_id] is item and new[event_id] else duplicates).append(event_id)
     return IngestResult(accepted=accepted, duplicates=duplicates)
