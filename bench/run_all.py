@@ -30,8 +30,8 @@ QUICK = {
 FULL = {
     "p2_rounds": 15,
     "p2_tracing_on": True,
-    "p4_large": 10_000,
-    "p5_large": 50_000,
+    "p4_large": 20_000,
+    "p5_large": 100_000,
     "p5_events": 1000,
 }
 

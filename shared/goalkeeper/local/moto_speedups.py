@@ -20,11 +20,15 @@
    to list the attribute names it uses: a third of a transaction's time. That
    parse is read-only and depends on the text alone, and our expressions come
    from a few templates: each text is parsed once.
-5. Item size. moto checks the 400 KB item limit on every attribute it sets, by
+5. Condition parsing. A ConditionExpression is parsed twice per write (once to
+   validate the request, once to evaluate it), and our conditions repeat: the
+   parse of each (expression, names, values) is kept. The parsed condition is a
+   tree of operators evaluated against an item, holding no state of its own.
+6. Item size. moto checks the 400 KB item limit on every attribute it sets, by
    summing the sizes of all attributes set so far: building an item is quadratic
    in its attributes (a daily-totals item with 40 goal counters took ~800 size
    computations). The same limit is checked here once per item, on the total.
-6. Routing. moto's server finds the service of every request by listing its own
+7. Routing. moto's server finds the service of every request by listing its own
    package directory and stat-ing each of ~170 entries (a tenth of the endpoint's
    time under load). The list cannot change while the process runs: it is read once.
 """
@@ -40,7 +44,7 @@ from typing import Any
 
 from moto import backends
 from moto.core.responses import ActionContext, ActionResult
-from moto.dynamodb import responses
+from moto.dynamodb import comparisons, responses
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
@@ -203,6 +207,42 @@ def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, a
     dict.update(self.attrs, values)  # later single-attribute sets still check the limit
 
 
+class _ParsedCondition:
+    """What moto reads of a ConditionExpressionParser, parsed once."""
+
+    def __init__(self, parser: comparisons.ConditionExpressionParser) -> None:
+        self._parsed = parser.parse()
+        self._names = tuple(parser.expr_attr_names_found)
+        self._values = tuple(parser.expr_attr_values_found)
+
+    def parse(self) -> Any:
+        return self._parsed
+
+    # Fresh lists: moto extends them in place.
+    @property
+    def expr_attr_names_found(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def expr_attr_values_found(self) -> list[str]:
+        return list(self._values)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parsed_condition(expression: str | None, names: str, values: str) -> _ParsedCondition:
+    return _ParsedCondition(
+        comparisons.ConditionExpressionParser(expression, json.loads(names), json.loads(values))
+    )
+
+
+def _condition_parser(
+    expression: str | None, names: dict[str, str] | None, values: dict[str, Any] | None
+) -> _ParsedCondition:
+    return _parsed_condition(
+        expression, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True)
+    )
+
+
 class _ParsedOnce:
     """Stands in for UpdateExpressionParser in moto's request layer only: the backend,
     which mutates the tree it gets, still parses for itself."""
@@ -211,6 +251,8 @@ class _ParsedOnce:
 
 
 def install() -> None:
+    comparisons.create_condition_expression_parser = _condition_parser  # type: ignore[assignment]
+    responses.create_condition_expression_parser = _condition_parser  # type: ignore[assignment]
     responses.UpdateExpressionParser = _ParsedOnce  # type: ignore[assignment,misc]
     Item.__init__ = _item_init  # type: ignore[method-assign]
     backends.list_of_moto_modules = _moto_modules  # type: ignore[assignment]
