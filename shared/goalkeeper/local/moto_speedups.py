@@ -28,7 +28,11 @@
    summing the sizes of all attributes set so far: building an item is quadratic
    in its attributes (a daily-totals item with 40 goal counters took ~800 size
    computations). The same limit is checked here once per item, on the total.
-7. Routing. moto's server finds the service of every request by listing its own
+7. Stream records. moto builds every stream record with both images, wanted or
+   not, then serialises it to JSON only to measure it (SizeBytes). Here only the
+   images the stream's view type asks for are built, and SizeBytes is what
+   DynamoDB counts as their item size.
+8. Routing. moto's server finds the service of every request by listing its own
    package directory and stat-ing each of ~170 entries (a tenth of the endpoint's
    time under load). The list cannot change while the process runs: it is read once.
 """
@@ -44,14 +48,16 @@ from typing import Any
 
 from moto import backends
 from moto.core.responses import ActionContext, ActionResult
+from moto.core.utils import utcnow
 from moto.dynamodb import comparisons, responses
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.table import StreamRecord, Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.moto_api._internal import mock_random
 
 _FAST_SERVICES = {"dynamodb", "dynamodbstreams"}
 _shape_walk = ActionResult.execute_result
@@ -207,6 +213,45 @@ def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, a
     dict.update(self.attrs, values)  # later single-attribute sets still check the limit
 
 
+_IMAGES = {"NEW_IMAGE": ("NewImage",), "OLD_IMAGE": ("OldImage",)}
+_IMAGES["NEW_AND_OLD_IMAGES"] = ("NewImage", "OldImage")
+
+
+def _stream_record_init(
+    self: StreamRecord,
+    table: Table,
+    stream_type: str,
+    event_name: str,
+    old: Item | None,
+    new: Item | None,
+    seq: int,
+) -> None:
+    item = old if old is not None else new
+    assert item is not None
+    keys = {table.hash_key_attr: item.hash_key.to_json()}
+    if table.range_key_attr is not None:
+        keys[table.range_key_attr] = item.range_key.to_json()  # type: ignore[union-attr]
+    dynamodb: dict[str, Any] = {
+        "StreamViewType": stream_type,
+        "ApproximateCreationDateTime": utcnow(),
+        "SequenceNumber": str(seq),
+        "SizeBytes": 0,
+        "Keys": keys,
+    }
+    for image, source in (("NewImage", new), ("OldImage", old)):
+        if source is not None and image in _IMAGES.get(stream_type, ()):
+            dynamodb[image] = source.to_json()["Attributes"]
+            dynamodb["SizeBytes"] += source.size()
+    self.record = {
+        "eventID": mock_random.uuid4().hex,
+        "eventName": event_name,
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.0",
+        "awsRegion": "us-east-1",
+        "dynamodb": dynamodb,
+    }
+
+
 class _ParsedCondition:
     """What moto reads of a ConditionExpressionParser, parsed once."""
 
@@ -251,6 +296,7 @@ class _ParsedOnce:
 
 
 def install() -> None:
+    StreamRecord.__init__ = _stream_record_init  # type: ignore[method-assign]
     comparisons.create_condition_expression_parser = _condition_parser  # type: ignore[assignment]
     responses.create_condition_expression_parser = _condition_parser  # type: ignore[assignment]
     responses.UpdateExpressionParser = _ParsedOnce  # type: ignore[assignment,misc]
