@@ -20,24 +20,18 @@ event is printed too (from /proc), to show where the time goes.
 """
 
 import argparse
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import REPO, fmt
+from bench._stack import fmt
+from goalkeeper.local.served import ServedStack
 
 ADMIN = "admin-bench-p5"
 CLIENTS = 4
@@ -45,65 +39,12 @@ PER_REQUEST = 100
 RANGE = "?from=2026-10-22&to=2026-11-20"
 
 
-class Served:
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AWS_", "POWERTOOLS_", "GOALKEEPER_"))
-        }
-        env |= {"GOALKEEPER_ADMIN_KEY": ADMIN, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = str(REPO / "shared")
-        self.workdir = tempfile.mkdtemp(prefix="gk-bench-serve-")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "goalkeeper.cli", "serve", "--port", str(self.port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=self.workdir,
-        )
-        self.dynamodb_url = ""
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError("goalkeeper serve exited early")
-            if "DynamoDB:" in line:
-                self.dynamodb_url = line.split()[1]
-            if "Admin key:" in line:
-                break
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # drain
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def request(self, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        request.add_header("x-api-key", key)
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by `goalkeeper serve` (API, poller, functions) and by
-        its child, the embedded DynamoDB endpoint."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return {"serve": _cpu_seconds(pid), "endpoint": sum(map(_cpu_seconds, map(int, children)))}
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def cpu_seconds(served: ServedStack) -> dict[str, float]:
+    """CPU time used so far by `goalkeeper serve` (API, poller, functions) and by
+    its child, the embedded DynamoDB endpoint."""
+    pid = served.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {"serve": _cpu_seconds(pid), "endpoint": sum(map(_cpu_seconds, map(int, children)))}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -111,7 +52,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _client(served: Served) -> Any:
+def _client(served: ServedStack) -> Any:
     import boto3
 
     return boto3.client(
@@ -172,13 +113,13 @@ def floor_puts_per_second(client: Any, table: str, tag: str, seconds: float) -> 
     return count / (time.perf_counter() - started)
 
 
-def _decided(served: Served, read: str) -> int:
+def _decided(served: ServedStack, read: str) -> int:
     status, body = served.request("GET", "/v1/reports/goals" + RANGE, read)
     assert status == 200, body
     return sum(goal["counted"] + goal["void"] for goal in body["goals"])
 
 
-def _wait_quiet(served: Served, read: str, quiet: float = 2.0) -> tuple[int, float]:
+def _wait_quiet(served: ServedStack, read: str, quiet: float = 2.0) -> tuple[int, float]:
     """(decisions, time of the last change) once the report stopped changing for `quiet` s."""
     last, changed = _decided(served, read), time.perf_counter()
     while time.perf_counter() - changed < quiet:
@@ -189,7 +130,7 @@ def _wait_quiet(served: Served, read: str, quiet: float = 2.0) -> tuple[int, flo
     return last, changed
 
 
-def end_to_end(served: Served, write: str, read: str, seed: int, count: int) -> dict[str, Any]:
+def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int) -> dict[str, Any]:
     from goalkeeper.local.workload import Workload
 
     sent = Workload(seed=seed, events=count).generate()
@@ -208,7 +149,7 @@ def end_to_end(served: Served, write: str, read: str, seed: int, count: int) -> 
             if status != 202:
                 errors.append(body)
 
-    cpu_before = served.cpu_seconds()
+    cpu_before = cpu_seconds(served)
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for thread in threads:
@@ -219,7 +160,7 @@ def end_to_end(served: Served, write: str, read: str, seed: int, count: int) -> 
     if errors:
         raise RuntimeError(f"ingest failed: {errors[:2]}")
     decided, last_change = _wait_quiet(served, read)
-    cpu_after = served.cpu_seconds()  # also counts the quiet wait's report reads
+    cpu_after = cpu_seconds(served)  # also counts the quiet wait's report reads
     elapsed = last_change - started
     return {
         "events": count,
@@ -235,9 +176,10 @@ def end_to_end(served: Served, write: str, read: str, seed: int, count: int) -> 
 
 
 def run(large: int = 20_000, events: int = 1000) -> dict[str, Any]:
+    from goalkeeper.local.served import ServedStack
     from goalkeeper.local.workload import GOALS
 
-    served = Served()
+    served = ServedStack(ADMIN)
     try:
         client = _client(served)
         table = client.list_tables()["TableNames"][0]

@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from localserver import ServedStack
+
+from goalkeeper.local.served import ServedStack
 
 THREADS = 32
 # The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 40.

@@ -5,7 +5,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from localserver import ServedStack
+
+from goalkeeper.local.served import ServedStack
 
 ADMIN = "e2e-admin-key"
 CALL = {

@@ -1,4 +1,5 @@
-"""Runs `goalkeeper serve` as a user would, in a child process, for end-to-end tests."""
+"""`goalkeeper serve` run as a user runs it, in a child process, and a small HTTP
+client for it: what the end-to-end tests and the throughput benchmark share."""
 
 import json
 import os
@@ -6,13 +7,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-SERVE_START_SECONDS = 60
+import goalkeeper
+
+START_SECONDS = 60
+# Generous: a loaded 2-core machine can queue a request for many seconds.
+REQUEST_TIMEOUT_SECONDS = 120
 
 
 def free_port() -> int:
@@ -22,22 +29,36 @@ def free_port() -> int:
 
 
 class ServedStack:
+    """The child runs in a temporary working directory (its state files stay out of
+    the caller's) with none of the caller's AWS, Powertools or Goalkeeper settings
+    but the admin key."""
+
     def __init__(self, admin_key: str) -> None:
         self.admin_key = admin_key
         self.port = free_port()
-        env = os.environ | {"GOALKEEPER_ADMIN_KEY": admin_key, "PYTHONUNBUFFERED": "1"}
-        for name in list(env):
-            if name.startswith(("AWS_", "GOALKEEPER_TABLE", "POWERTOOLS_")):
-                env.pop(name)
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("AWS_", "POWERTOOLS_", "GOALKEEPER_"))
+        }
+        env |= {
+            "GOALKEEPER_ADMIN_KEY": admin_key,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(Path(goalkeeper.__file__).resolve().parents[1]),
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "goalkeeper.cli", "serve", "--port", str(self.port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            cwd=tempfile.mkdtemp(prefix="goalkeeper-served-"),
         )
         self.banner = self._read_banner()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.dynamodb_url = next(
+            line.split()[1] for line in self.banner if line.strip().startswith("DynamoDB:")
+        )
         # Keep reading what it prints: an unread pipe fills up and the server's next
         # print (Powertools writes metrics to stdout) would block a request forever.
         self._output: list[str] = []
@@ -51,7 +72,7 @@ class ServedStack:
 
     def _read_banner(self) -> list[str]:
         lines: list[str] = []
-        deadline = time.monotonic() + SERVE_START_SECONDS
+        deadline = time.monotonic() + START_SECONDS
         assert self.process.stdout is not None
         while time.monotonic() < deadline:
             line = self.process.stdout.readline()
@@ -71,15 +92,19 @@ class ServedStack:
         if key:
             request.add_header("x-api-key", key)
         try:
-            # Generous: a loaded 2-core machine can queue a request for many seconds.
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
 
     def stop(self) -> tuple[int, str]:
-        """Ctrl-C, as a user stops it; returns the exit code and what it printed after start."""
+        """Ctrl-C, as a user stops it; returns the exit code and what it printed after
+        start (killed, with a negative code, if it does not stop in 30 s)."""
         self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self._reader.join(timeout=10)
         return self.process.returncode, "".join(self._output)
