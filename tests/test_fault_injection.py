@@ -12,6 +12,7 @@ come out identical, and every event the API accepted must be stored.
 """
 
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,8 +30,10 @@ from faults import (
 )
 
 from conftest import InProcessStack
+from goalkeeper.errors import StoreUnavailable
 from goalkeeper.local.poller import StreamPoller, invoke_batch
 from goalkeeper.redrive import redrive_file, table_reader
+from goalkeeper.storage import Store
 
 FAULT_RATE = float(os.environ.get("GOALKEEPER_FAULT_RATE", "0.10"))
 WORKLOAD_EVENTS = int(os.environ.get("GOALKEEPER_FAULT_EVENTS", "300"))
@@ -202,6 +205,30 @@ def test_fault_a_503_means_not_stored_and_the_retry_with_the_same_id_is_accepted
     assert _stored_event_ids(stack, account["account_id"]) == []
     status, body = stack.api.request("POST", "/v1/events", write, CALL)
     assert (status, body) == (202, {"accepted": ["call-1"], "duplicates": []})
+
+
+def test_fault_a_failed_put_stops_the_rest_of_a_concurrent_batch() -> None:
+    """With puts 8 at a time, an outage answers 503 after the puts under way, not
+    after every event of the batch has spent its retries (Executor.map drops the
+    puts not yet started once a result raises)."""
+
+    class FailingFirst(Store):
+        def __init__(self) -> None:
+            super().__init__("table", client=object())
+            self.attempted: list[str] = []
+
+        def put_event(self, item: dict) -> bool:
+            self.attempted.append(item["event_id"])
+            if item["event_id"] == "e-0":
+                raise StoreUnavailable("the event store is busy; retry the request")
+            time.sleep(0.01)
+            return True
+
+    store = FailingFirst()
+    with pytest.raises(StoreUnavailable):
+        store.put_events([{"event_id": f"e-{n}"} for n in range(100)], concurrency=8)
+    assert "e-0" in store.attempted
+    assert len(store.attempted) < 50
 
 
 def test_fault_timeout_after_the_decision_write_counts_once(
