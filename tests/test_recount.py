@@ -6,7 +6,8 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from conftest import InProcessStack
-from goalkeeper.decision_writes import attribution_labels
+from goalkeeper import counters
+from goalkeeper.counters import attribution_labels
 from goalkeeper.local.workload import GOALS, Workload
 
 EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "2000"))
@@ -66,18 +67,13 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
     kept_visitors: Counter = Counter()
     kept_attributed: dict[tuple, Counter] = defaultdict(Counter)
     for item in items:
-        if item.get("kind") == "daily_totals":
-            for name, value in item.items():
-                if not name.startswith("g#"):
-                    continue
-                _, goal_id, counter = name.split("#", 2)
-                cell = (item["day"], goal_id)
-                if counter in ("counted", "void"):
-                    kept_daily[cell][counter] += int(value)
-                elif counter == "visitors_converted":
-                    kept_visitors[cell] += int(value)
-                elif counter.startswith("value#"):
-                    kept_daily[cell][f"value_{counter.split('#')[1]}"] += value
+        if item.get("kind") == counters.GOAL_DAY_KIND:
+            cell = (item["day"], item["goal_id"])
+            for counter in (counters.COUNTED, counters.VOID):
+                kept_daily[cell][counter] += int(item.get(counter, 0))
+            kept_visitors[cell] += int(item.get(counters.VISITORS_CONVERTED, 0))
+            for currency, amount in counters.values_of(item).items():
+                kept_daily[cell][f"value_{currency}"] += amount
         elif item.get("kind") == "attribution":
             labels = tuple(item[name] for name in ("source", "medium", "campaign", "keyword"))
             key = (item["day"], item["goal_id"], labels)
@@ -92,7 +88,7 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
         if item.get("kind") == "event" and item["body"].get("visitor_id")
     }
     kept_seen = sum(
-        int(i.get("visitors_seen", 0)) for i in items if i.get("kind") == "daily_totals"
+        int(i.get(counters.VISITORS_SEEN, 0)) for i in items if i.get("kind") == counters.DAY_KIND
     )
     assert kept_seen == len(visitor_days)
     assert _plain(kept_daily) == _plain(daily)

@@ -486,7 +486,7 @@ def test_index_says_which_lookups_an_event_needs() -> None:
     assert bare.needs_visit_pages(visit_page) is False
     assert counting.needs_contact_tags(make_event("tag", contact_id="p", added=["A"])) is True
     assert counting.needs_contact_tags(make_event("tag", contact_id="p", added=["Z"])) is False
-    assert counting.needs_contact_tags(make_event("tag", contact_id="p", removed=["A"])) is False
+    assert counting.needs_contact_tags(make_event("tag", contact_id="p", removed=["A"])) is True
     assert bare.needs_contact_tags(make_event("tag", contact_id="p", added=["A"])) is False
 
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime
 from goalkeeper.decision_writes import Sighting
-from goalkeeper.errors import StoreUnavailable
+from goalkeeper.errors import StoreUnavailable, WriteRejected
 from goalkeeper.services.evaluation import (
     GoalLibraryCache,
     SeenVisitors,
@@ -64,6 +64,15 @@ def record_handler(record: DynamoDBRecord) -> None:
     except StoreUnavailable:
         logger.warning(
             "store unavailable; the batch is retried from this record",
+            extra={"event_id": item.get("event_id"), "sequence": record.dynamodb.sequence_number},
+        )
+        raise
+    except WriteRejected:
+        # A defect of ours (an invalid write), not a busy store: alarm on this metric.
+        metrics.add_metric("DecisionWritesRejected", MetricUnit.Count, 1)
+        logger.exception(
+            "DynamoDB rejected a decision write as invalid; the event is dead-lettered "
+            "after its retries and can be redriven once the defect is fixed",
             extra={"event_id": item.get("event_id"), "sequence": record.dynamodb.sequence_number},
         )
         raise

@@ -1,32 +1,30 @@
-"""The one TransactWriteItems that records an event's goal decisions.
+"""The transactions that record an event's goal decisions. Pure: items, not requests.
 
-Layout (cancellation reasons come back in this order):
-  conversions   one Put per goal still to decide, conditioned on not existing
-  claims        one Update per de-dup claim the counted conversions write,
-                conditioned on every check of it holding
-  markers       one Put per counted conversion of a visitor: "this visitor
-                converted this goal this day" (the visitors-converted count),
-                and one "this visitor was seen this day" (visitors seen), unless
-                this warm Lambda already saw the visitor that day
-  counters      one Update of the day's counters item (every goal of the
-                event), and per counted goal one Update of its attribution
-                counters (source, medium, campaign, keyword)
+One transaction decides a group of the goals one event reached (every goal, unless
+they need more than DynamoDB's 100 items; see `chunks`). Its items, by tag:
+  ("conversion", goal)   Put of the conversion, only if not decided before
+  ("completion", goal)   Put of a history rule's completion, once per ordinal
+  ("claim", slot)        Update widening the claim period a counted conversion
+                         falls in, conditioned on every check of that period
+  ("before"|"after", s)  ConditionCheck of the periods around a windowed check
+  ("converted", goal)    Put of "this visitor converted this goal this day"
+  ("goal_day", goal)     Update of the goal's day counters
+  ("attribution", goal)  Update of the goal's counters for the event's attribution
+  ("seen", ...) ("day", ...)  "this visitor was seen this day" and its day counter
 Counters change in the same write that decides, so they always equal a recount
-of the conversion items.
+of the conversion items. What each goal needs to be decided atomically with lives
+in one transaction; goals of one event never void each other (a claim period that
+holds only this event's conversions does not block), so splitting an event's goals
+over several transactions decides each exactly as one transaction would.
 """
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from typing import Any
 
-from goalkeeper import keys
-from goalkeeper.attributes import to_attributes
-from goalkeeper.dedup import ClaimWrite, ConversionPlan, Decision, claim_writes
-
-# Markers only need to outlive the day they count, in any time zone.
-MARKER_LIFETIME = timedelta(days=3)
-ATTRIBUTION_DIMENSIONS = ("source", "medium", "campaign", "keyword")
-NONE_LABEL = "(none)"
+from goalkeeper import counters, keys
+from goalkeeper.dedup import Check, ClaimState, ConversionPlan, Decision, Slot
+from goalkeeper.transactions import MAX_ITEMS, Expression, Reason, Transaction
 
 
 @dataclass(frozen=True)
@@ -41,259 +39,308 @@ class Sighting:
 
 @dataclass
 class DecisionState:
-    """What earlier attempts at one event's decisions have learned."""
+    """What earlier attempts at deciding one group of an event's goals have learned."""
 
     plans: list[ConversionPlan]
     sighting: Sighting | None = None
     decided: dict[str, Decision] = field(default_factory=dict)
     voids: dict[str, Decision] = field(default_factory=dict)
+    # A history rule's completion another event already holds: no conversion at all.
+    superseded: set[str] = field(default_factory=set)
     visitor_already_counted: set[str] = field(default_factory=set)
+    claims: dict[Slot, ClaimState] = field(default_factory=dict)
 
     @property
     def pending(self) -> list[ConversionPlan]:
-        return [plan for plan in self.plans if plan.goal_id not in self.decided]
+        return [
+            plan
+            for plan in self.plans
+            if plan.goal_id not in self.decided and plan.goal_id not in self.superseded
+        ]
 
     @property
     def done(self) -> bool:
         return not self.pending and self.sighting is None
 
-    def attempt(self) -> "DecisionAttempt":
-        pending = self.pending
-        counted = [plan for plan in pending if plan.goal_id not in self.voids]
-        markers = [
-            plan
-            for plan in counted
-            if plan.visitor_id and plan.goal_id not in self.visitor_already_counted
-        ]
-        return DecisionAttempt(self, pending, claim_writes(counted), markers)
+    def counted(self) -> list[ConversionPlan]:
+        return [plan for plan in self.pending if plan.goal_id not in self.voids]
 
-    def results(self) -> list[Decision]:
-        return [self.decided[plan.goal_id] for plan in self.plans]
-
-
-@dataclass
-class DecisionAttempt:
-    state: DecisionState
-    pending: list[ConversionPlan]
-    writes: list[ClaimWrite]
-    markers: list[ConversionPlan]
-
-    def items(self, table: str) -> list[dict[str, Any]]:
-        voids = self.state.voids
-        items = [
-            {"Put": _conversion_put(table, plan, voids.get(plan.goal_id))} for plan in self.pending
-        ]
-        items += [{"Update": _claim_update(table, write)} for write in self.writes]
-        items += [
-            {"Put": _marker_put(table, _converted_marker(plan), plan.aggregate.day)}
-            for plan in self.markers
-        ]
-        sighting = self.state.sighting
-        if sighting is not None:
-            seen = keys.seen_visitor(sighting.account_id, sighting.day, sighting.visitor_id)
-            items.append({"Put": _marker_put(table, seen, sighting.day)})
-        if self.pending or sighting is not None:
-            items.append(
-                {"Update": _daily_totals_update(table, self.pending, voids, self.markers, sighting)}
+    def transaction(self, table: str) -> Transaction:
+        transaction = Transaction(table)
+        counted = self.counted()
+        for plan in self.pending:
+            decision = self.voids.get(plan.goal_id) or plan.counted()
+            transaction.create(
+                ("conversion", plan.goal_id), plan.conversion_item(decision), return_old=True
             )
-        items += [
-            {"Update": _attribution_update(table, plan)}
-            for plan in self.pending
-            if plan.goal_id not in voids
-        ]
-        return items
+            if plan.completion is not None:
+                _add_completion(transaction, plan)
+        for slot, write in _claims_written(counted).items():
+            _add_claim(transaction, slot, write, self.claims.get(slot, ClaimState()))
+            if write.checks and write.checks[0].windowed:
+                _add_neighbour_checks(transaction, write.recorded, write.checks[0])
+        converted = [plan for plan in counted if self._marks_visitor(plan)]
+        for plan in converted:
+            transaction.create(("converted", plan.goal_id), _marker(_converted_key(plan)))
+        for plan in self.pending:
+            _add_goal_day(transaction, plan, plan in counted, plan in converted)
+        for plan in counted:
+            _add_attribution(transaction, plan)
+        if self.sighting is not None:
+            _add_sightings(transaction, [self.sighting])
+        return transaction
+
+    def _marks_visitor(self, plan: ConversionPlan) -> bool:
+        return bool(plan.visitor_id) and plan.goal_id not in self.visitor_already_counted
 
     def succeeded(self) -> None:
         for plan in self.pending:
-            self.state.decided[plan.goal_id] = self.state.voids.get(plan.goal_id) or plan.counted()
-        self.state.sighting = None
+            self.decided[plan.goal_id] = self.voids.get(plan.goal_id) or plan.counted()
+        self.sighting = None
 
-    def learn(self, reasons: list[tuple[str, dict[str, Any]]]) -> bool:
-        """Record what a cancellation revealed; False when it revealed nothing."""
-        state, learned = self.state, False
-        conversions = reasons[: len(self.pending)]
-        claims = reasons[len(self.pending) : len(self.pending) + len(self.writes)]
-        markers = reasons[len(self.pending) + len(self.writes) :][: len(self.markers)]
-        for plan, (code, item) in zip(self.pending, conversions, strict=False):
-            if code == "ConditionalCheckFailed":
-                state.decided[plan.goal_id] = plan.already_decided(item)
-                learned = True
-        for write, (code, item) in zip(self.writes, claims, strict=False):
-            if code != "ConditionalCheckFailed":
+    def learn(self, reasons: dict[Hashable, Reason]) -> bool:
+        """Record what a cancellation revealed; False when it revealed nothing new."""
+        learned = False
+        plans = {plan.goal_id: plan for plan in self.pending}
+        for tag, reason in reasons.items():
+            if not reason.failed_condition:
                 continue
-            for plan, check in write.checks:
-                if plan.goal_id not in state.decided and check.blocked_by(item, plan.event_id):
-                    state.voids.setdefault(plan.goal_id, plan.void(check, item))
-                    learned = True
-        for plan, (code, _) in zip(self.markers, markers, strict=False):
-            if code == "ConditionalCheckFailed":
-                state.visitor_already_counted.add(plan.goal_id)
-                learned = True
-        if state.sighting is not None:
-            position = len(self.pending) + len(self.writes) + len(self.markers)
-            if position < len(reasons) and reasons[position][0] == "ConditionalCheckFailed":
-                state.sighting = None  # an earlier event already counted this visitor today
-                learned = True
+            kind, subject = tag[0], tag[1] if len(tag) > 1 else None  # type: ignore[index]
+            if kind == "conversion":
+                self.decided[subject] = plans[subject].already_decided(reason.item)
+            elif kind == "completion":
+                self.superseded.add(subject)
+            elif kind == "converted":
+                self.visitor_already_counted.add(subject)
+            elif kind == "seen":
+                self.sighting = None  # an earlier event already counted this visitor today
+            elif kind in ("claim", "before", "after"):
+                learned |= self._learn_claim(kind, subject, ClaimState.of(reason.item))
+                continue
+            else:
+                continue
+            learned = True
         return learned
 
+    def _learn_claim(self, kind: str, slot: Slot, claim: ClaimState) -> bool:
+        learned = False
+        if kind == "claim" and self.claims.get(slot) != claim:
+            self.claims[slot] = claim
+            learned = True
+        for plan in self.counted():
+            for check in plan.checks:
+                blocking = _blocking(kind, slot, check, claim)
+                if blocking is not None and plan.goal_id not in self.voids:
+                    self.voids[plan.goal_id] = plan.void(check, blocking)
+                    learned = True
+        return learned
 
-def _conversion_put(table: str, plan: ConversionPlan, void: Decision | None) -> dict[str, Any]:
-    return {
-        "TableName": table,
-        "Item": to_attributes(plan.conversion_item("void" if void else "counted", void)),
-        "ConditionExpression": "attribute_not_exists(pk)",
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
+    def results(self) -> list[Decision]:
+        return [self.decided[plan.goal_id] for plan in self.plans if plan.goal_id in self.decided]
 
 
-def _claim_update(table: str, write: ClaimWrite) -> dict[str, Any]:
+def chunks(
+    plans: list[ConversionPlan], sighting: Sighting | None, table: str
+) -> list[DecisionState]:
+    """The event's goals in groups whose transactions fit DynamoDB's item limit.
+
+    A group's transaction only shrinks as attempts learn (voids write less), so a
+    group that fits on its first attempt fits on every later one.
+    """
+    groups: list[DecisionState] = []
+    current = DecisionState([], sighting)
+    for plan in plans:
+        candidate = DecisionState([*current.plans, plan], current.sighting)
+        if current.plans and len(candidate.transaction(table)) > MAX_ITEMS:
+            groups.append(current)
+            candidate = DecisionState([plan])
+        current = candidate
+    if current.plans or current.sighting is not None:
+        groups.append(current)
+    return groups
+
+
+def _blocking(kind: str, slot: Slot, check: Check, claim: ClaimState) -> str | None:
+    """The conversion that makes `check` fail, given the item a cancellation returned."""
+    if kind == "claim" and check.slot == slot:
+        return check.blocking_in_own(claim)
+    if kind == "before" and check.slot.neighbour(-1) == slot:
+        return check.blocking_before(claim)
+    if kind == "after" and check.slot.neighbour(1) == slot:
+        return check.blocking_after(claim)
+    return None
+
+
+@dataclass
+class _ClaimWrite:
+    recorded: ConversionPlan  # conversions of one event share its time and order key
+    checks: list[Check] = field(default_factory=list)
+
+
+def _claims_written(counted: list[ConversionPlan]) -> dict[Slot, _ClaimWrite]:
+    """Each claim period the counted conversions widen, with the checks made on it."""
+    written: dict[Slot, _ClaimWrite] = {}
+    for plan in counted:
+        for slot in plan.writes:
+            written.setdefault(slot, _ClaimWrite(plan))
+        for check in plan.checks:
+            written[check.slot].checks.append(check)
+    return written
+
+
+def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: ClaimState) -> None:
+    """Widen the period's lo/hi to this event's conversions. lo only ever moves back
+    and hi forward, so a period that already spans the event needs no write, and a
+    stale `known` only costs a retry: every write is conditioned on what it assumes."""
     plan = write.recorded
-    values = {
-        ":conversion": plan.conversion_id,
-        ":goal": plan.goal_id,
-        ":event": plan.event_id,
-        ":at": plan.occurred_at,
-        ":kind": "claim",
-    }
-    update: dict[str, Any] = {
-        "TableName": table,
-        "Key": to_attributes(keys.claim(plan.account_id, write.shape, write.values)),
-        "UpdateExpression": "SET conversion_id = :conversion, goal_id = :goal, "
-        "event_id = :event, last_at = :at, kind = :kind",
-    }
+    expression = Expression()
+    key = expression.value(plan.order_key)
+    recorded = (("key", key), ("at", expression.value(plan.occurred_at)))
+    recorded += (("conversion", expression.value(plan.conversion_id)),)
+
+    def sets(end: str, keep_existing: bool = False) -> list[str]:
+        if keep_existing:
+            return [
+                f"{expression.name(f'{end}_{name}')} = "
+                f"if_not_exists({expression.name(f'{end}_{name}')}, {value})"
+                for name, value in recorded
+            ]
+        return [f"{expression.name(f'{end}_{name}')} = {value}" for name, value in recorded]
+
     if write.checks:
-        # A claim left by this same event never blocks it (see ClaimCheck.blocked_by).
-        condition = "attribute_not_exists(pk) OR event_id = :event"
-        if write.cutoff is not None:
-            condition += " OR last_at < :cutoff"
-            values[":cutoff"] = write.cutoff
-        update["ConditionExpression"] = condition
-        update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    update["ExpressionAttributeValues"] = to_attributes(values)
-    return update
+        # A checked period may hold only this event's own conversions.
+        condition = (
+            f"attribute_not_exists(pk) OR ({expression.name('lo_key')} = {key} "
+            f"AND {expression.name('hi_key')} = {key})"
+        )
+        assignments = sets("lo") + sets("hi")
+    elif not known.exists or known.hi_key <= plan.order_key:  # type: ignore[operator]
+        condition = f"attribute_not_exists(pk) OR {expression.name('hi_key')} <= {key}"
+        assignments = sets("lo", keep_existing=True) + sets("hi")
+    elif known.lo_key > plan.order_key:  # type: ignore[operator]
+        condition = f"{expression.name('lo_key')} > {key}"
+        assignments = sets("lo")
+    else:
+        return  # the period already spans this event
+    assignments.append(f"{expression.name('kind')} = {expression.value('claim')}")
+    transaction.update(
+        ("claim", slot),
+        slot.key(plan.account_id),
+        f"SET {', '.join(assignments)}",
+        expression,
+        condition,
+        return_old=True,
+    )
 
 
-def _marker_put(table: str, key: dict[str, str], day: str) -> dict[str, Any]:
-    """A put that succeeds once per key: it makes a daily count count a visitor once."""
-    expires = date.fromisoformat(day) + MARKER_LIFETIME
-    item = key | {"kind": "visitor_marker", "expires_at": _epoch(expires)}
-    return {
-        "TableName": table,
-        "Item": to_attributes(item),
-        "ConditionExpression": "attribute_not_exists(pk)",
+def _add_neighbour_checks(transaction: Transaction, plan: ConversionPlan, check: Check) -> None:
+    lower, upper = check.bounds()
+    for tag, step, end, test, bound in (
+        ("before", -1, "hi_at", "<=", lower),
+        ("after", 1, "lo_at", ">=", upper),
+    ):
+        expression = Expression()
+        condition = (
+            f"attribute_not_exists(pk) OR {expression.name(end)} {test} {expression.value(bound)}"
+        )
+        neighbour = check.slot.neighbour(step)
+        transaction.check((tag, neighbour), neighbour.key(plan.account_id), condition, expression)
+
+
+def _add_completion(transaction: Transaction, plan: ConversionPlan) -> None:
+    completion = plan.completion
+    assert completion is not None
+    item = keys.completion(
+        plan.account_id, plan.goal_id, completion.scope, completion.scope_id, completion.ordinal
+    ) | {
+        "kind": "completion",
+        "ordinal": completion.ordinal,
+        "event_id": plan.event_id,
+        "conversion_id": plan.conversion_id,
     }
+    expression = Expression()
+    condition = (
+        f"attribute_not_exists(pk) OR {expression.name('event_id')} = "
+        f"{expression.value(plan.event_id)}"
+    )
+    transaction.put(("completion", plan.goal_id), item, condition, expression)
 
 
-def _converted_marker(plan: ConversionPlan) -> dict[str, str]:
+def _marker(key: dict[str, str]) -> dict[str, Any]:
+    """Created once per key, it makes a daily count count a visitor once. Markers are
+    kept as long as the counters they protect (for good): an event of any past day
+    still finds the markers of that day."""
+    return key | {"kind": "visitor_marker"}
+
+
+def _converted_key(plan: ConversionPlan) -> dict[str, str]:
     day = plan.aggregate.day
     return keys.converted_visitor(plan.account_id, plan.goal_id, day, plan.visitor_id or "")
 
 
-def _epoch(day: date) -> int:
-    return (day - date(1970, 1, 1)).days * 86400
-
-
-def goal_attribute(goal_id: str, counter: str) -> str:
-    """Name of one goal's counter inside a day's totals item."""
-    return f"g#{goal_id}#{counter}"
-
-
-def _daily_totals_update(
-    table: str,
-    pending: list[ConversionPlan],
-    voids: dict[str, Decision],
-    markers: list[ConversionPlan],
-    sighting: Sighting | None,
-) -> dict[str, Any]:
-    account_id, shard, day = (
-        (pending[0].account_id, pending[0].aggregate.shard, pending[0].aggregate.day)
-        if pending
-        else (sighting.account_id, sighting.shard, sighting.day)  # type: ignore[union-attr]
-    )
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":one": 1, ":day": day, ":kind": "daily_totals"}
-    adds, sets = [], ["#day = :day", "kind = :kind"]
-    if sighting is not None:
-        adds.append("visitors_seen :one")
-    for number, plan in enumerate(pending):
-        counted = plan.goal_id not in voids
-        counters = ["counted" if counted else "void"]
-        if plan in markers:
-            counters.append("visitors_converted")
-        for counter in counters:
-            names[f"#c{number}{counter[0]}"] = goal_attribute(plan.goal_id, counter)
-            adds.append(f"#c{number}{counter[0]} :one")
-        money = plan.aggregate.value
-        if counted and money is not None:
-            names[f"#v{number}"] = goal_attribute(plan.goal_id, f"value#{money.currency}")
-            values[f":v{number}"] = money.amount
-            adds.append(f"#v{number} :v{number}")
-        names[f"#m{number}"] = goal_attribute(plan.goal_id, "last_match_at")
-        values[f":m{number}"] = plan.occurred_at
-        sets.append(f"#m{number} = :m{number}")
-    key = keys.daily_totals(account_id, shard, day)
-    return {
-        "TableName": table,
-        "Key": to_attributes(key),
-        "UpdateExpression": f"ADD {', '.join(adds)} SET {', '.join(sets)}",
-        "ExpressionAttributeNames": names | {"#day": "day"},
-        "ExpressionAttributeValues": to_attributes(values),
-    }
-
-
-def attribution_labels(attribution: dict[str, Any] | None) -> dict[str, str]:
-    attribution = attribution or {}
-    return {name: attribution.get(name) or NONE_LABEL for name in ATTRIBUTION_DIMENSIONS}
-
-
-def _attribution_update(table: str, plan: ConversionPlan) -> dict[str, Any]:
+def _add_goal_day(
+    transaction: Transaction, plan: ConversionPlan, counted: bool, converted: bool
+) -> None:
     delta = plan.aggregate
-    labels = attribution_labels(plan.attributes.get("attribution"))
-    names = {f"#{name}": name for name in labels} | {"#day": "day"}
-    values: dict[str, Any] = {f":{name}": label for name, label in labels.items()}
-    values |= {":one": 1, ":goal": plan.goal_id, ":day": delta.day, ":kind": "attribution"}
-    adds = ["counted :one"]
+    expression = Expression()
+    one = expression.value(1)
+    adds = [f"{expression.name(counters.COUNTED if counted else counters.VOID)} {one}"]
+    if converted:
+        adds.append(f"{expression.name(counters.VISITORS_CONVERTED)} {one}")
+    if counted and delta.value is not None:
+        name = expression.name(counters.value_attribute(delta.value.currency))
+        adds.append(f"{name} {expression.value(delta.value.amount)}")
+    sets = _labels(expression, kind=counters.GOAL_DAY_KIND, day=delta.day, goal_id=plan.goal_id)
+    sets.append(f"{expression.name(counters.LAST_MATCH_AT)} = {expression.value(plan.occurred_at)}")
+    key = keys.goal_day_counters(plan.account_id, delta.shard, delta.day, plan.goal_id)
+    update = f"ADD {', '.join(adds)} SET {', '.join(sets)}"
+    transaction.update(("goal_day", plan.goal_id), key, update, expression)
+
+
+def _add_attribution(transaction: Transaction, plan: ConversionPlan) -> None:
+    delta = plan.aggregate
+    labels = counters.attribution_labels(plan.attributes.get("attribution"))
+    expression = Expression()
+    adds = [f"{expression.name(counters.COUNTED)} {expression.value(1)}"]
     if delta.value is not None:
-        names["#value"] = f"value#{delta.value.currency}"
-        values[":value"] = delta.value.amount
-        adds.append("#value :value")
-    sets = ", ".join(f"#{name} = :{name}" for name in labels)
+        name = expression.name(counters.value_attribute(delta.value.currency))
+        adds.append(f"{name} {expression.value(delta.value.amount)}")
+    sets = _labels(
+        expression, kind=counters.ATTRIBUTION_KIND, day=delta.day, goal_id=plan.goal_id, **labels
+    )
     key = keys.attribution(
         plan.account_id, delta.shard, delta.day, plan.goal_id, tuple(labels.values())
     )
-    return {
-        "TableName": table,
-        "Key": to_attributes(key),
-        "UpdateExpression": f"ADD {', '.join(adds)} "
-        f"SET goal_id = :goal, #day = :day, kind = :kind, {sets}",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": to_attributes(values),
-    }
+    update = f"ADD {', '.join(adds)} SET {', '.join(sets)}"
+    transaction.update(("attribution", plan.goal_id), key, update, expression)
 
 
-def sightings_items(table: str, sightings: list[Sighting]) -> list[dict[str, Any]]:
-    """Visitors seen by events that reached no goal, counted once per day in one write:
-    one marker per visitor-day, then one counter update per totals item touched."""
-    items = [
-        {"Put": _marker_put(table, keys.seen_visitor(s.account_id, s.day, s.visitor_id), s.day)}
-        for s in sightings
+def _labels(expression: Expression, **labels: str) -> list[str]:
+    return [
+        f"{expression.name(name)} = {expression.value(value)}" for name, value in labels.items()
     ]
+
+
+def _add_sightings(transaction: Transaction, sightings: list[Sighting]) -> None:
+    """One marker per visitor-day, then one counter update per day item touched."""
     per_item: dict[tuple[str, int, str], int] = {}
     for sighting in sightings:
+        key = keys.seen_visitor(sighting.account_id, sighting.day, sighting.visitor_id)
+        transaction.create(("seen", sighting.visitor_id, sighting.day), _marker(key))
         cell = (sighting.account_id, sighting.shard, sighting.day)
         per_item[cell] = per_item.get(cell, 0) + 1
     for (account_id, shard, day), count in per_item.items():
-        items.append(
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_attributes(keys.daily_totals(account_id, shard, day)),
-                    "UpdateExpression": "ADD visitors_seen :count SET #day = :day, kind = :kind",
-                    "ExpressionAttributeNames": {"#day": "day"},
-                    "ExpressionAttributeValues": to_attributes(
-                        {":count": count, ":day": day, ":kind": "daily_totals"}
-                    ),
-                }
-            }
+        expression = Expression()
+        adds = f"{expression.name(counters.VISITORS_SEEN)} {expression.value(count)}"
+        sets = _labels(expression, kind=counters.DAY_KIND, day=day)
+        update = f"ADD {adds} SET {', '.join(sets)}"
+        transaction.update(
+            ("day", shard, day), keys.day_counters(account_id, shard, day), update, expression
         )
-    return items
+
+
+def sightings_transaction(table: str, sightings: list[Sighting]) -> Transaction:
+    """Visitors seen by events that reached no goal, counted once per day in one write."""
+    transaction = Transaction(table)
+    _add_sightings(transaction, sightings)
+    return transaction

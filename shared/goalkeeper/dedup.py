@@ -1,16 +1,26 @@
 """De-duplication planning: which claims a conversion checks and writes. Pure.
 
-A *claim* is one item per (key shape, key values) remembering the last counted
-conversion under that key. A goal's rule applies to events that match that
-goal, but it looks at the counted conversions of every goal: a counted
-conversion therefore writes the claims of every shape any goal of the account
-checks, while shapes that include the goal id are only written for that goal.
-The store turns a plan into one TransactWriteItems whose conditions are the
-checks, so the decision and all its writes are one atomic operation.
+A goal's rule applies to events that match that goal, but it looks at the counted
+conversions of every goal. A goal checks a *layout*: a key shape (visitor, goal,
+transaction reference...) and a window (days, or forever). The rule, whatever order
+events arrive and are decided in: a conversion is void exactly when a counted
+conversion sharing the values of its shape lies less than `window` days from it, on
+either side, and the first decided wins.
+
+A single "last time" per key cannot answer that for a late event, so claims are
+bucketed: time is cut into window-sized periods, and one claim item per (layout,
+key values, period) remembers the earliest and the latest counted conversion in it
+(`lo`, `hi`). Any two conversions in one period are less than a window apart, so a
+check asks three items: its own period holds no other event's conversion, the
+period before ends (`hi`) at least a window earlier, the period after starts (`lo`)
+at least a window later. Every counted conversion widens the lo/hi of its period
+in every layout that some goal checks (shapes naming a goal only for that goal),
+so later checks see it; lo only moves back and hi only forward, under conditions.
+The store turns a plan into one TransactWriteItems whose conditions are the checks.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +37,7 @@ ONCE_PER_VISIT: Shape = ("goal", "visit")
 ONCE_PER_CONTACT: Shape = ("goal", "contact")
 # Target calls: the caller had no counted call conversion (of any call goal) in the window.
 CALL_CALLER: Shape = ("call_caller",)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def canonical(names: Iterable[str]) -> Shape:
@@ -34,26 +45,102 @@ def canonical(names: Iterable[str]) -> Shape:
 
 
 @dataclass(frozen=True)
-class ClaimCheck:
+class Layout:
+    """A key shape with a window: the unit a goal's de-dup rule checks."""
+
     shape: Shape
-    cutoff: str | None  # claims counted at or after this instant block; None: forever
-    window: str
+    window_days: int | None  # None: forever
 
-    def reason(self) -> str:
-        return f"duplicate under key {'+'.join(self.shape)} within {self.window}"
+    def describe(self) -> str:
+        window = "forever" if self.window_days is None else f"{self.window_days} days"
+        return f"key {'+'.join(self.shape)} within {window}"
 
-    def blocked_by(self, claim_item: dict[str, Any], event_id: str) -> bool:
-        """Whether an existing claim makes this check fail (mirrors the write condition)."""
-        if not claim_item or claim_item.get("event_id") == event_id:
-            return False
-        return self.cutoff is None or claim_item.get("last_at", "") >= self.cutoff
+    def bucket(self, at: datetime) -> int:
+        if self.window_days is None:
+            return 0
+        return (at - _EPOCH) // timedelta(days=self.window_days)
 
 
 @dataclass(frozen=True)
-class Claim:
-    shape: Shape
+class Slot:
+    """One claim item: a layout's period for one set of key values."""
+
+    layout: Layout
     values: tuple[str, ...]
-    check: ClaimCheck | None = None
+    bucket: int
+
+    def key(self, account_id: str) -> dict[str, str]:
+        return keys.claim(
+            account_id, self.layout.shape, self.values, self.layout.window_days, self.bucket
+        )
+
+    def neighbour(self, step: int) -> "Slot":
+        return Slot(self.layout, self.values, self.bucket + step)
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """What a claim item says (empty when it does not exist)."""
+
+    lo_key: str | None = None
+    lo_at: str | None = None
+    lo_conversion: str | None = None
+    hi_key: str | None = None
+    hi_at: str | None = None
+    hi_conversion: str | None = None
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> "ClaimState":
+        return cls(**{name: item.get(name) for name in cls.__dataclass_fields__})
+
+    @property
+    def exists(self) -> bool:
+        return self.hi_key is not None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One de-dup check of a conversion at `at` (sort key `order_key`) in `slot`."""
+
+    slot: Slot
+    at: datetime
+    order_key: str
+
+    @property
+    def windowed(self) -> bool:
+        return self.slot.layout.window_days is not None
+
+    def bounds(self) -> tuple[str, str]:
+        """The neighbouring periods must end at or before the first, and start at or
+        after the second, of these instants."""
+        window = timedelta(days=self.slot.layout.window_days or 0)
+        return iso(self.at - window), iso(self.at + window)
+
+    def reason(self) -> str:
+        return f"duplicate under {self.slot.layout.describe()}"
+
+    # Each mirrors the write condition of decision_writes, for a cancellation's item.
+    def blocking_in_own(self, claim: ClaimState) -> str | None:
+        if not claim.exists or claim.lo_key == claim.hi_key == self.order_key:
+            return None
+        return claim.lo_conversion if claim.lo_key != self.order_key else claim.hi_conversion
+
+    def blocking_before(self, claim: ClaimState) -> str | None:
+        lower, _ = self.bounds()
+        return claim.hi_conversion if claim.exists and claim.hi_at > lower else None  # type: ignore[operator]
+
+    def blocking_after(self, claim: ClaimState) -> str | None:
+        _, upper = self.bounds()
+        return claim.lo_conversion if claim.exists and claim.lo_at < upper else None  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A history rule reached in a scope for the `ordinal`-th time: decided once."""
+
+    scope: str  # "visit" | "contact"
+    scope_id: str
+    ordinal: int
 
 
 @dataclass(frozen=True)
@@ -79,10 +166,21 @@ class ConversionPlan:
     conversion_id: str
     goal_id: str
     event_id: str
-    occurred_at: str
-    claims: tuple[Claim, ...]
+    at: datetime
+    checks: tuple[Check, ...]
+    writes: tuple[Slot, ...]  # claim periods widened if counted (own checks' slots among them)
     aggregate: AggregateDelta
+    completion: Completion | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def occurred_at(self) -> str:
+        return iso(self.at)
+
+    @property
+    def order_key(self) -> str:
+        """Orders conversions by time, then event: distinct for distinct events."""
+        return f"{self.occurred_at}#{self.event_id}"
 
     @property
     def visitor_id(self) -> str | None:
@@ -91,13 +189,9 @@ class ConversionPlan:
     def counted(self) -> Decision:
         return Decision(self.conversion_id, self.goal_id, "counted")
 
-    def void(self, check: ClaimCheck, claim_item: dict[str, Any]) -> Decision:
+    def void(self, check: Check, duplicate_of: str | None) -> Decision:
         return Decision(
-            self.conversion_id,
-            self.goal_id,
-            "void",
-            reason=check.reason(),
-            duplicate_of=claim_item.get("conversion_id"),
+            self.conversion_id, self.goal_id, "void", check.reason(), duplicate_of=duplicate_of
         )
 
     def already_decided(self, item: dict[str, Any]) -> Decision:
@@ -110,83 +204,35 @@ class ConversionPlan:
             replayed=True,
         )
 
-    def conversion_item(self, status: str, decision: Decision | None = None) -> dict[str, Any]:
+    def conversion_item(self, decision: Decision) -> dict[str, Any]:
         item = dict(self.attributes)
         item.update(keys.conversion(self.account_id, self.conversion_id))
-        item["status"] = status
-        if decision is not None:
+        item["status"] = decision.status
+        if decision.status == "void":
             item["reason"] = decision.reason
             item["duplicate_of"] = decision.duplicate_of
-        if self.aggregate.value is not None and status == "counted":
+        elif self.aggregate.value is not None:
             item["value_amount"] = self.aggregate.value.amount
             item["value_currency"] = self.aggregate.value.currency
         return item
 
 
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class ClaimWrite:
-    """One claim item written by the counted conversions of one event.
-
-    Several goals reached by one event may check and write the same claim; the
-    item is written once, recording the first of them, under a condition that
-    holds only if every check holds (the strictest window wins).
-    """
-
-    shape: Shape
-    values: tuple[str, ...]
-    recorded: ConversionPlan
-    checks: tuple[tuple[ConversionPlan, ClaimCheck], ...] = ()
-
-    @property
-    def forever(self) -> bool:
-        return any(check.cutoff is None for _, check in self.checks)
-
-    @property
-    def cutoff(self) -> str | None:
-        cutoffs = [check.cutoff for _, check in self.checks if check.cutoff is not None]
-        return None if self.forever or not cutoffs else min(cutoffs)
-
-
-def claim_writes(counted: list[ConversionPlan]) -> list[ClaimWrite]:
-    merged: dict[tuple[Shape, tuple[str, ...]], ClaimWrite] = {}
-    for plan in counted:
-        for claim in plan.claims:
-            key = (claim.shape, claim.values)
-            write = merged.get(key) or ClaimWrite(claim.shape, claim.values, plan)
-            if claim.check is not None:
-                write = replace(write, checks=(*write.checks, (plan, claim.check)))
-            merged[key] = write
-    return list(merged.values())
-
-
-def library_shapes(goals: Iterable[Goal]) -> frozenset[Shape]:
-    """Every claim shape some goal of the account checks."""
-    shapes: set[Shape] = set()
-    for goal in goals:
-        shapes.update(check.shape for check in goal_checks(goal, _EPOCH))
-    return frozenset(shapes)
-
-
-def goal_checks(goal: Goal, occurred_at: datetime) -> list[ClaimCheck]:
-    checks = []
+def goal_layouts(goal: Goal) -> list[Layout]:
+    layouts = []
     if goal.dedup.keys:
-        checks.append(_check(canonical(goal.dedup.keys), goal.dedup.window_days, occurred_at))
+        layouts.append(Layout(canonical(goal.dedup.keys), goal.dedup.window_days))
     if goal.once_per_visit:
-        checks.append(_check(ONCE_PER_VISIT, None, occurred_at))
+        layouts.append(Layout(ONCE_PER_VISIT, None))
     if goal.once_per_contact:
-        checks.append(_check(ONCE_PER_CONTACT, None, occurred_at))
+        layouts.append(Layout(ONCE_PER_CONTACT, None))
     if isinstance(goal.rule, CallRule) and goal.rule.first_time_caller_days:
-        checks.append(_check(CALL_CALLER, goal.rule.first_time_caller_days, occurred_at))
-    return checks
+        layouts.append(Layout(CALL_CALLER, goal.rule.first_time_caller_days))
+    return layouts
 
 
-def _check(shape: Shape, window_days: int | None, occurred_at: datetime) -> ClaimCheck:
-    if window_days is None:
-        return ClaimCheck(shape, None, "forever")
-    return ClaimCheck(shape, iso(occurred_at - timedelta(days=window_days)), f"{window_days} days")
+def library_layouts(goals: Iterable[Goal]) -> frozenset[Layout]:
+    """Every layout some goal of the account checks."""
+    return frozenset(layout for goal in goals for layout in goal_layouts(goal))
 
 
 def key_values(event: EventBase, goal: Goal) -> dict[str, str | None]:
@@ -205,24 +251,28 @@ def key_values(event: EventBase, goal: Goal) -> dict[str, str | None]:
 
 
 def plan_claims(
-    event: EventBase, occurred_at: datetime, goal: Goal, shapes: frozenset[Shape]
-) -> tuple[Claim, ...]:
-    """Claims this conversion checks (its goal's rules) and writes if counted.
+    event: EventBase, event_id: str, at: datetime, goal: Goal, layouts: frozenset[Layout]
+) -> tuple[tuple[Check, ...], tuple[Slot, ...]]:
+    """The checks of this goal's rules, and the periods a counted conversion widens.
 
     A check whose key the event lacks (no visitor, no transaction reference...)
     cannot identify a duplicate, so it is skipped and the conversion counts.
     """
     values = key_values(event, goal)
-    checks = {check.shape: check for check in goal_checks(goal, occurred_at)}
-    claims = []
-    for shape in sorted(shapes | checks.keys()):
-        if "goal" in shape and shape not in checks:
+    own = set(goal_layouts(goal))
+    order_key = f"{iso(at)}#{event_id}"
+    checks, writes = [], []
+    for layout in sorted(layouts | own, key=lambda known: (known.shape, known.window_days or 0)):
+        if "goal" in layout.shape and layout not in own:
             continue  # only this goal's own checks ever read a claim keyed by its id
-        shape_values = tuple(values[name] for name in shape)
+        shape_values = tuple(values[name] for name in layout.shape)
         if any(value is None for value in shape_values):
             continue
-        claims.append(Claim(shape, shape_values, checks.get(shape)))  # type: ignore[arg-type]
-    return tuple(claims)
+        slot = Slot(layout, shape_values, layout.bucket(at))  # type: ignore[arg-type]
+        writes.append(slot)
+        if layout in own:
+            checks.append(Check(slot, at, order_key))
+    return tuple(checks), tuple(writes)
 
 
 def plan_conversion(
@@ -232,10 +282,11 @@ def plan_conversion(
     event_id: str,
     occurred_at: datetime,
     goal: Goal,
-    shapes: frozenset[Shape],
+    layouts: frozenset[Layout],
     day: str,
     shards: int,
     value: Money | None,
+    completion: Completion | None = None,
 ) -> ConversionPlan:
     conversion_id = keys.conversion_id(event_id, goal.goal_id)
     at = iso(occurred_at)
@@ -261,14 +312,16 @@ def plan_conversion(
     if event.visitor_id:
         attributes["gsi1pk"] = keys.visitor_trace_pk(account_id, event.visitor_id)
         attributes["gsi1sk"] = keys.trace_sk(at, "G", conversion_id)
+    checks, writes = plan_claims(event, event_id, occurred_at, goal, layouts)
     return ConversionPlan(
         account_id=account_id,
         conversion_id=conversion_id,
         goal_id=goal.goal_id,
         event_id=event_id,
-        occurred_at=at,
-        claims=plan_claims(event, occurred_at, goal, shapes),
-        # All conversions of one event share one counters item: one update per event.
+        at=occurred_at,
+        checks=checks,
+        writes=writes,
         aggregate=AggregateDelta(keys.shard_of(event_id, shards), day, value),
+        completion=completion,
         attributes=attributes,
     )

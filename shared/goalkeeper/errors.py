@@ -46,3 +46,10 @@ class StoreUnavailable(GoalkeeperError):
     """The table could not be reached after bounded retries; nothing was confirmed."""
 
     code = "store_unavailable"
+
+
+class WriteRejected(GoalkeeperError):
+    """DynamoDB refused a write as invalid (ValidationException): a defect of ours, not
+    a busy store. Retrying cannot help; it is logged and counted for an alarm."""
+
+    code = "internal_error"

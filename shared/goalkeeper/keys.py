@@ -61,22 +61,49 @@ def conversion_id(event_id: str, goal_id: str) -> str:
     return _digest(event_id, goal_id)
 
 
-def claim(account_id: str, shape: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
-    """A de-duplication claim: who last counted a conversion under one key shape."""
-    return {PK: f"A#{account_id}#CLAIM#{'+'.join(shape)}#{_digest(*values)}", SK: "CLAIM"}
+def claim(
+    account_id: str,
+    shape: tuple[str, ...],
+    values: tuple[str, ...],
+    window_days: int | None,
+    bucket: int,
+) -> dict[str, str]:
+    """A de-duplication claim: the counted conversions under one key shape and values
+    within one window-sized period (`bucket`); a forever window has one bucket."""
+    period = "FOREVER" if window_days is None else f"W{window_days}#B{bucket}"
+    return {PK: f"A#{account_id}#CLAIM#{'+'.join(shape)}#{_digest(*values)}", SK: period}
+
+
+def completion(
+    account_id: str, goal_id: str, scope: str, scope_id: str, ordinal: int
+) -> dict[str, str]:
+    """That a history rule (page views of a visit, tags of a contact) was reached for
+    the `ordinal`-th time in that scope: created once, by whichever event decides it."""
+    return {PK: completions_pk(account_id, goal_id, scope, scope_id), SK: f"N#{ordinal:06d}"}
+
+
+def completions_pk(account_id: str, goal_id: str, scope: str, scope_id: str) -> str:
+    return f"A#{account_id}#DONE#{goal_id}#{scope}#{_digest(scope_id)}"
 
 
 def aggregate_pk(account_id: str, shard: int) -> str:
     return f"A#{account_id}#AGG#{shard:02d}"
 
 
-def daily_totals(account_id: str, shard: int, day: str) -> dict[str, str]:
-    """One day's counters for every goal of an account (one of `shards` items).
-
-    Reports read these by exact key (days x shards), so a report's cost is fixed
-    by its date range, whatever the volume of events behind it.
-    """
+def day_counters(account_id: str, shard: int, day: str) -> dict[str, str]:
+    """One day's account-wide counters (visitors seen), one of `shards` items."""
     return {PK: aggregate_pk(account_id, shard), SK: f"D#{day}"}
+
+
+def goal_day_counters(account_id: str, shard: int, day: str, goal_id: str) -> dict[str, str]:
+    """One goal's counters on one day, one of `shards` items. A day's items sit in one
+    key range beside the day's own item, so reports read a date range with one Query
+    per shard, whatever the number of events behind it."""
+    return {PK: aggregate_pk(account_id, shard), SK: f"D#{day}#G#{goal_id}"}
+
+
+def counters_range(first_day: str, last_day: str) -> tuple[str, str]:
+    return f"D#{first_day}", f"D#{last_day}#~"
 
 
 def shard_of(value: str, shards: int) -> int:

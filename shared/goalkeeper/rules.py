@@ -534,9 +534,11 @@ class GoalIndex:
         return self._counts_pages and event.type == "page_view" and event.visit_id is not None
 
     def needs_contact_tags(self, event: Event) -> bool:
-        # Only an added tag can turn a tags rule from false to true, so a change that adds
-        # none of the tags any rule names cannot convert and needs no lookup.
-        return event.type == "tag" and not self._tag_names.isdisjoint(event.added)
+        # A change touching none of the tags any rule names changes no rule's truth, now
+        # or (replayed among events that arrive later) at any later change.
+        return event.type == "tag" and not (
+            self._tag_names.isdisjoint(event.added) and self._tag_names.isdisjoint(event.removed)
+        )
 
     def matching_goals(self, event: Event, ctx: RuleContext = RuleContext()) -> list[Goal]:
         return [

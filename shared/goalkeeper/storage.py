@@ -16,9 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from goalkeeper import keys
 from goalkeeper.attributes import from_attributes, to_attributes
-from goalkeeper.decision_writes import DecisionState, Sighting, sightings_items
+from goalkeeper.decision_writes import DecisionState, Sighting, chunks, sightings_transaction
 from goalkeeper.dedup import ConversionPlan, Decision
-from goalkeeper.errors import Conflict, StoreUnavailable
+from goalkeeper.errors import Conflict, StoreUnavailable, WriteRejected
+from goalkeeper.transactions import Transaction, TransactionCancelled
 
 # Throttling, 5xx and timeouts are retried by botocore: standard mode, 4 attempts in
 # all, with exponential backoff and full jitter (botocore 1.44: up to 1, 2, 4 s after a
@@ -319,18 +320,44 @@ class Store:
                 return total
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def contact_tag_events_before(
-        self, account_id: str, contact_id: str, before_sk: str
+    def visit_page_views_from(
+        self, account_id: str, visit_id: str, from_sk: str
     ) -> list[dict[str, Any]]:
+        """A visit's page views from one on, in time order."""
         return list(
             self._query(
                 IndexName=keys.SCOPE_INDEX,
-                KeyConditionExpression="gsi2pk = :pk AND gsi2sk < :before",
+                KeyConditionExpression="gsi2pk = :pk AND gsi2sk >= :from",
                 ExpressionAttributeValues=to_attributes(
-                    {":pk": keys.contact_scope_pk(account_id, contact_id), ":before": before_sk}
+                    {":pk": keys.visit_scope_pk(account_id, visit_id), ":from": from_sk}
                 ),
             )
         )
+
+    def contact_tag_events(self, account_id: str, contact_id: str) -> list[dict[str, Any]]:
+        """Every tag event of a contact, in time order."""
+        return list(
+            self._query(
+                IndexName=keys.SCOPE_INDEX,
+                KeyConditionExpression="gsi2pk = :pk",
+                ExpressionAttributeValues=to_attributes(
+                    {":pk": keys.contact_scope_pk(account_id, contact_id)}
+                ),
+            )
+        )
+
+    def completions(
+        self, account_id: str, goal_id: str, scope: str, scope_id: str
+    ) -> dict[str, int]:
+        """The decided occurrences of a history rule in one scope: event id -> ordinal."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=to_attributes(
+                {":pk": keys.completions_pk(account_id, goal_id, scope, scope_id)}
+            ),
+            ConsistentRead=True,
+        )
+        return {item["event_id"]: int(item["ordinal"]) for item in items}
 
     # -- goals -------------------------------------------------------------
 
@@ -382,41 +409,50 @@ class Store:
 
     # -- conversions -------------------------------------------------------
 
+    def commit(self, transaction: Transaction) -> None:
+        """One TransactWriteItems; a cancellation comes back as its reasons by tag."""
+        try:
+            self._call(self.client.transact_write_items, TransactItems=transaction.request())
+        except ClientError as error:
+            code = _error_code(error)
+            if code == "TransactionCanceledException":
+                reasons = error.response.get("CancellationReasons", [])
+                raise TransactionCancelled(transaction.reasons(reasons)) from error
+            if code == "ValidationException":
+                raise WriteRejected(f"DynamoDB refused the write: {error}") from error
+            raise
+
     def decide_event(
         self, plans: list[ConversionPlan], sighting: Sighting | None = None
     ) -> list[Decision]:
-        """Decide every goal one event reached in one atomic write.
+        """Decide every goal one event reached, each group of goals in one atomic write
+        (see decision_writes.chunks).
 
-        All conditions are judged against the table as it was before this event,
-        so conversions of one event never void each other. A cancellation says
-        which conditions failed: a conversion that already exists was decided by
-        an earlier delivery (kept as it was); a failed claim makes the goals whose
-        check it fails void; the rest are written again, still under conditions.
+        All conditions are judged against the table as it was before the write, and
+        a claim period holding only this event's conversions blocks none of them, so
+        conversions of one event never void each other. A cancellation says which
+        conditions failed: a conversion that already exists was decided by an earlier
+        delivery (kept as it was); a failed claim makes the goals whose check it fails
+        void; the rest are written again, still under conditions.
         """
-        state = DecisionState(plans, sighting)
-        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 2 * len(plans) + 1):
+        decisions: list[Decision] = []
+        for state in chunks(plans, sighting, self.table_name):
+            self._decide(state)
+            decisions += state.results()
+        return decisions
+
+    def _decide(self, state: DecisionState) -> None:
+        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 4 * len(state.plans) + 1):
             if state.done:
-                return state.results()  # everything was decided by earlier deliveries
-            decision = state.attempt()
+                return  # everything was decided by earlier deliveries
             try:
-                self._call(
-                    self.client.transact_write_items, TransactItems=decision.items(self.table_name)
-                )
-            except ClientError as error:
-                if _error_code(error) != "TransactionCanceledException":
-                    raise
-                reasons = [
-                    (reason.get("Code", "None"), from_attributes(reason.get("Item", {})))
-                    for reason in error.response.get("CancellationReasons", [])
-                ]
-                if not decision.learn(reasons):
-                    codes = {code for code, _ in reasons}
-                    if not codes & {"TransactionConflict", "ThrottlingError"}:
-                        raise StoreUnavailable(f"conversion write cancelled: {codes}") from error
-                    time.sleep(0.05 * 2 ** min(attempt, 5))
+                self.commit(state.transaction(self.table_name))
+            except TransactionCancelled as cancelled:
+                if not state.learn(cancelled.reasons):
+                    _back_off(cancelled, attempt)
                 continue
-            decision.succeeded()
-            return state.results()
+            state.succeeded()
+            return
         raise StoreUnavailable("conversion write kept conflicting with concurrent writes")
 
     def count_sightings(self, sightings: list[Sighting]) -> None:
@@ -432,26 +468,17 @@ class Store:
                 if not pending:
                     break
                 try:
-                    self._call(
-                        self.client.transact_write_items,
-                        TransactItems=sightings_items(self.table_name, pending),
-                    )
+                    self.commit(sightings_transaction(self.table_name, pending))
                     break
-                except ClientError as error:
-                    if _error_code(error) != "TransactionCanceledException":
-                        raise
-                    codes = [
-                        reason.get("Code", "None")
-                        for reason in error.response.get("CancellationReasons", [])
-                    ]
+                except TransactionCancelled as cancelled:
                     counted = {
-                        n
-                        for n, code in enumerate(codes[: len(pending)])
-                        if code == "ConditionalCheckFailed"
+                        (tag[1], tag[2])  # type: ignore[index]
+                        for tag, reason in cancelled.reasons.items()
+                        if tag[0] == "seen" and reason.failed_condition  # type: ignore[index]
                     }
                     if not counted:
-                        time.sleep(0.05 * 2 ** min(attempt, 5))
-                    pending = [s for n, s in enumerate(pending) if n not in counted]
+                        _back_off(cancelled, attempt)
+                    pending = [s for s in pending if (s.visitor_id, s.day) not in counted]
             else:
                 raise StoreUnavailable("counting visitors seen kept conflicting")
 
@@ -482,9 +509,10 @@ class Store:
                 raise StoreUnavailable("the table kept deferring a batch read")
         return found
 
-    def attribution_items(
+    def counters_items(
         self, account_id: str, shards: int, sk_from: str, sk_to: str
     ) -> list[dict[str, Any]]:
+        """Counters items of one key range, from every shard."""
         items: list[dict[str, Any]] = []
         for shard in range(shards):
             items.extend(
@@ -500,6 +528,11 @@ class Store:
                 )
             )
         return items
+
+    def attribution_items(
+        self, account_id: str, shards: int, sk_from: str, sk_to: str
+    ) -> list[dict[str, Any]]:
+        return self.counters_items(account_id, shards, sk_from, sk_to)
 
     def trace_page(
         self, account_id: str, visitor_id: str, limit: int, cursor: dict[str, Any] | None
@@ -535,6 +568,15 @@ _RETRYABLE_CODES = {
     "RequestTimeout",
     "RequestTimeoutException",
 }
+
+
+def _back_off(cancelled: TransactionCancelled, attempt: int) -> None:
+    """Wait before retrying a transaction that lost to concurrent writes; any other
+    cause of a cancellation that taught nothing is a defect, not a busy store."""
+    codes = cancelled.codes()
+    if codes - {"TransactionConflict", "ThrottlingError", "ConditionalCheckFailed"}:
+        raise WriteRejected(f"transaction cancelled: {sorted(codes)}") from cancelled
+    time.sleep(0.05 * 2 ** min(attempt, 5))
 
 
 def _error_code(error: ClientError) -> str:

@@ -7,19 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from goalkeeper import keys
 from goalkeeper.decision_writes import Sighting
-from goalkeeper.dedup import Decision, Shape, library_shapes, plan_conversion
+from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, plan_conversion
+from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
 from goalkeeper.models.common import local_day
-from goalkeeper.models.events import Event, EventBase, TagChange
-from goalkeeper.rules import GoalIndex, RuleContext
+from goalkeeper.models.events import EventBase, TagChange
+from goalkeeper.rules import GoalIndex
 from goalkeeper.services.goals import list_goals
 from goalkeeper.storage import Store
 from goalkeeper.values import conversion_value
-
-_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 @dataclass(frozen=True)
@@ -27,7 +24,7 @@ class GoalLibrary:
     """An account's goals as evaluation needs them, built once per load."""
 
     index: GoalIndex
-    shapes: frozenset[Shape]
+    layouts: frozenset[Layout]
     timezone: str
 
 
@@ -55,7 +52,7 @@ class GoalLibraryCache:
         account = self._store.get_account(account_id) or {}
         goals = list_goals(self._store, account_id)
         library = GoalLibrary(
-            GoalIndex.build(goals), library_shapes(goals), account.get("timezone", "UTC")
+            GoalIndex.build(goals), library_layouts(goals), account.get("timezone", "UTC")
         )
         self._entries[account_id] = (now, self._batch, library)
         return library
@@ -89,31 +86,36 @@ def count_deferred_sightings(store: Store, sightings: list[Sighting], seen: Seen
     sightings.clear()
 
 
-def stored_event(item: dict[str, Any]) -> EventBase:
-    return _event_adapter.validate_python(item["body"])  # type: ignore[return-value]
-
-
-def rule_context(
-    store: Store, library: GoalLibrary, account_id: str, event: EventBase, sort_key: str
-) -> RuleContext:
-    """Only the history a candidate rule needs is read, through narrow index ranges."""
-    context: dict[str, Any] = {}
+def occurrences(
+    store: Store, library: GoalLibrary, account_id: str, event: EventBase, item: dict[str, Any]
+) -> list[Occurrence]:
+    """The evaluated event's goals, then the later events whose history rules its
+    arrival completed. Only the history a candidate rule needs is read, through
+    narrow index ranges; the event itself is placed in it even before the index
+    shows it (a secondary index is updated a moment after the table)."""
+    event_id, sort_key = item["event_id"], item.get("gsi2sk")
     if library.index.needs_visit_pages(event) and event.visit_id:  # type: ignore[arg-type]
-        earlier = store.visit_page_views_before(account_id, event.visit_id, sort_key)
-        context["visit_page_count"] = earlier + 1
+        before = store.visit_page_views_before(account_id, event.visit_id, sort_key)
+        later = store.visit_page_views_from(account_id, event.visit_id, sort_key)
+        pages = [item] + [page for page in later if page["event_id"] != event_id]
+        return list(page_view_occurrences(library.index, before, event.visit_id, pages))
     if library.index.needs_contact_tags(event) and isinstance(event, TagChange):  # type: ignore[arg-type]
-        before: set[str] = set()
-        for item in store.contact_tag_events_before(account_id, event.contact_id, sort_key):
-            before = _apply_tags(
-                before, item["body"].get("added", []), item["body"].get("removed", [])
-            )
-        context["contact_tags_before"] = frozenset(before)
-        context["contact_tags_after"] = frozenset(_apply_tags(before, event.added, event.removed))
-    return RuleContext(**context)
+        stored = store.contact_tag_events(account_id, event.contact_id)
+        history = sorted(
+            [change for change in stored if change["event_id"] != event_id] + [item],
+            key=lambda change: change["gsi2sk"],
+        )
+        contact_id = event.contact_id
 
+        def held(goal_id: str) -> dict[str, int]:
+            return store.completions(account_id, goal_id, "contact", contact_id)
 
-def _apply_tags(tags: set[str], added: list[str], removed: list[str]) -> set[str]:
-    return (tags - set(removed)) | set(added)
+        return list(tag_occurrences(library.index, event_id, contact_id, history, held))
+    return [
+        Occurrence(
+            event, event_id, tuple((goal, None) for goal in library.index.matching_goals(event))
+        )
+    ]  # type: ignore[arg-type]
 
 
 def evaluate_event_item(
@@ -124,39 +126,52 @@ def evaluate_event_item(
     seen: SeenVisitors | None = None,
     deferred_sightings: list[Sighting] | None = None,
 ) -> list[Decision]:
-    """Decide every goal this event reaches, and count its visitor among the day's
-    visitors seen. Safe to repeat: decisions are keyed by (event, goal) and a repeat
-    returns the earlier decision unchanged; a visitor is counted once per day."""
+    """Decide every goal this event reaches (and the history rules its arrival
+    completed for later events), and count its visitor among the day's visitors
+    seen. Safe to repeat: decisions are keyed by (event, goal) and a repeat returns
+    the earlier decision unchanged; a visitor is counted once per day."""
     account_id = item["account_id"]
-    event_id = item["event_id"]
     event = stored_event(item)
-    occurred_at: datetime = event.occurred_at  # type: ignore[assignment]
     library = libraries.get(account_id)
-    day = local_day(occurred_at, library.timezone)
-    sort_key = keys.trace_sk(item["occurred_at"], "E", event_id)
-    context = rule_context(store, library, account_id, event, sort_key)
-    plans = [
-        plan_conversion(
-            account_id=account_id,
-            event=event,
-            event_id=event_id,
-            occurred_at=occurred_at,
-            goal=goal,
-            shapes=library.shapes,
-            day=day,
-            shards=shards,
-            value=conversion_value(goal.value, event),
-        )
-        for goal in library.index.matching_goals(event, context)  # type: ignore[arg-type]
-    ]
+    day = local_day(event.occurred_at, library.timezone)  # type: ignore[arg-type]
+    found = occurrences(store, library, account_id, event, item)
+    own, later = found[0], found[1:]
     sighting = None
     seen_key = (account_id, day, event.visitor_id or "")
     if event.visitor_id and (seen is None or seen_key not in seen):
-        sighting = Sighting(account_id, event.visitor_id, day, keys.shard_of(event_id, shards))
+        sighting = Sighting(
+            account_id, event.visitor_id, day, keys.shard_of(item["event_id"], shards)
+        )
+    plans = _plans(library, account_id, own, shards)
+    decisions: list[Decision] = []
     if not plans and sighting is not None and deferred_sightings is not None:
         deferred_sightings.append(sighting)  # counted with the batch's others, in one write
-        return []
-    decisions = store.decide_event(plans, sighting) if plans or sighting else []
+    elif plans or sighting:
+        decisions = store.decide_event(plans, sighting)
     if seen is not None and event.visitor_id:
         seen.add(seen_key)
+    for occurrence in later:
+        decisions += store.decide_event(_plans(library, account_id, occurrence, shards))
     return decisions
+
+
+def _plans(
+    library: GoalLibrary, account_id: str, occurrence: Occurrence, shards: int
+) -> list[ConversionPlan]:
+    event = occurrence.event
+    occurred_at: datetime = event.occurred_at  # type: ignore[assignment]
+    return [
+        plan_conversion(
+            account_id=account_id,
+            event=event,
+            event_id=occurrence.event_id,
+            occurred_at=occurred_at,
+            goal=goal,
+            layouts=library.layouts,
+            day=local_day(occurred_at, library.timezone),
+            shards=shards,
+            value=conversion_value(goal.value, event),
+            completion=completion,
+        )
+        for goal, completion in occurrence.goals
+    ]

@@ -1,6 +1,7 @@
 """Report queries. They read pre-aggregated items, never events: the per-goal
-reports read a fixed grid of daily totals items by exact key (days x shards),
-so their cost depends only on the date range; attribution reads one narrow key
+reports read one key range of day counters per shard (an item per day, and per
+goal that reached a decision that day), so their cost depends on the date range
+and the goals, never on the events behind them; attribution reads one narrow key
 range per shard, bounded by days x goals x distinct attribution values."""
 
 import base64
@@ -13,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from goalkeeper import keys
-from goalkeeper.decision_writes import ATTRIBUTION_DIMENSIONS
+from goalkeeper import counters, keys
+from goalkeeper.counters import ATTRIBUTION_DIMENSIONS
 from goalkeeper.errors import FieldProblem, InvalidInput, NotFound
 from goalkeeper.models.common import iso, money_text
 from goalkeeper.models.goals import Goal
@@ -72,14 +73,14 @@ class Totals:
     values: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     last_match_at: str | None = None
 
-    def add(self, counters: dict[str, Any]) -> None:
-        self.counted += int(counters.get("counted", 0))
-        self.void += int(counters.get("void", 0))
-        self.visitors_converted += int(counters.get("visitors_converted", 0))
-        for name, amount in counters.items():
-            if name.startswith("value"):
-                self.values[name.split("#", 1)[1]] += amount
-        self.merge(Totals(last_match_at=counters.get("last_match_at")))
+    def add(self, item: dict[str, Any]) -> None:
+        """Counters of one goal-day or attribution item."""
+        self.counted += int(item.get(counters.COUNTED, 0))
+        self.void += int(item.get(counters.VOID, 0))
+        self.visitors_converted += int(item.get(counters.VISITORS_CONVERTED, 0))
+        for currency, amount in counters.values_of(item).items():
+            self.values[currency] += amount
+        self.merge(Totals(last_match_at=item.get(counters.LAST_MATCH_AT)))
 
     def merge(self, other: "Totals") -> None:
         self.counted += other.counted
@@ -117,21 +118,29 @@ class DailyTotals:
         return total
 
 
-def daily_totals(store: Store, account_id: str, span: DateRange, shards: int) -> DailyTotals:
-    item_keys = [
-        keys.daily_totals(account_id, shard, day) for day in span.days() for shard in range(shards)
-    ]
+def daily_totals(
+    store: Store, account_id: str, span: DateRange, shards: int, goal_id: str | None = None
+) -> DailyTotals:
+    """Every goal's counters in the range (one key range per shard: the items of the
+    goals that reached a decision each day), or one goal's (exact keys, days x shards)."""
     totals = DailyTotals()
-    for item in store.get_many(item_keys):
+    if goal_id is None:
+        first, last = keys.counters_range(span.start.isoformat(), span.end.isoformat())
+        items = store.counters_items(account_id, shards, first, last)
+    else:
+        items = store.get_many(
+            [
+                keys.goal_day_counters(account_id, shard, day, goal_id)
+                for day in span.days()
+                for shard in range(shards)
+            ]
+        )
+    for item in items:
         day = item["day"]
-        totals.visitors_seen[day] += int(item.get("visitors_seen", 0))
-        counters: dict[str, dict[str, Any]] = defaultdict(dict)
-        for name, value in item.items():
-            if name.startswith("g#"):
-                _, goal_id, counter = name.split("#", 2)
-                counters[goal_id][counter] = value
-        for goal_id, goal_counters in counters.items():
-            totals.goals[goal_id].setdefault(day, Totals()).add(goal_counters)
+        if item.get("kind") == counters.GOAL_DAY_KIND:
+            totals.goals[item["goal_id"]].setdefault(day, Totals()).add(item)
+        else:
+            totals.visitors_seen[day] += int(item.get(counters.VISITORS_SEEN, 0))
     return totals
 
 
@@ -177,7 +186,7 @@ def goal_timeseries(
     store: Store, account_id: str, goal_id: str, span: DateRange, shards: int
 ) -> dict[str, Any]:
     goal = get_goal(store, account_id, goal_id)
-    by_day = daily_totals(store, account_id, span, shards).for_goal(goal_id)
+    by_day = daily_totals(store, account_id, span, shards, goal_id).for_goal(goal_id)
     days = []
     for day in span.days():
         totals = by_day.get(day, Totals())
@@ -275,7 +284,7 @@ def goal_health(
     goal = get_goal(store, account_id, goal_id)
     today = now.date()
     span = DateRange(today - timedelta(days=HEALTH_LOOKBACK_DAYS), today + timedelta(days=1))
-    totals = daily_totals(store, account_id, span, shards).goal_total(goal_id)
+    totals = daily_totals(store, account_id, span, shards, goal_id).goal_total(goal_id)
     last = totals.last_match_at
     recent = last is not None and last >= iso(now - HEALTH_WINDOW)
     if not goal.active:

@@ -1,0 +1,42 @@
+"""The report counters' item kinds and attribute names, shared by the decision writes
+that keep them and the reports that read them.
+
+Counters are kept per (account, shard, day): one *day* item (visitors seen), and
+one *goal day* item per goal that reached a decision that day. Every item has a
+fixed set of attributes (plus one value per currency), so none can grow with the
+size of the goal library.
+"""
+
+from typing import Any
+
+DAY_KIND = "day_counters"
+GOAL_DAY_KIND = "goal_counters"
+ATTRIBUTION_KIND = "attribution"
+
+VISITORS_SEEN = "visitors_seen"
+COUNTED = "counted"
+VOID = "void"
+VISITORS_CONVERTED = "visitors_converted"
+LAST_MATCH_AT = "last_match_at"
+_VALUE_PREFIX = "value#"
+
+ATTRIBUTION_DIMENSIONS = ("source", "medium", "campaign", "keyword")
+NONE_LABEL = "(none)"
+
+
+def value_attribute(currency: str) -> str:
+    return f"{_VALUE_PREFIX}{currency}"
+
+
+def values_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The amounts per currency kept in a counters item."""
+    return {
+        name.removeprefix(_VALUE_PREFIX): amount
+        for name, amount in item.items()
+        if name.startswith(_VALUE_PREFIX)
+    }
+
+
+def attribution_labels(attribution: dict[str, Any] | None) -> dict[str, str]:
+    attribution = attribution or {}
+    return {name: attribution.get(name) or NONE_LABEL for name in ATTRIBUTION_DIMENSIONS}
