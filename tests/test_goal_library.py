@@ -174,6 +174,8 @@ def test_delete_deactivates_but_reports_keep_the_goal(stack: InProcessStack) -> 
         ({"kind": "telepathy"}, "rule.kind", "is not one of"),
         ({"kind": "url", "match": "regex", "pattern": "(a)\\1"}, "rule.pattern", "RE2"),
         ({"kind": "url", "match": "regex", "pattern": "(unclosed"}, "rule.pattern", "RE2"),
+        # Fits RE2's memory as written, not once case-folded (case_sensitive defaults to false).
+        ({"kind": "url", "match": "regex", "pattern": r"\pL{445}k{500}"}, "rule.pattern", "large"),
         ({"kind": "call", "min_bridged_seconds": -1}, "rule.min_bridged_seconds", "greater"),
         (
             {"kind": "call", "min_bridged_seconds": 90, "max_bridged_seconds": 60},
@@ -210,3 +212,22 @@ def test_a_pathological_regex_leaves_evaluation_responsive(stack: InProcessStack
     [fine] = _send(stack, write, [{"type": "page_view", "url": "a" * 40}])
     assert _conversions(stack, goal_id) == {fine: "counted"}
     assert evil != fine
+
+
+def test_regexes_too_large_for_one_re2_set_still_match_only_their_own_urls(
+    stack: InProcessStack,
+) -> None:
+    write = stack.new_account()["keys"]["write"]
+    for number in range(4):
+        rule = {"kind": "url", "match": "regex", "pattern": rf"q{number}\pL{{400}}"}
+        spec = {"name": f"huge {number}", "rule": rule, "dedup": {"keys": []}}
+        assert stack.api.request("POST", "/v1/goals", write, spec)[0] == 201
+    spec = {
+        "name": "Thank you",
+        "rule": {"kind": "url", "match": "regex", "pattern": "/thank-you$"},
+        "dedup": {"keys": []},
+    }
+    thanks = stack.api.request("POST", "/v1/goals", write, spec)[1]["goal_id"]
+    urls = [f"https://x.example{path}" for path in ["/", "/pricing", "/about", "/thank-you"]]
+    sent = _send(stack, write, [{"type": "page_view", "url": url} for url in urls])
+    assert _conversions(stack, thanks) == {sent[-1]: "counted"}
