@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import InProcessStack
+from conftest import TABLE, InProcessStack
+from goalkeeper import keys
+from goalkeeper.attributes import to_attributes
+from goalkeeper.errors import Conflict
+from goalkeeper.models.goals import GoalSpec
+from goalkeeper.services import goals
+from goalkeeper.settings import get_settings
+from goalkeeper.storage import Store
 
 AT = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
@@ -231,3 +238,85 @@ def test_regexes_too_large_for_one_re2_set_still_match_only_their_own_urls(
     urls = [f"https://x.example{path}" for path in ["/", "/pricing", "/about", "/thank-you"]]
     sent = _send(stack, write, [{"type": "page_view", "url": url} for url in urls])
     assert _conversions(stack, thanks) == {sent[-1]: "counted"}
+
+
+# -- how many goals an account holds --------------------------------------------------
+
+LEAD_GOAL = {"name": "Lead", "rule": {"kind": "lead"}}
+
+
+@pytest.fixture
+def at_most_five_goals(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOALKEEPER_MAX_GOALS_PER_ACCOUNT", "5")
+    get_settings.cache_clear()
+
+
+def _goal_items(stack: InProcessStack, account_id: str) -> list[dict]:
+    return [i for i in stack.items() if i["pk"] == keys.goal_library_pk(account_id)]
+
+
+def _create(stack: InProcessStack, write: str, name: str = "Lead") -> tuple[int, dict]:
+    return stack.api.request("POST", "/v1/goals", write, LEAD_GOAL | {"name": name})
+
+
+def test_an_account_holds_at_most_the_configured_number_of_goals(
+    stack: InProcessStack, at_most_five_goals: None
+) -> None:
+    account = stack.new_account()  # with its three call goals
+    write = account["keys"]["write"]
+    assert [_create(stack, write, f"Lead {n}")[0] for n in range(2)] == [201, 201]
+    status, body = _create(stack, write, "One too many")
+    assert status == 409, body
+    assert body["error"]["code"] == "conflict"
+    assert "5 goals" in body["error"]["message"]
+    assert len(_goal_items(stack, account["account_id"])) == 5
+
+    # Replacing or deactivating a goal at the limit is never refused, and a deactivated
+    # goal stays in the library (reports keep it), so it still counts.
+    goal_id = _goal_items(stack, account["account_id"])[0]["goal_id"]
+    replaced = stack.api.request("PUT", f"/v1/goals/{goal_id}", write, LEAD_GOAL)
+    assert replaced[0] == 200, replaced
+    assert stack.api.request("DELETE", f"/v1/goals/{goal_id}", write)[0] == 200
+    assert _create(stack, write, "Still too many")[0] == 409
+    assert len(_goal_items(stack, account["account_id"])) == 5
+
+
+def test_an_account_without_a_goal_count_is_held_to_the_goals_it_has(
+    stack: InProcessStack, at_most_five_goals: None
+) -> None:
+    """Accounts created before goals were counted carry no counter."""
+    account = stack.new_account()
+    write = account["keys"]["write"]
+    assert _create(stack, write)[0] == 201
+    stack.client.update_item(
+        TableName=TABLE,
+        Key=to_attributes(keys.account(account["account_id"])),
+        UpdateExpression="REMOVE goal_count",
+    )
+    assert _create(stack, write)[0] == 201
+    assert _create(stack, write)[0] == 409
+    assert len(_goal_items(stack, account["account_id"])) == 5
+
+
+def test_a_goal_created_while_an_uncounted_library_is_counted_is_not_lost_from_the_count(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting the goals of an account without a counter is a read; a goal created
+    meanwhile must still make the count, so the limit holds."""
+    account_id = stack.new_account()["account_id"]
+    store = Store(TABLE, stack.client)
+    spec = GoalSpec.model_validate(LEAD_GOAL)
+    count_goals = store.count_goals
+
+    def count_while_another_request_creates_one(account: str) -> int:
+        counted = count_goals(account)
+        monkeypatch.setattr(store, "count_goals", count_goals)
+        goals.create_goal(store, account, spec, datetime.now(UTC), max_goals=5)
+        return counted
+
+    monkeypatch.setattr(store, "count_goals", count_while_another_request_creates_one)
+    goals.create_goal(store, account_id, spec, datetime.now(UTC), max_goals=5)
+    assert len(_goal_items(stack, account_id)) == 5
+    with pytest.raises(Conflict):
+        goals.create_goal(store, account_id, spec, datetime.now(UTC), max_goals=5)
+    assert len(_goal_items(stack, account_id)) == 5

@@ -98,7 +98,13 @@ def list_goals() -> JsonResponse:
 
 @app.post("/v1/goals", middlewares=[WRITE])
 def create_goal(spec: Annotated[GoalSpec, Body()]) -> JsonResponse:
-    goal = goals.create_goal(runtime.store(), current_account(app), spec, _now())
+    goal = goals.create_goal(
+        runtime.store(),
+        current_account(app),
+        spec,
+        _now(),
+        max_goals=get_settings().max_goals_per_account,
+    )
     return json_response(201, goal.model_dump(mode="json"))
 
 

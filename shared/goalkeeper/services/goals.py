@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.errors import NotFound
+from goalkeeper.errors import Conflict, NotFound
 from goalkeeper.models.common import to_item
 from goalkeeper.models.goals import Goal, GoalSpec
 from goalkeeper.storage import Store
@@ -52,9 +52,17 @@ def get_goal(store: Store, account_id: str, goal_id: str) -> Goal:
     return goal_from_item(item)
 
 
-def create_goal(store: Store, account_id: str, spec: GoalSpec, now: datetime) -> Goal:
+def create_goal(
+    store: Store, account_id: str, spec: GoalSpec, now: datetime, max_goals: int
+) -> Goal:
+    """A new goal, unless the account already holds `max_goals` (deactivated goals
+    count: they stay in the library for reports)."""
     goal = Goal.from_spec(spec, _new_goal_id(), 1, now, now)
-    store.save_goal(*_items(account_id, goal), previous_version=None)
+    if not store.create_goal(account_id, *_items(account_id, goal), max_goals=max_goals):
+        raise Conflict(
+            f"this account already has {max_goals} goals, the most an account may hold "
+            "(deactivated goals count too); replace one with PUT /v1/goals/{goal_id} instead"
+        )
     return goal
 
 
