@@ -1,5 +1,6 @@
 """The goal library over the API: every rule kind end to end, versions, validation."""
 
+import base64
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -240,7 +241,7 @@ def test_regexes_too_large_for_one_re2_set_still_match_only_their_own_urls(
     assert _conversions(stack, thanks) == {sent[-1]: "counted"}
 
 
-# -- how many goals an account holds --------------------------------------------------
+# -- how many goals an account holds, and listing them page by page ---------------------
 
 LEAD_GOAL = {"name": "Lead", "rule": {"kind": "lead"}}
 
@@ -320,3 +321,57 @@ def test_a_goal_created_while_an_uncounted_library_is_counted_is_not_lost_from_t
     with pytest.raises(Conflict):
         goals.create_goal(store, account_id, spec, datetime.now(UTC), max_goals=5)
     assert len(_goal_items(stack, account_id)) == 5
+
+
+def _pages(stack: InProcessStack, key: str, **query: str) -> list[list[dict]]:
+    pages, cursor = [], None
+    while True:
+        status, body = stack.api.request(
+            "GET", "/v1/goals", key, query=query | ({"cursor": cursor} if cursor else {})
+        )
+        assert status == 200, body
+        pages.append(body["goals"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_the_goal_library_is_listed_page_by_page(stack: InProcessStack) -> None:
+    account = stack.new_account()
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    created = {_create(stack, write, f"Lead {n}")[1]["goal_id"] for n in range(7)}
+    pages = _pages(stack, read, limit="3")
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+    listed = [goal["goal_id"] for page in pages for goal in page]
+    assert listed == sorted(set(listed))  # in goal_id order, none twice
+    assert created < set(listed) and len(listed) == 10
+    [everything] = _pages(stack, read)
+    assert [goal["goal_id"] for goal in everything] == listed
+
+
+def test_a_page_holds_100_goals_unless_asked_otherwise(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    for number in range(98):
+        assert _create(stack, write, f"Lead {number}")[0] == 201
+    assert [len(page) for page in _pages(stack, write)] == [100, 1]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not base64!"}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b"\xff\xfe").decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b"GOAL#x").decode()}, "cursor"),
+        ({"cursor": ""}, "cursor"),
+    ],
+)
+def test_a_bad_page_request_is_refused_naming_the_field(
+    stack: InProcessStack, query: dict[str, str], field: str
+) -> None:
+    read = stack.new_account()["keys"]["read"]
+    status, body = stack.api.request("GET", "/v1/goals", read, query=query)
+    assert status == 400, body
+    assert [problem["field"] for problem in body["error"]["fields"]] == [field]

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -346,9 +347,21 @@ class Store:
     def list_goal_items(self, account_id: str) -> list[dict[str, Any]]:
         return list(self._query(**self._goal_library(account_id)))
 
+    def goal_items_after(
+        self, account_id: str, after_goal_id: str | None, count: int
+    ) -> list[dict[str, Any]]:
+        """Up to `count` of an account's goals in goal_id order, from after `after_goal_id`."""
+        query = self._goal_library(account_id) | {"ConsistentRead": True, "Limit": count}
+        if after_goal_id is not None:
+            query["ExclusiveStartKey"] = to_attributes(keys.goal(account_id, after_goal_id))
+        return list(islice(self._query(**query), count))
+
     def count_goals(self, account_id: str) -> int:
-        query = self._goal_library(account_id) | {"ProjectionExpression": "sk"}
-        return sum(1 for _ in self._query(**query, ConsistentRead=True))
+        query = self._goal_library(account_id) | {
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        return sum(1 for _ in self._query(**query))
 
     def get_goal_item(self, account_id: str, goal_id: str) -> dict[str, Any] | None:
         return self._get(keys.goal(account_id, goal_id), consistent=True)

@@ -237,5 +237,8 @@ class Goal(GoalSpec):
         return cls(goal_id=goal_id, version=version, created_at=created_at, updated_at=now, **data)
 
 
-class GoalList(StrictModel):
+class GoalPage(StrictModel):
+    """A page of GET /v1/goals; next_cursor asks for the next one (null: the last page)."""
+
     goals: list[Goal]
+    next_cursor: str | None

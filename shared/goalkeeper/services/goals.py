@@ -1,14 +1,19 @@
 """The goal library: create, read, replace and deactivate goals, keeping every version."""
 
+import base64
 import secrets
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from goalkeeper import keys
-from goalkeeper.errors import Conflict, NotFound
-from goalkeeper.models.common import to_item
-from goalkeeper.models.goals import Goal, GoalSpec
+from goalkeeper.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from goalkeeper.models.common import Identifier, to_item
+from goalkeeper.models.goals import Goal, GoalPage, GoalSpec
 from goalkeeper.storage import Store
+
+_GOAL_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
 def _new_goal_id() -> str:
@@ -41,8 +46,38 @@ def goal_from_item(item: dict[str, Any]) -> Goal:
 
 
 def list_goals(store: Store, account_id: str) -> list[Goal]:
+    """Every goal of the account, in creation order (what evaluation and reports load)."""
     goals = [goal_from_item(item) for item in store.list_goal_items(account_id)]
     return sorted(goals, key=lambda goal: (goal.created_at, goal.goal_id))
+
+
+def goals_page(store: Store, account_id: str, limit: int, cursor: str | None) -> GoalPage:
+    """Up to `limit` goals in goal_id order, from where `cursor` (a page's next_cursor)
+    left off; next_cursor is None on the last page."""
+    items = store.goal_items_after(account_id, _after(cursor), limit + 1)
+    page = [goal_from_item(item) for item in items[:limit]]
+    following = _cursor(page[-1].goal_id) if len(items) > limit else None
+    return GoalPage(goals=page, next_cursor=following)
+
+
+def _cursor(goal_id: str) -> str:
+    return base64.urlsafe_b64encode(goal_id.encode()).decode()
+
+
+def _after(cursor: str | None) -> str | None:
+    """The goal id a cursor starts after. A cursor only names a position in the caller's
+    own library (keys are built from the account), so a forged one reveals nothing."""
+    if cursor is None:
+        return None
+    try:
+        return _GOAL_ID.validate_python(
+            base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
+        )
+    except ValueError as error:  # not base64, not UTF-8, or not a goal id
+        raise InvalidInput(
+            "the cursor is not valid",
+            [FieldProblem("cursor", "is not a next_cursor of this listing")],
+        ) from error
 
 
 def get_goal(store: Store, account_id: str, goal_id: str) -> Goal:
