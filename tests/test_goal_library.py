@@ -336,17 +336,22 @@ def _pages(stack: InProcessStack, key: str, **query: str) -> list[list[dict]]:
             return pages
 
 
-def test_the_goal_library_is_listed_page_by_page(stack: InProcessStack) -> None:
+def test_the_goal_library_is_listed_page_by_page_in_creation_order(
+    stack: InProcessStack,
+) -> None:
     account = stack.new_account()
     write, read = account["keys"]["write"], account["keys"]["read"]
-    created = {_create(stack, write, f"Lead {n}")[1]["goal_id"] for n in range(7)}
+    names = ["Call Qualified", "Call Connected", "Call Not Connected"]
+    names += [f"Lead {number}" for number in range(7)]
+    for name in names[3:]:
+        assert _create(stack, write, name)[0] == 201
     pages = _pages(stack, read, limit="3")
     assert [len(page) for page in pages] == [3, 3, 3, 1]
-    listed = [goal["goal_id"] for page in pages for goal in page]
-    assert listed == sorted(set(listed))  # in goal_id order, none twice
-    assert created < set(listed) and len(listed) == 10
+    listed = [goal for page in pages for goal in page]
+    assert [goal["name"] for goal in listed] == names
+    assert [goal["goal_id"] for goal in listed] == sorted({goal["goal_id"] for goal in listed})
     [everything] = _pages(stack, read)
-    assert [goal["goal_id"] for goal in everything] == listed
+    assert everything == listed
 
 
 def test_a_page_holds_100_goals_unless_asked_otherwise(stack: InProcessStack) -> None:

@@ -2,7 +2,7 @@
 
 import base64
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -16,8 +16,15 @@ from goalkeeper.storage import Store
 _GOAL_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
-def _new_goal_id() -> str:
-    return f"goal_{secrets.token_hex(8)}"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _new_goal(spec: GoalSpec, now: datetime) -> Goal:
+    """Version 1 of a new goal. Its id begins with its creation time (in microseconds,
+    fixed width), so the library's key order, which GET /v1/goals pages through, is the
+    order goals were created in."""
+    micros = (now - _EPOCH) // timedelta(microseconds=1)
+    return Goal.from_spec(spec, f"goal_{micros:014x}{secrets.token_hex(6)}", 1, now, now)
 
 
 def _items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,7 +45,7 @@ def _items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def new_goal_items(account_id: str, spec: GoalSpec, now: datetime) -> list[dict[str, Any]]:
-    return list(_items(account_id, Goal.from_spec(spec, _new_goal_id(), 1, now, now)))
+    return list(_items(account_id, _new_goal(spec, now)))
 
 
 def goal_from_item(item: dict[str, Any]) -> Goal:
@@ -52,8 +59,8 @@ def list_goals(store: Store, account_id: str) -> list[Goal]:
 
 
 def goals_page(store: Store, account_id: str, limit: int, cursor: str | None) -> GoalPage:
-    """Up to `limit` goals in goal_id order, from where `cursor` (a page's next_cursor)
-    left off; next_cursor is None on the last page."""
+    """Up to `limit` goals in goal_id order (creation order, see _new_goal), from where
+    `cursor` (a page's next_cursor) left off; next_cursor is None on the last page."""
     items = store.goal_items_after(account_id, _after(cursor), limit + 1)
     page = [goal_from_item(item) for item in items[:limit]]
     following = _cursor(page[-1].goal_id) if len(items) > limit else None
@@ -92,7 +99,7 @@ def create_goal(
 ) -> Goal:
     """A new goal, unless the account already holds `max_goals` (deactivated goals
     count: they stay in the library for reports)."""
-    goal = Goal.from_spec(spec, _new_goal_id(), 1, now, now)
+    goal = _new_goal(spec, now)
     if not store.create_goal(account_id, *_items(account_id, goal), max_goals=max_goals):
         raise Conflict(
             f"this account already has {max_goals} goals, the most an account may hold "
