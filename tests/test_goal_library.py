@@ -5,6 +5,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from faults import FaultInjector
 
 from conftest import TABLE, InProcessStack
 from goalkeeper import keys
@@ -321,6 +322,27 @@ def test_a_goal_created_while_an_uncounted_library_is_counted_is_not_lost_from_t
     with pytest.raises(Conflict):
         goals.create_goal(store, account_id, spec, datetime.now(UTC), max_goals=5)
     assert len(_goal_items(stack, account_id)) == 5
+
+
+def test_a_goal_whose_creation_answer_was_lost_is_created_once(stack: InProcessStack) -> None:
+    """botocore retries a transaction whose answer timed out after it was applied;
+    moto, like a redelivered request in AWS, does not recognise the retry by its token."""
+    from goalkeeper import runtime
+
+    account = stack.new_account()
+    # A new account's first goal takes two writes (its goals are counted first): the
+    # second is applied, and its answer lost.
+    faults = FaultInjector(rate=0, seed=1).script("TransactWriteItems", None, "timeout_after_write")
+    faults.attach(runtime.store().client)
+    try:
+        status, body = _create(stack, account["keys"]["write"])
+    finally:
+        faults.detach()
+    assert status == 201, body
+    assert faults.total("timeout_after_write") == 1
+    assert len(_goal_items(stack, account["account_id"])) == 4
+    [item] = [i for i in stack.items() if i["pk"] == keys.account(account["account_id"])["pk"]]
+    assert item["goal_count"] == 4
 
 
 def _pages(stack: InProcessStack, key: str, **query: str) -> list[list[dict]]:

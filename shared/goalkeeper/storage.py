@@ -399,6 +399,11 @@ class Store:
                     raise
                 reasons = error.response.get("CancellationReasons", [])
                 codes = [reason.get("Code") for reason in reasons]
+                if codes[:1] == ["ConditionalCheckFailed"]:
+                    # A new goal id (its creation time and 48 random bits) exists only if
+                    # an earlier attempt of this very write was applied and its answer
+                    # lost (a retry that DynamoDB did not recognise by its token).
+                    return True
                 if codes[2:3] == ["ConditionalCheckFailed"]:
                     account = from_attributes(reasons[2].get("Item") or {})
                     if not account:
