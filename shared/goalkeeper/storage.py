@@ -411,7 +411,7 @@ class Store:
                     uncounted = None if GOAL_COUNT in account else self.count_goals(account_id)
                     if account.get(GOAL_COUNT, uncounted) >= max_goals:
                         return False
-                elif "TransactionConflict" in codes:
+                elif {"TransactionConflict", "ThrottlingError"} & set(codes):
                     time.sleep(0.05 * 2 ** min(attempt, 5))
                 else:
                     raise

@@ -14,8 +14,6 @@ from goalkeeper.models.goals import Goal, GoalPage, GoalSpec
 from goalkeeper.storage import Store
 
 _GOAL_ID: TypeAdapter[str] = TypeAdapter(Identifier)
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
