@@ -167,6 +167,37 @@ def test_invalid_regex_is_rejected(pattern: str) -> None:
     assert "backreferences" in error["msg"]
 
 
+# Each of these compiles alone; three or more are too large for one re2 set.
+HUGE_REGEXES = [rf"q{number}\pL{{400}}" for number in range(4)]
+
+
+def test_regexes_too_large_for_one_re2_set_match_each_on_its_own() -> None:
+    huge = [
+        make_goal({"kind": "url", "match": "regex", "pattern": pattern}, f"huge{number}")
+        for number, pattern in enumerate(HUGE_REGEXES)
+    ]
+    thanks = make_goal({"kind": "url", "match": "regex", "pattern": "/thank-you$"}, "thanks")
+    index = GoalIndex.build([*huge, thanks])
+    for path in ["/", "/pricing", "/about"]:
+        assert index.matching_goals(page(f"https://shop.example{path}")) == [], path
+    assert index.matching_goals(page("https://shop.example/thank-you")) == [thanks]
+    assert index.matching_goals(page("https://shop.example/q2" + "é" * 400)) == [huge[2]]
+
+
+def test_a_regex_re2_cannot_compile_in_the_goals_case_mode_is_refused() -> None:
+    # Within RE2's memory budget as written, beyond it once case-folded (k also
+    # stands for the Kelvin sign): case_sensitive defaults to false.
+    pattern = r"\pL{445}k{500}"
+    with pytest.raises(ValidationError) as caught:
+        make_goal({"kind": "url", "match": "regex", "pattern": pattern})
+    [error] = caught.value.errors()
+    assert error["loc"][0] == "rule" and error["loc"][-1] == "pattern"
+    assert "too large" in error["msg"]
+    exact = make_goal({"kind": "url", "match": "regex", "pattern": pattern, "case_sensitive": True})
+    url = "https://shop.example/" + "é" * 445 + "k" * 500
+    assert GoalIndex.build([exact]).matching_goals(page(url)) == [exact]
+
+
 def test_regex_characters_are_fine_outside_regex_rules() -> None:
     goal = make_goal({"kind": "url", "match": "contains", "pattern": "(a)\\1"})
     assert goal_matches(goal, page("https://x.com/(a)\\1"))
@@ -588,16 +619,33 @@ def random_context(rng: random.Random) -> RuleContext:
     return RuleContext(pages, tags(), tags())
 
 
+DEFAULT_SET_MEMORY = rules._SET_MAX_MEM
+
+
 @pytest.mark.parametrize(
-    ("seed", "goal_count", "scan_limit", "set_chunk"),
-    [(1, 5, 24, 64), (2, 40, 24, 64), (3, 300, 24, 64), (4, 300, 0, 64), (5, 300, 0, 3)],
+    ("seed", "goal_count", "scan_limit", "set_chunk", "set_memory"),
+    [
+        (1, 5, 24, 64, DEFAULT_SET_MEMORY),
+        (2, 40, 24, 64, DEFAULT_SET_MEMORY),
+        (3, 300, 24, 64, DEFAULT_SET_MEMORY),
+        (4, 300, 0, 64, DEFAULT_SET_MEMORY),
+        (5, 300, 0, 3, DEFAULT_SET_MEMORY),
+        (6, 300, 0, 64, 1),
+    ],
 )
 def test_index_matches_exactly_the_goals_that_match_one_by_one(
-    seed: int, goal_count: int, scan_limit: int, set_chunk: int, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    goal_count: int,
+    scan_limit: int,
+    set_chunk: int,
+    set_memory: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Small limits take "contains" patterns through re2 sets, and split sets into chunks.
+    # Small limits take "contains" patterns through re2 sets, and split sets into chunks;
+    # with no memory for them, no set compiles and every pattern is searched on its own.
     monkeypatch.setattr(rules, "_SCAN_LIMIT", scan_limit)
     monkeypatch.setattr(rules, "_SET_CHUNK", set_chunk)
+    monkeypatch.setattr(rules, "_SET_MAX_MEM", set_memory)
     rng = random.Random(seed)
     goals = [
         make_goal(

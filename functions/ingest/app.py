@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -91,14 +91,23 @@ def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
 
 
 @app.get("/v1/goals", middlewares=[READ_OR_WRITE])
-def list_goals() -> JsonResponse:
-    library = goals.list_goals(runtime.store(), current_account(app))
-    return json_response(200, {"goals": [goal.model_dump(mode="json") for goal in library]})
+def list_goals(
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> JsonResponse:
+    page = goals.goals_page(runtime.store(), current_account(app), limit, cursor)
+    return json_response(200, page.model_dump(mode="json"))
 
 
 @app.post("/v1/goals", middlewares=[WRITE])
 def create_goal(spec: Annotated[GoalSpec, Body()]) -> JsonResponse:
-    goal = goals.create_goal(runtime.store(), current_account(app), spec, _now())
+    goal = goals.create_goal(
+        runtime.store(),
+        current_account(app),
+        spec,
+        _now(),
+        max_goals=get_settings().max_goals_per_account,
+    )
     return json_response(201, goal.model_dump(mode="json"))
 
 

@@ -28,6 +28,7 @@ from goalkeeper.models.goals import (
     TagsRule,
     TransactionRule,
     UrlRule,
+    url_regex,
 )
 
 
@@ -121,10 +122,7 @@ def _field_test(cond: FieldCondition) -> FieldTest:
 
 def _url_matcher(rule: UrlRule) -> Matcher:
     if rule.match == "regex":
-        options = re2.Options()
-        options.case_sensitive = rule.case_sensitive
-        options.log_errors = False
-        search = re2.compile(rule.pattern, options).search
+        search = url_regex(rule.pattern, rule.case_sensitive).search
         return lambda event, ctx: search(event.url) is not None
     fold = (lambda text: text) if rule.case_sensitive else str.casefold
     pattern = fold(rule.pattern)
@@ -256,7 +254,8 @@ Finder = Callable[[Event, RuleContext | None], Sequence[_Entry]]
 _BY_RANK = operator.attrgetter("rank")
 # re2.Set picks out every pattern occurring in a text in one pass. Chunks keep each set's
 # program small, so its DFA always has room for its states (re2 has no NFA fallback for
-# sets and would report no match); a chunk re2 cannot compile is tried on every event.
+# sets and would report no match). A chunk re2 cannot compile as one set (its programs
+# together are too large) is searched pattern by pattern: slower, and just as exact.
 _SET_CHUNK = 64
 _SET_MAX_MEM = 64 << 20
 _SCAN_LIMIT = 24
@@ -349,7 +348,7 @@ def _search_sets(
 ) -> Callable[[str], list[Sequence[_Entry]]]:
     """A search for the entries whose pattern occurs in a text (pieces in rank order)."""
     sets: list[tuple[Any, list[list[_Entry]]]] = []
-    always: list[list[_Entry]] = []
+    alone: list[tuple[Callable[[str], Any], list[_Entry]]] = []
     items = list(patterns.items())
     for start in range(0, len(items), _SET_CHUNK):
         chunk = items[start : start + _SET_CHUNK]
@@ -363,12 +362,12 @@ def _search_sets(
                 searcher.Add(pattern)
             searcher.Compile()
         except re2.error:
-            always += [entries for _, entries in chunk]
+            alone += [(url_regex(pattern, case_sensitive).search, e) for pattern, e in chunk]
         else:
             sets.append((searcher, [entries for _, entries in chunk]))
 
     def search(text: str) -> list[Sequence[_Entry]]:
-        found = list(always)
+        found: list[Sequence[_Entry]] = [entries for occurs, entries in alone if occurs(text)]
         for searcher, entries in sets:
             found += [entries[number] for number in searcher.Match(text) or ()]
         return found

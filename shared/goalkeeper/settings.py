@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     aggregate_shards: int = 4
     # How long a warm Lambda trusts its cached copy of an account's goal library.
     goal_cache_ttl_seconds: float = 30.0
+    # An account's goal library holds at most this many goals, deactivated ones included
+    # (reports keep them). It bounds what evaluation loads per account and the per-goal
+    # counters of a day's items.
+    max_goals_per_account: int = Field(default=1000, ge=1)
     # Raw events expire (DynamoDB TTL) after this many days; conversions and
     # aggregates are kept.
     event_retention_days: int = 400

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,7 +19,7 @@ from goalkeeper import keys
 from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.decision_writes import DecisionState, Sighting, chunks, sightings_transaction
 from goalkeeper.dedup import ConversionPlan, Decision
-from goalkeeper.errors import Conflict, StoreUnavailable, WriteRejected
+from goalkeeper.errors import Conflict, NotFound, StoreUnavailable, WriteRejected
 from goalkeeper.transactions import Transaction, TransactionCancelled
 
 # Throttling, 5xx and timeouts are retried by botocore: standard mode, 4 attempts in
@@ -37,6 +38,9 @@ BATCH_GET_LIMIT = 100
 # Each sighting is a marker plus at most one counter update: 45 stay within 100 items.
 SIGHTINGS_PER_WRITE = 45
 BATCH_GET_ATTEMPTS = 6
+# The account item's count of the goals in its library (absent on accounts created
+# before goals were counted).
+GOAL_COUNT = "goal_count"
 
 
 @dataclass
@@ -361,43 +365,129 @@ class Store:
 
     # -- goals -------------------------------------------------------------
 
+    def _goal_library(self, account_id: str) -> dict[str, Any]:
+        return {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": to_attributes({":pk": keys.goal_library_pk(account_id)}),
+        }
+
     def list_goal_items(self, account_id: str) -> list[dict[str, Any]]:
-        return list(
-            self._query(
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=to_attributes({":pk": keys.goal_library_pk(account_id)}),
-            )
-        )
+        return list(self._query(**self._goal_library(account_id)))
+
+    def goal_items_after(
+        self, account_id: str, after_goal_id: str | None, count: int
+    ) -> list[dict[str, Any]]:
+        """Up to `count` of an account's goals in goal_id order, from after `after_goal_id`."""
+        query = self._goal_library(account_id) | {"ConsistentRead": True, "Limit": count}
+        if after_goal_id is not None:
+            query["ExclusiveStartKey"] = to_attributes(keys.goal(account_id, after_goal_id))
+        return list(islice(self._query(**query), count))
+
+    def count_goals(self, account_id: str) -> int:
+        query = self._goal_library(account_id) | {
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        return sum(1 for _ in self._query(**query))
 
     def get_goal_item(self, account_id: str, goal_id: str) -> dict[str, Any] | None:
         return self._get(keys.goal(account_id, goal_id), consistent=True)
 
+    def create_goal(
+        self,
+        account_id: str,
+        goal_item: dict[str, Any],
+        version_item: dict[str, Any],
+        max_goals: int,
+    ) -> bool:
+        """Store a new goal and its first version and count it on the account item, all at
+        once; False when the account already holds `max_goals` goals.
+
+        An account created before goals were counted has no counter: it is set from a
+        count of the goals the account holds, on condition that it is still absent, so a
+        goal created meanwhile (which sets it first) sends this one back to add to it.
+        """
+        uncounted: int | None = None  # the goals held by an account without a counter
+        # Two more rounds than for conflicts: learning that the counter is absent, then
+        # that another request has just set it.
+        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 2):
+            try:
+                self._call(
+                    self.client.transact_write_items,
+                    TransactItems=[
+                        self._new_item_put(goal_item),
+                        self._new_item_put(version_item),
+                        self._goal_count_update(account_id, max_goals, uncounted),
+                    ],
+                )
+                return True
+            except ClientError as error:
+                if _error_code(error) != "TransactionCanceledException":
+                    raise
+                reasons = error.response.get("CancellationReasons", [])
+                codes = [reason.get("Code") for reason in reasons]
+                if codes[:1] == ["ConditionalCheckFailed"]:
+                    # A new goal id (its creation time and 48 random bits) exists only if
+                    # an earlier attempt of this very write was applied and its answer
+                    # lost (a retry that DynamoDB did not recognise by its token).
+                    return True
+                if codes[2:3] == ["ConditionalCheckFailed"]:
+                    account = from_attributes(reasons[2].get("Item") or {})
+                    if not account:
+                        raise NotFound("no such account") from error
+                    uncounted = None if GOAL_COUNT in account else self.count_goals(account_id)
+                    if account.get(GOAL_COUNT, uncounted) >= max_goals:
+                        return False
+                elif {"TransactionConflict", "ThrottlingError"} & set(codes):
+                    time.sleep(0.05 * 2 ** min(attempt, 5))
+                else:
+                    raise
+        raise StoreUnavailable("creating the goal kept conflicting with concurrent writes")
+
+    def _goal_count_update(
+        self, account_id: str, max_goals: int, uncounted: int | None
+    ) -> dict[str, Any]:
+        if uncounted is None:
+            change = {
+                "UpdateExpression": "ADD #count :one",
+                "ConditionExpression": "#count < :max",
+                "ExpressionAttributeValues": to_attributes({":one": 1, ":max": max_goals}),
+            }
+        else:
+            change = {
+                "UpdateExpression": "SET #count = :held",
+                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#count)",
+                "ExpressionAttributeValues": to_attributes({":held": uncounted + 1}),
+            }
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_attributes(keys.account(account_id)),
+                "ExpressionAttributeNames": {"#count": GOAL_COUNT},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+            | change
+        }
+
     def save_goal(
-        self, goal_item: dict[str, Any], version_item: dict[str, Any], previous_version: int | None
+        self, goal_item: dict[str, Any], version_item: dict[str, Any], previous_version: int
     ) -> None:
         """Write a goal's new current version and its history entry, refusing lost updates."""
-        if previous_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            condition = {
-                "ConditionExpression": "version = :previous",
-                "ExpressionAttributeValues": to_attributes({":previous": previous_version}),
-            }
         try:
             self._call(
                 self.client.transact_write_items,
                 TransactItems=[
                     {
-                        "Put": {"TableName": self.table_name, "Item": to_attributes(goal_item)}
-                        | condition
-                    },
-                    {
                         "Put": {
                             "TableName": self.table_name,
-                            "Item": to_attributes(version_item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "Item": to_attributes(goal_item),
+                            "ConditionExpression": "version = :previous",
+                            "ExpressionAttributeValues": to_attributes(
+                                {":previous": previous_version}
+                            ),
                         }
                     },
+                    self._new_item_put(version_item),
                 ],
             )
         except ClientError as error:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import re2
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -34,11 +34,36 @@ class CallRule(StrictModel):
         return self
 
 
+def url_regex(pattern: str, case_sensitive: bool) -> Any:
+    """A URL rule's pattern compiled by RE2: the one way both the check at save time and
+    the rules engine compile it, so a saved goal always compiles where it is matched."""
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+def _regex_problem(error: re2.error) -> str:
+    detail = error.args[0] if error.args else error
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    if "too large" in str(detail):
+        return (
+            "pattern is too large: RE2 cannot compile it within its memory limit (a case-"
+            "insensitive pattern takes more; shorten long repetitions such as \\pL{400})"
+        )
+    return (
+        f"pattern is not a valid RE2 regular expression: {detail} "
+        "(RE2 does not support backreferences or lookarounds)"
+    )
+
+
 class UrlRule(StrictModel):
     kind: Literal["url"]
     match: Literal["exact", "prefix", "contains", "regex"]
-    pattern: Annotated[str, Field(min_length=1, max_length=1024)]
+    # Before `pattern`: a regex is checked in its case mode (folding can enlarge it).
     case_sensitive: bool = False
+    pattern: Annotated[str, Field(min_length=1, max_length=1024)]
 
     @field_validator("pattern")
     @classmethod
@@ -46,18 +71,10 @@ class UrlRule(StrictModel):
         # Checked at save time so the rules engine never meets a pattern it cannot compile.
         if info.data.get("match") != "regex":
             return pattern
-        options = re2.Options()
-        options.log_errors = False
         try:
-            re2.compile(pattern, options)
+            url_regex(pattern, info.data.get("case_sensitive", False))
         except re2.error as exc:
-            detail = exc.args[0] if exc.args else exc
-            if isinstance(detail, bytes):
-                detail = detail.decode("utf-8", "replace")
-            raise ValueError(
-                f"pattern is not a valid RE2 regular expression: {detail} "
-                "(RE2 does not support backreferences or lookarounds)"
-            ) from None
+            raise ValueError(_regex_problem(exc)) from None
         return pattern
 
 
@@ -220,5 +237,8 @@ class Goal(GoalSpec):
         return cls(goal_id=goal_id, version=version, created_at=created_at, updated_at=now, **data)
 
 
-class GoalList(StrictModel):
+class GoalPage(StrictModel):
+    """A page of GET /v1/goals; next_cursor asks for the next one (null: the last page)."""
+
     goals: list[Goal]
+    next_cursor: str | None

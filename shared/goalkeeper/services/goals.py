@@ -1,18 +1,28 @@
 """The goal library: create, read, replace and deactivate goals, keeping every version."""
 
+import base64
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from goalkeeper import keys
-from goalkeeper.errors import NotFound
-from goalkeeper.models.common import to_item
-from goalkeeper.models.goals import Goal, GoalSpec
+from goalkeeper.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from goalkeeper.models.common import Identifier, to_item
+from goalkeeper.models.goals import Goal, GoalPage, GoalSpec
 from goalkeeper.storage import Store
 
+_GOAL_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-def _new_goal_id() -> str:
-    return f"goal_{secrets.token_hex(8)}"
+
+def _new_goal(spec: GoalSpec, now: datetime) -> Goal:
+    """Version 1 of a new goal. Its id begins with its creation time (in microseconds,
+    fixed width), so the library's key order, which GET /v1/goals pages through, is the
+    order goals were created in."""
+    micros = (now - _EPOCH) // timedelta(microseconds=1)
+    return Goal.from_spec(spec, f"goal_{micros:014x}{secrets.token_hex(6)}", 1, now, now)
 
 
 def _items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -33,7 +43,7 @@ def _items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def new_goal_items(account_id: str, spec: GoalSpec, now: datetime) -> list[dict[str, Any]]:
-    return list(_items(account_id, Goal.from_spec(spec, _new_goal_id(), 1, now, now)))
+    return list(_items(account_id, _new_goal(spec, now)))
 
 
 def goal_from_item(item: dict[str, Any]) -> Goal:
@@ -41,8 +51,38 @@ def goal_from_item(item: dict[str, Any]) -> Goal:
 
 
 def list_goals(store: Store, account_id: str) -> list[Goal]:
+    """Every goal of the account, in creation order (what evaluation and reports load)."""
     goals = [goal_from_item(item) for item in store.list_goal_items(account_id)]
     return sorted(goals, key=lambda goal: (goal.created_at, goal.goal_id))
+
+
+def goals_page(store: Store, account_id: str, limit: int, cursor: str | None) -> GoalPage:
+    """Up to `limit` goals in goal_id order (creation order, see _new_goal), from where
+    `cursor` (a page's next_cursor) left off; next_cursor is None on the last page."""
+    items = store.goal_items_after(account_id, _after(cursor), limit + 1)
+    page = [goal_from_item(item) for item in items[:limit]]
+    following = _cursor(page[-1].goal_id) if len(items) > limit else None
+    return GoalPage(goals=page, next_cursor=following)
+
+
+def _cursor(goal_id: str) -> str:
+    return base64.urlsafe_b64encode(goal_id.encode()).decode()
+
+
+def _after(cursor: str | None) -> str | None:
+    """The goal id a cursor starts after. A cursor only names a position in the caller's
+    own library (keys are built from the account), so a forged one reveals nothing."""
+    if cursor is None:
+        return None
+    try:
+        return _GOAL_ID.validate_python(
+            base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
+        )
+    except ValueError as error:  # not base64, not UTF-8, or not a goal id
+        raise InvalidInput(
+            "the cursor is not valid",
+            [FieldProblem("cursor", "is not a next_cursor of this listing")],
+        ) from error
 
 
 def get_goal(store: Store, account_id: str, goal_id: str) -> Goal:
@@ -52,9 +92,17 @@ def get_goal(store: Store, account_id: str, goal_id: str) -> Goal:
     return goal_from_item(item)
 
 
-def create_goal(store: Store, account_id: str, spec: GoalSpec, now: datetime) -> Goal:
-    goal = Goal.from_spec(spec, _new_goal_id(), 1, now, now)
-    store.save_goal(*_items(account_id, goal), previous_version=None)
+def create_goal(
+    store: Store, account_id: str, spec: GoalSpec, now: datetime, max_goals: int
+) -> Goal:
+    """A new goal, unless the account already holds `max_goals` (deactivated goals
+    count: they stay in the library for reports)."""
+    goal = _new_goal(spec, now)
+    if not store.create_goal(account_id, *_items(account_id, goal), max_goals=max_goals):
+        raise Conflict(
+            f"this account already has {max_goals} goals, the most an account may hold "
+            "(deactivated goals count too); replace one with PUT /v1/goals/{goal_id} instead"
+        )
     return goal
 
 
