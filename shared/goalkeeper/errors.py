@@ -42,6 +42,12 @@ class Conflict(GoalkeeperError):
     code = "conflict"
 
 
+class EventIdConflict(GoalkeeperError):
+    """An event id already names an event with other content, stored or earlier in the batch."""
+
+    code = "event_id_conflict"
+
+
 class StoreUnavailable(GoalkeeperError):
     """The table could not be reached after bounded retries; nothing was confirmed."""
 

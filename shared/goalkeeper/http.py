@@ -37,6 +37,7 @@ STATUS_BY_ERROR: dict[type[GoalkeeperError], HTTPStatus] = {
     errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.NotFound: HTTPStatus.NOT_FOUND,
     errors.Conflict: HTTPStatus.CONFLICT,
+    errors.EventIdConflict: HTTPStatus.CONFLICT,
     errors.StoreUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 

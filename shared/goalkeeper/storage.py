@@ -262,14 +262,19 @@ class Store:
 
     # -- events ------------------------------------------------------------
 
-    def put_event(self, item: dict[str, Any]) -> bool:
-        """Store a new event; False when its id was already stored earlier.
+    def stored_events(self, account_id: str, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The events already stored under these ids, by id (consistent BatchGetItem)."""
+        found = self.get_many([keys.event(account_id, e) for e in event_ids], consistent=True)
+        return {item["event_id"]: item for item in found}
+
+    def put_event(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Store a new event: None when this put stored it, else the item already
+        stored under its id (by an earlier request, or one racing this one).
 
         Each call marks its item with a fresh `write_id`, so a botocore retry of
         this very put (a timeout after the write landed) recognises its own write
-        and still counts as accepted, while an earlier request, or the same id
-        twice in one batch, is a duplicate. When every attempt failed, one of them
-        may still have written before its answer was lost: a consistent read
+        and still counts as stored by this put. When every attempt failed, one of
+        them may still have written before its answer was lost: a consistent read
         decides, so StoreUnavailable (503) means the event is not stored, or the
         table could not even be read (a retry with the same id is safe).
         """
@@ -286,15 +291,17 @@ class Store:
             if _error_code(error) != "ConditionalCheckFailedException":
                 raise
             old = from_attributes(error.response.get("Item", {}))
-            return old.get("write_id") == item["write_id"]
+            return None if old.get("write_id") == item["write_id"] else old
         except StoreUnavailable:
             stored = self._get({keys.PK: item[keys.PK], keys.SK: item[keys.SK]}, consistent=True)
             if stored is None:
                 raise
-            return stored.get("write_id") == item["write_id"]
-        return True
+            return None if stored.get("write_id") == item["write_id"] else stored
+        return None
 
-    def put_events(self, items: list[dict[str, Any]], concurrency: int) -> list[bool]:
+    def put_events(
+        self, items: list[dict[str, Any]], concurrency: int
+    ) -> list[dict[str, Any] | None]:
         """put_event for each item, `concurrency` at a time; results in the items' order.
 
         A batch then waits for len/concurrency round trips instead of len. When a put
@@ -574,7 +581,9 @@ class Store:
 
     # -- reports -----------------------------------------------------------
 
-    def get_many(self, item_keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+    def get_many(
+        self, item_keys: list[dict[str, str]], consistent: bool = False
+    ) -> list[dict[str, Any]]:
         """Items by exact key (BatchGetItem, 100 at a time); missing keys are skipped."""
         found: list[dict[str, Any]] = []
         for start in range(0, len(item_keys), BATCH_GET_LIMIT):
@@ -582,7 +591,8 @@ class Store:
                 self.table_name: {
                     "Keys": [
                         to_attributes(key) for key in item_keys[start : start + BATCH_GET_LIMIT]
-                    ]
+                    ],
+                    "ConsistentRead": consistent,
                 }
             }
             for attempt in range(BATCH_GET_ATTEMPTS):

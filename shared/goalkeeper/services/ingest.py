@@ -1,5 +1,12 @@
 """Accepting events: give each an id, store it once, say which were new.
 
+An id names one event: a repeat with the same content is a duplicate, one with
+other content is refused (EventIdConflict), checked before anything is written.
+"The same content" is the event as the client sent it, after validation: key
+order, number formatting, time zone offsets, phone formatting, explicit nulls or
+explicit defaults make no difference; what the server fills in (the time received,
+a derived id) is not part of it.
+
 Caller numbers are personal data and never stored in clear: a call keeps a
 keyed hash of its caller (what de-duplication compares) and a masked form (what
 people see); see goalkeeper.pii.
@@ -8,11 +15,13 @@ people see); see goalkeeper.pii.
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.errors import Forbidden
+from goalkeeper.errors import EventIdConflict, FieldProblem, Forbidden
 from goalkeeper.models.common import iso, to_item
 from goalkeeper.models.events import (
     Call,
@@ -27,6 +36,22 @@ from goalkeeper.storage import Store
 
 # account id -> the account's secret for keyed hashes (goalkeeper.pii.AccountSecrets.get)
 SecretLookup = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One event of a request: its place in the batch, as validated, and its item."""
+
+    index: int
+    event: EventBase
+    item: dict[str, Any]
+
+
+# An event id, and a place in the batch that uses it for other content.
+IdConflict = tuple[str, FieldProblem]
+
+# Wide enough for any number DynamoDB stores (38 digits): normalising never rounds.
+_EXACT = Context(prec=100)
 
 
 def load_account_secret(store: Store, account_id: str) -> str:
@@ -51,6 +76,70 @@ def derived_event_id(event: EventBase, pii_secret: str | None = None) -> str:
         sent["caller_number"] = caller_hash(pii_secret, event.caller_number)  # type: ignore[attr-defined]
     canonical = json.dumps(sent, sort_keys=True, separators=(",", ":"))
     return "d-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready data in which a number is its value (1, 1.0 and "1.00" as an amount
+    are one number) and never equals a text or a flag, as rules never take one for the
+    other. A number becomes {"number": text}: no field that can hold a number can also
+    hold an object, so this cannot be mistaken for one sent."""
+    if isinstance(value, dict):
+        return {name: _canonical(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        number = Decimal(value)
+        return {"number": f"{number.normalize(_EXACT):f}" if number else "0"}
+    return value
+
+
+def content_digest(body: dict[str, Any], occurred_at_sent: bool) -> str:
+    """A digest of an event's stored body as the client sent it: without its id, and
+    without its time unless the client named one (the server fills both in)."""
+    sent = {
+        name: value
+        for name, value in body.items()
+        if name != "event_id" and (name != "occurred_at" or occurred_at_sent)
+    }
+    canonical = json.dumps(_canonical(sent), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_content(stored: dict[str, Any], item: dict[str, Any], occurred_at_sent: bool) -> bool:
+    """Events stored before digests were kept have none; their body, with its time
+    only when this repeat names one, is what can be compared."""
+    digest = stored.get("content_digest") or content_digest(stored["body"], occurred_at_sent)
+    return digest == item["content_digest"]
+
+
+def _conflicts(sent: list[Sent], stored: dict[str, dict[str, Any]]) -> list[IdConflict]:
+    """The places that use an id for other content than the event stored under it,
+    or, when none is stored, than the id's first place in the batch."""
+    conflicts: list[IdConflict] = []
+    first: dict[str, Sent] = {}
+    for place in sent:
+        event_id = place.item["event_id"]
+        if event_id in stored:
+            if _same_content(stored[event_id], place.item, place.event.occurred_at is not None):
+                continue
+            reason = "already used by a stored event with other content"
+        else:
+            earlier = first.setdefault(event_id, place)
+            if earlier.item["content_digest"] == place.item["content_digest"]:
+                continue
+            reason = f"already used by events[{earlier.index}] with other content"
+        conflicts.append((event_id, FieldProblem(f"events[{place.index}].event_id", reason)))
+    return conflicts
+
+
+def _refuse(conflicts: list[IdConflict], outcome: str) -> None:
+    if conflicts:
+        ids = ", ".join(dict.fromkeys(event_id for event_id, _ in conflicts))
+        raise EventIdConflict(
+            f"event ids already used by events with other content: {ids}; give each event "
+            f"its own id ({outcome})",
+            [problem for _, problem in conflicts],
+        )
 
 
 def _without_clear_caller(event: EventBase, pii_secret: str | None) -> dict[str, Any]:
@@ -92,6 +181,7 @@ def event_item(
         "expires_at": int((received_at + timedelta(days=retention_days)).timestamp()),
         "body": to_item(complete),
     }
+    item["content_digest"] = content_digest(item["body"], event.occurred_at is not None)
     if event.visitor_id:
         item["gsi1pk"] = keys.visitor_trace_pk(account_id, event.visitor_id)
         item["gsi1sk"] = keys.trace_sk(at, "E", event_id)
@@ -120,22 +210,41 @@ def ingest_events(
     Puts run `write_concurrency` at a time; the result keeps the batch's order.
 
     The whole batch was validated before this is called, so a bad event has
-    already rejected the batch and nothing was written. The account's secret is
-    looked up once per request, and only when a call carries a caller number.
+    already rejected the batch and nothing was written. Then a consistent read of
+    the batch's ids finds the ones used for other content (stored, or earlier in
+    the batch): they reject the batch before anything is written. One stored by
+    another request between that read and the puts is found by its put: the
+    answer is still a conflict, and the batch's other events stay stored. The
+    account's secret is looked up once per request, and only when a call carries
+    a caller number.
     """
     pii_secret = account_secret(account_id) if any(map(_carries_caller, batch.events)) else None
-    items = [
-        event_item(account_id, event, received_at, request_id, retention_days, pii_secret)
-        for event in batch.events
+    sent = [
+        Sent(
+            index,
+            event,
+            event_item(account_id, event, received_at, request_id, retention_days, pii_secret),
+        )
+        for index, event in enumerate(batch.events)
     ]
     # An id repeated within the request is written once, at its first place.
     first: dict[str, dict[str, Any]] = {}
-    for item in items:
-        first.setdefault(item["event_id"], item)
-    new = dict(zip(first, store.put_events(list(first.values()), write_concurrency), strict=True))
+    for place in sent:
+        first.setdefault(place.item["event_id"], place.item)
+    stored = store.stored_events(account_id, list(first))
+    _refuse(_conflicts(sent, stored), "nothing was stored")
+    new = [item for event_id, item in first.items() if event_id not in stored]
+    found = zip(new, store.put_events(new, write_concurrency), strict=True)
+    raced = {item["event_id"]: other for item, other in found if other is not None}
+    _refuse(
+        _conflicts([place for place in sent if place.item["event_id"] in raced], raced),
+        "another request stored them meanwhile; the other events of this request are stored",
+    )
+    taken = stored.keys() | raced.keys()
     accepted: list[str] = []
     duplicates: list[str] = []
-    for item in items:
-        event_id = item["event_id"]
-        (accepted if first[event_id] is item and new[event_id] else duplicates).append(event_id)
+    for place in sent:
+        event_id = place.item["event_id"]
+        stored_now = first[event_id] is place.item and event_id not in taken
+        (accepted if stored_now else duplicates).append(event_id)
     return IngestResult(accepted=accepted, duplicates=duplicates)
