@@ -32,15 +32,22 @@ Amount = Annotated[
     Field(ge=0, le=Decimal("1000000000000"), max_digits=18, decimal_places=6, allow_inf_nan=False),
 ]
 
+# "+44 (0)20 …": the bracketed 0 is the national trunk prefix, never dialled from abroad.
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 _E164_JUNK = re.compile(r"[\s().\-/]")
+# ASCII digits only: "\d" would also take full-width or Arabic-Indic digits, and one
+# number written in two scripts would become two callers (two keyed hashes).
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def _e164(number: str) -> str:
-    compact = _E164_JUNK.sub("", number)
+    compact = _E164_JUNK.sub("", _TRUNK_ZERO.sub("", number))
     if compact.startswith("00"):
         compact = "+" + compact[2:]
-    if not re.fullmatch(r"\+[1-9]\d{6,14}", compact):
-        raise ValueError("must be an international phone number, e.g. +442071234567")
+    if not _E164.fullmatch(compact):
+        raise ValueError(
+            "must be an international phone number written with the digits 0-9, e.g. +442071234567"
+        )
     return compact
 
 
