@@ -14,6 +14,17 @@ from goalkeeper.currencies import ISO_4217_CODES
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@|/+=~-]+$")
 ]
+
+
+def _no_slash(visitor_id: str) -> str:
+    # A visitor id is a segment of its trace's URL (/v1/visitors/{visitor_id}/trace):
+    # a '/' would split it, and neither gateway routes an encoded %2F as part of it.
+    if "/" in visitor_id:
+        raise ValueError("may contain letters, digits and ._:@|+=~- only (no '/')")
+    return visitor_id
+
+
+VisitorId = Annotated[Identifier, AfterValidator(_no_slash)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
@@ -52,6 +63,8 @@ def _e164(number: str) -> str:
 
 
 PhoneNumber = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
+# A number as stored: normalised when it was sent, and not held to later checks.
+AcceptedPhoneNumber = Annotated[str, StringConstraints(max_length=32)]
 
 
 class StrictModel(BaseModel):
