@@ -18,7 +18,8 @@ Identifier = Annotated[
 
 def _no_slash(visitor_id: str) -> str:
     # A visitor id is a segment of its trace's URL (/v1/visitors/{visitor_id}/trace):
-    # a '/' would split it, and neither gateway routes an encoded %2F as part of it.
+    # a '/' would split it, and an encoded %2F is decoded before routing (the local
+    # gateway does; API Gateway's handling of it is nothing to build on).
     if "/" in visitor_id:
         raise ValueError("may contain letters, digits and ._:@|+=~- only (no '/')")
     return visitor_id
