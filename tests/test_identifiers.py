@@ -85,7 +85,10 @@ def test_an_event_accepted_before_these_checks_is_still_decided(stack: InProcess
 
     assert not stack.dead_letters.exists() or stack.dead_letters.read_text() == ""
     status, report = stack.api.request(
-        "GET", "/v1/reports/goals?from=2026-11-01&to=2026-11-01", account["keys"]["read"]
+        "GET",
+        "/v1/reports/goals",
+        account["keys"]["read"],
+        query={"from": "2026-11-01", "to": "2026-11-01"},
     )
     assert status == 200, report
     counted = {goal["name"]: goal["counted"] for goal in report["goals"]}

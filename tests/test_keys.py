@@ -218,7 +218,7 @@ def test_key_listing_comes_in_pages(stack: InProcessStack) -> None:
     assert [len(page) for page in pages] == [10, 10, 6]
     listed = [k["key_id"] for page in pages for k in page]
     assert sorted(listed) == sorted([*revoked, _key_id(stack, write)])
-    # The other role's 26 records share the account's key list: a read key's pages
+    # The 26 write records share the account's key partition: a read key's pages
     # still hold read keys only, and as many as asked for.
     assert [[k["role"] for k in page] for page in _pages(stack, read, limit=1)] == [["read"]]
     _issue(stack, read)
