@@ -1,9 +1,10 @@
 """API keys: never stored in clear, rotated without downtime, refused the moment
 they are revoked, and managed only within their own account and role."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from conftest import ADMIN_KEY, InProcessStack
+from conftest import ADMIN_KEY, TABLE, InProcessStack
 from goalkeeper.auth import key_digest
 
 CALL = {"type": "call", "call_id": "c-1", "connected": True, "bridged_seconds": 61}
@@ -182,3 +183,109 @@ def test_key_requests_are_validated(stack: InProcessStack) -> None:
         assert field in {f["field"] for f in answer["error"]["fields"]}, answer
     assert stack.api.request("DELETE", "/v1/keys/key_0000000000000000", write)[0] == 404
     assert len(stack.items()) == before
+
+
+def _mint_and_revoke(stack: InProcessStack, key: str, cycles: int) -> list[str]:
+    """What a careless rotation script does: issue a key, revoke it, again and again."""
+    revoked = []
+    for _ in range(cycles):
+        issued = _issue(stack, key)
+        status, body = stack.api.request("DELETE", f"/v1/keys/{issued['key_id']}", key)
+        assert status == 200, body
+        revoked.append(issued["key_id"])
+    return revoked
+
+
+def _pages(stack: InProcessStack, key: str, limit: int) -> list[list[dict[str, Any]]]:
+    pages, cursor = [], None
+    while True:
+        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        status, body = stack.api.request("GET", "/v1/keys", key, query=query)
+        assert status == 200, body
+        pages.append(body["keys"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "the cursor does not advance"
+
+
+def test_key_listing_comes_in_pages(stack: InProcessStack) -> None:
+    keys = stack.new_account()["keys"]
+    write, read = keys["write"], keys["read"]
+    revoked = _mint_and_revoke(stack, write, 25)
+
+    pages = _pages(stack, write, limit=10)
+    assert [len(page) for page in pages] == [10, 10, 6]
+    listed = [k["key_id"] for page in pages for k in page]
+    assert sorted(listed) == sorted([*revoked, _key_id(stack, write)])
+    # The 26 write records share the account's key partition: a read key's pages
+    # still hold read keys only, and as many as asked for.
+    assert [[k["role"] for k in page] for page in _pages(stack, read, limit=1)] == [["read"]]
+    _issue(stack, read)
+    assert [len(page) for page in _pages(stack, read, limit=1)] == [1, 1]
+
+    status, body = stack.api.request("GET", "/v1/keys", write)
+    assert status == 200, body
+    assert len(body["keys"]) == 26  # one page by default
+    assert body["next_cursor"] is None
+
+
+def test_key_listing_refuses_a_bad_page_request(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    for query, field in (
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "key_0000000000000000#x"}, "cursor"),
+    ):
+        status, body = stack.api.request("GET", "/v1/keys", write, query=query)
+        assert status == 400, (query, body)
+        assert [f["field"] for f in body["error"]["fields"]] == [field], body
+
+
+REVOKED_KEY_RETENTION_DAYS = 90  # README, Keys
+
+
+def test_revoked_keys_are_forgotten_after_the_retention_and_stay_refused(
+    stack: InProcessStack,
+) -> None:
+    account = stack.new_account()
+    write = account["keys"]["write"]
+    spare = _issue(stack, write)
+    old = _issue(stack, write)
+    status, revoked = stack.api.request("DELETE", f"/v1/keys/{old['key_id']}", write)
+    assert status == 200, revoked
+
+    # Both items of the revoked key (its lookup item and its record) carry DynamoDB's
+    # TTL attribute; nothing of an active key does.
+    revoked_at = datetime.fromisoformat(revoked["revoked_at"])
+    due = int((revoked_at + timedelta(days=REVOKED_KEY_RETENTION_DAYS)).timestamp())
+    expiring = {item["pk"]: item["expires_at"] for item in stack.items() if "expires_at" in item}
+    assert expiring == {
+        f"KEY#{key_digest(old['key'])}": due,
+        f"A#{account['account_id']}#KEYS": due,
+    }
+
+    # Once that time has passed DynamoDB deletes them; every guarantee still holds.
+    _expire_items_due_by(stack, due)
+    assert [k["key_id"] for k in _listed(stack, write)] == sorted(
+        [_key_id(stack, write), spare["key_id"]]
+    )
+    assert _send_call(stack, old["key"]) == 401
+    assert stack.api.request("DELETE", f"/v1/keys/{old['key_id']}", write)[0] == 404
+    for _ in range(8):
+        _issue(stack, write)
+    assert stack.api.request("POST", "/v1/keys", write, {})[0] == 409  # still 10 active
+    assert stack.api.request("DELETE", f"/v1/keys/{spare['key_id']}", write)[0] == 200
+    assert _send_call(stack, spare["key"]) == 401
+    assert _send_call(stack, write) == 202
+
+
+def _expire_items_due_by(stack: InProcessStack, epoch_seconds: int) -> None:
+    """What DynamoDB's TTL does once `epoch_seconds` has passed."""
+    for item in stack.items():
+        if item.get("expires_at", epoch_seconds + 1) <= epoch_seconds:
+            stack.client.delete_item(
+                TableName=TABLE, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}}
+            )

@@ -219,3 +219,94 @@ def test_traces_show_the_masked_number_only(stack: InProcessStack) -> None:
     assert event["caller_masked"] == "+44*******567"
     assert "caller_hash" not in event
     assert "2071234567" not in str(trace)
+
+
+# One London number as people and phone systems write it: with the trunk "(0)" that
+# is never dialled from abroad, with 00 for +, with and without spaces.
+SPELLINGS = (
+    "+44 (0)20 7123 4567",
+    "+44(0)2071234567",
+    "0044 (0) 20-7123-4567",
+    "+44 20 7123 4567",
+    NUMBER,
+)
+
+
+def test_one_number_in_any_spelling_is_one_caller(stack: InProcessStack) -> None:
+    account = stack.new_account()
+    write = account["keys"]["write"]
+    status, goal = stack.api.request(
+        "POST",
+        "/v1/goals",
+        write,
+        {
+            "name": "Once per caller",
+            "rule": {"kind": "call", "connected": True},
+            "dedup": {"keys": ["caller"], "window_days": None},
+        },
+    )
+    assert status == 201, goal
+    _send(
+        stack,
+        write,
+        *[
+            _call(f"c-{n}", spelling, occurred_at=f"2026-11-0{n + 1}T10:00:00Z")
+            for n, spelling in enumerate(SPELLINGS)
+        ],
+    )
+    stack.evaluate_pending()
+
+    bodies = _stored_bodies(stack, account["account_id"]).values()
+    assert {body["caller_hash"] for body in bodies} == {
+        caller_hash(_secret_of(stack, account["account_id"]), NUMBER)
+    }
+    assert {body["caller_masked"] for body in bodies} == {"+44*******567"}
+    statuses = [
+        item["status"]
+        for item in stack.items()
+        if item.get("kind") == "conversion" and item["goal_id"] == goal["goal_id"]
+    ]
+    assert sorted(statuses) == ["counted"] + ["void"] * (len(SPELLINGS) - 1)
+
+
+def _secret_of(stack: InProcessStack, account_id: str) -> str:
+    (secret,) = [
+        item["pii_key"]
+        for item in stack.items()
+        if item.get("kind") == "account" and item["account_id"] == account_id
+    ]
+    return secret
+
+
+def _digits(zero: str, ascii_digits: str) -> str:
+    """The digits 0-9 of `ascii_digits` written with the script whose zero is `zero`."""
+    return ascii_digits.translate({ord("0") + n: ord(zero) + n for n in range(10)})
+
+
+FULL_WIDTH, ARABIC_INDIC, PERSIAN, DEVANAGARI = "\uff10", "\u0660", "\u06f0", "\u0966"
+
+
+@pytest.mark.parametrize("field", ["caller_number", "tracking_number"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+4" + _digits(FULL_WIDTH, "42071234567"),  # the digit check saw only the first
+        "+" + _digits(FULL_WIDTH, "442071234567"),
+        "+4" + _digits(ARABIC_INDIC, "42071234567"),
+        "+4" + _digits(PERSIAN, "42071234567"),
+        "+4" + _digits(DEVANAGARI, "42071234567"),
+        "+44 " + _digits(ARABIC_INDIC, "20") + " 7123 4567",  # one group only
+    ],
+)
+def test_numbers_in_digits_other_than_0_to_9_are_refused(
+    stack: InProcessStack, field: str, number: str
+) -> None:
+    write = stack.new_account()["keys"]["write"]
+    status, body = stack.api.request(
+        "POST", "/v1/events", write, _call("c-1", NUMBER) | {field: number}
+    )
+    assert status == 400, body
+    (problem,) = body["error"]["fields"]
+    assert problem["field"] == f"events[0].{field}"
+    assert "0-9" in problem["reason"]
+    assert [i for i in stack.items() if i.get("kind") == "event"] == []

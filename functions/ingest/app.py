@@ -59,9 +59,17 @@ def issue_key(request: Annotated[KeyRequest | None, Body()] = None) -> JsonRespo
 
 
 @app.get("/v1/keys", middlewares=[READ_OR_WRITE])
-def list_keys() -> JsonResponse:
-    listed = accounts.list_keys(runtime.store(), current_account(app), current_principal(app).role)
-    return json_response(200, {"keys": [key.model_dump() for key in listed]})
+def list_keys(
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JsonResponse:
+    page = accounts.list_keys(
+        runtime.store(), current_account(app), current_principal(app).role, limit, cursor
+    )
+    return json_response(
+        200,
+        {"keys": [key.model_dump() for key in page.keys], "next_cursor": page.next_cursor},
+    )
 
 
 @app.delete("/v1/keys/<key_id>", middlewares=[READ_OR_WRITE])

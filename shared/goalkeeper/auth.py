@@ -7,6 +7,7 @@ Every route declares the roles it accepts with `require(...)`.
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ def key_digest(key: str) -> str:
 def new_api_key(role: Role) -> str:
     """192 random bits, prefixed so a leaked key's kind is recognisable."""
     return f"gk_{role.value}_{secrets.token_urlsafe(24)}"
+
+
+KEY_ID_PATTERN = re.compile(r"key_[0-9a-f]{16}")
 
 
 def new_key_id() -> str:

@@ -5,6 +5,7 @@ and the mapping of DynamoDB failures to domain outcomes. Duplicate goals are
 refused by conditions inside one TransactWriteItems, never by read-then-write.
 """
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -122,14 +123,25 @@ class Store:
     def get_account(self, account_id: str) -> dict[str, Any] | None:
         return self._get(keys.account(account_id))
 
-    def list_key_records(self, account_id: str) -> list[dict[str, Any]]:
-        return list(
-            self._query(
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=to_attributes({":pk": keys.account_keys_pk(account_id)}),
-                ConsistentRead=True,
-            )
-        )
+    def list_key_records(
+        self, account_id: str, role: str, limit: int, after_key_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` records of the account's keys of one role, in key id order,
+        starting after `after_key_id`. Every role's records share one partition, so
+        DynamoDB's filter may leave a page short: pages are read until `limit` are found."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "FilterExpression": "#role = :role",
+            "ExpressionAttributeNames": {"#role": "role"},  # a DynamoDB reserved word
+            "ExpressionAttributeValues": to_attributes(
+                {":pk": keys.account_keys_pk(account_id), ":role": role}
+            ),
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if after_key_id is not None:
+            kwargs["ExclusiveStartKey"] = to_attributes(keys.account_key(account_id, after_key_id))
+        return list(itertools.islice(self._query(**kwargs), limit))
 
     def get_key_record(self, account_id: str, key_id: str) -> dict[str, Any] | None:
         return self._get(keys.account_key(account_id, key_id), consistent=True)
@@ -170,13 +182,14 @@ class Store:
         return True
 
     def revoke_api_key(
-        self, account_id: str, key_id: str, digest: str, role: str, revoked_at: str
+        self, account_id: str, key_id: str, digest: str, role: str, revoked_at: str, expires_at: int
     ) -> str:
         """Revoke a key at once: its lookup item and its record, never the last active
-        key of its role. Returns "revoked", "already_revoked" or "last_key"."""
+        key of its role; DynamoDB's TTL deletes both after `expires_at` (epoch seconds).
+        Returns "revoked", "already_revoked" or "last_key"."""
         revoke = {
-            "UpdateExpression": "SET revoked_at = :at",
-            "ExpressionAttributeValues": to_attributes({":at": revoked_at}),
+            "UpdateExpression": "SET revoked_at = :at, expires_at = :expires",
+            "ExpressionAttributeValues": to_attributes({":at": revoked_at, ":expires": expires_at}),
         }
         try:
             self._call(
@@ -198,7 +211,7 @@ class Store:
                             "ConditionExpression": "attribute_exists(pk) AND account_id = :account",
                             "UpdateExpression": revoke["UpdateExpression"],
                             "ExpressionAttributeValues": to_attributes(
-                                {":at": revoked_at, ":account": account_id}
+                                {":at": revoked_at, ":expires": expires_at, ":account": account_id}
                             ),
                         }
                     },

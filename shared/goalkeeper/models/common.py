@@ -14,6 +14,18 @@ from goalkeeper.currencies import ISO_4217_CODES
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@|/+=~-]+$")
 ]
+
+
+def _no_slash(visitor_id: str) -> str:
+    # A visitor id is a segment of its trace's URL (/v1/visitors/{visitor_id}/trace):
+    # a '/' would split it, and an encoded %2F is decoded before routing (the local
+    # gateway does; API Gateway's handling of it is nothing to build on).
+    if "/" in visitor_id:
+        raise ValueError("may contain letters, digits and ._:@|+=~- only (no '/')")
+    return visitor_id
+
+
+VisitorId = Annotated[Identifier, AfterValidator(_no_slash)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
@@ -32,19 +44,28 @@ Amount = Annotated[
     Field(ge=0, le=Decimal("1000000000000"), max_digits=18, decimal_places=6, allow_inf_nan=False),
 ]
 
+# "+44 (0)20 …": the bracketed 0 is the national trunk prefix, never dialled from abroad.
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 _E164_JUNK = re.compile(r"[\s().\-/]")
+# ASCII digits only: "\d" would also take full-width or Arabic-Indic digits, and one
+# number written in two scripts would become two callers (two keyed hashes).
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def _e164(number: str) -> str:
-    compact = _E164_JUNK.sub("", number)
+    compact = _E164_JUNK.sub("", _TRUNK_ZERO.sub("", number))
     if compact.startswith("00"):
         compact = "+" + compact[2:]
-    if not re.fullmatch(r"\+[1-9]\d{6,14}", compact):
-        raise ValueError("must be an international phone number, e.g. +442071234567")
+    if not _E164.fullmatch(compact):
+        raise ValueError(
+            "must be an international phone number written with the digits 0-9, e.g. +442071234567"
+        )
     return compact
 
 
 PhoneNumber = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
+# A number as stored: normalised when it was sent, and not held to later checks.
+AcceptedPhoneNumber = Annotated[str, StringConstraints(max_length=32)]
 
 
 class StrictModel(BaseModel):

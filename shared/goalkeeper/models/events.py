@@ -17,6 +17,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from goalkeeper.models.common import (
+    AcceptedPhoneNumber,
     Amount,
     Currency,
     Identifier,
@@ -24,6 +25,7 @@ from goalkeeper.models.common import (
     PhoneNumber,
     ShortText,
     StrictModel,
+    VisitorId,
 )
 
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -149,8 +151,8 @@ class Call(EventBase):
 
     type: Literal["call"]
     call_id: Identifier
-    caller_number: PhoneNumber | None = None
-    tracking_number: PhoneNumber | None = None  # the business's own number: kept in clear
+    caller_number: AcceptedPhoneNumber | None = None
+    tracking_number: AcceptedPhoneNumber | None = None  # the business's own number: in clear
     connected: bool
     bridged_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
     caller_hash: CallerHash | None = None
@@ -164,9 +166,40 @@ class Call(EventBase):
         return seconds
 
 
-class IncomingCall(Call):
-    """A call as a client sends it: the caller's hash and mask are Goalkeeper's to set."""
+class AsSent(StrictModel):
+    """Checks of what clients send that stored events are not held to again: an event
+    is read back as it was accepted, so a check added later never strands an event
+    accepted before it (evaluation would refuse it and dead-letter its conversions)."""
 
+    visitor_id: VisitorId | None = None
+
+
+class IncomingPageView(AsSent, PageView):
+    pass
+
+
+class IncomingCustomTrigger(AsSent, CustomTrigger):
+    pass
+
+
+class IncomingTransactionEvent(AsSent, TransactionEvent):
+    pass
+
+
+class IncomingLead(AsSent, Lead):
+    pass
+
+
+class IncomingServiceStatus(AsSent, ServiceStatus):
+    pass
+
+
+class IncomingCall(AsSent, Call):
+    """A call as a client sends it: numbers normalised to E.164; the caller's hash and
+    mask are Goalkeeper's to set."""
+
+    caller_number: PhoneNumber | None = None
+    tracking_number: PhoneNumber | None = None
     caller_hash: SkipJsonSchema[str | None] = None
     caller_masked: SkipJsonSchema[str | None] = None
 
@@ -213,6 +246,14 @@ class TagChange(EventBase):
         return self
 
 
+class IncomingCallRating(AsSent, CallRating):
+    pass
+
+
+class IncomingTagChange(AsSent, TagChange):
+    pass
+
+
 # An event as stored and evaluated.
 Event = Annotated[
     PageView
@@ -227,14 +268,14 @@ Event = Annotated[
 ]
 # An event as clients send it (POST /v1/events).
 IncomingEvent = Annotated[
-    PageView
-    | CustomTrigger
-    | TransactionEvent
-    | Lead
-    | ServiceStatus
+    IncomingPageView
+    | IncomingCustomTrigger
+    | IncomingTransactionEvent
+    | IncomingLead
+    | IncomingServiceStatus
     | IncomingCall
-    | CallRating
-    | TagChange,
+    | IncomingCallRating
+    | IncomingTagChange,
     Field(discriminator="type"),
 ]
 EVENT_TYPES = (

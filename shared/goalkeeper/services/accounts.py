@@ -1,5 +1,5 @@
 """Accounts and their keys: creation (the account, its keys and the default call
-goals, all at once), and key rotation (issue, list, revoke).
+goals, all at once), and key rotation (issue, list in pages, revoke).
 
 A key is stored twice, never in clear: a lookup item keyed by its SHA-256 (what
 authentication reads) and a record under the account (what listing and
@@ -11,11 +11,18 @@ key). An account always keeps at least one active key of each role.
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from goalkeeper import keys
-from goalkeeper.auth import Role, key_digest, key_prefix, new_api_key, new_key_id
-from goalkeeper.errors import Conflict, Forbidden, NotFound
+from goalkeeper.auth import (
+    KEY_ID_PATTERN,
+    Role,
+    key_digest,
+    key_prefix,
+    new_api_key,
+    new_key_id,
+)
+from goalkeeper.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from goalkeeper.models.accounts import (
     AccountKeys,
     AccountRequest,
@@ -53,6 +60,9 @@ def default_goals() -> tuple[GoalSpec, ...]:
 ACCOUNT_ROLES = (Role.WRITE, Role.READ)
 # A leaked key can mint keys of its role; this bounds how many.
 MAX_ACTIVE_KEYS_PER_ROLE = 10
+# How long a revoked key stays listed (to see what was revoked, and when); then
+# DynamoDB's TTL deletes its items, so issuing and revoking cannot pile up records.
+REVOKED_KEY_RETENTION = timedelta(days=90)
 
 
 def _key_items(
@@ -137,12 +147,25 @@ def issue_key(
     return NewApiKey(key=key, **_info(record).model_dump())
 
 
-def list_keys(store: Store, account_id: str, caller: Role) -> list[ApiKeyInfo]:
+class KeyPage(NamedTuple):
+    keys: list[ApiKeyInfo]
+    next_cursor: str | None
+
+
+def list_keys(
+    store: Store, account_id: str, caller: Role, limit: int, cursor: str | None = None
+) -> KeyPage:
+    """One page of the caller's role's keys, in key id order; the cursor is the last
+    key id of the page before (ids are ours, so anything else is refused)."""
     role = _own_role(caller, None)
-    records = [r for r in store.list_key_records(account_id) if r["role"] == role.value]
-    return [
-        _info(record) for record in sorted(records, key=lambda r: (r["created_at"], r["key_id"]))
-    ]
+    if cursor is not None and not KEY_ID_PATTERN.fullmatch(cursor):
+        raise InvalidInput(
+            "the cursor is not valid",
+            [FieldProblem("cursor", "must be the next_cursor of the previous page")],
+        )
+    records = store.list_key_records(account_id, role.value, limit + 1, cursor)
+    page = [_info(record) for record in records[:limit]]
+    return KeyPage(page, page[-1].key_id if len(records) > limit else None)
 
 
 def revoke_key(
@@ -156,7 +179,10 @@ def revoke_key(
         raise NotFound(f"no {role.value} key {key_id!r} in this account")
     if record.get("revoked_at"):
         return _info(record)
-    outcome = store.revoke_api_key(account_id, key_id, record["digest"], role.value, iso(now))
+    expires_at = int((now + REVOKED_KEY_RETENTION).timestamp())
+    outcome = store.revoke_api_key(
+        account_id, key_id, record["digest"], role.value, iso(now), expires_at
+    )
     if outcome == "last_key":
         raise Conflict(f"this is the account's last active {role.value} key; issue a new one first")
     return _info(store.get_key_record(account_id, key_id) or record)
