@@ -158,9 +158,12 @@ class _RecordingStore:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def put_events(self, items: list[dict[str, Any]], concurrency: int) -> list[bool]:
+    def stored_events(self, account_id: str, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def put_events(self, items: list[dict[str, Any]], concurrency: int) -> list[None]:
         self.items.extend(items)
-        return [True] * len(items)
+        return [None] * len(items)
 
 
 def test_ingest_looks_the_secret_up_once_per_request_and_only_for_callers() -> None:
