@@ -115,3 +115,40 @@ def test_visitor_markers_are_kept_as_long_as_the_counters(stack: InProcessStack)
     markers = [item for item in stack.items() if item.get("kind") == "visitor_marker"]
     assert len(markers) == GOALS + 1  # one per goal converted, one for the visit seen
     assert not [marker for marker in markers if ttl_attribute in marker]
+
+
+def test_distinct_dedup_layouts_are_bounded_and_the_bound_still_decides(
+    stack: InProcessStack,
+) -> None:
+    """Every counted conversion writes a claim per distinct layout (keys without
+    'goal', with a window): at the bound, one event reaching every goal is decided."""
+    from goalkeeper.dedup import MAX_SHARED_LAYOUTS
+
+    write = stack.new_account()["keys"]["write"]
+
+    def create(window: int) -> tuple[int, dict]:
+        spec = {
+            "name": f"{window}-day visitor",
+            "rule": {"kind": "custom_trigger", "name": "sale"},
+            "dedup": {"keys": ["visitor"], "window_days": window},
+        }
+        return stack.api.request("POST", "/v1/goals", write, spec)
+
+    goal_ids = []
+    for window in range(1, MAX_SHARED_LAYOUTS + 1):
+        status, goal = create(window)
+        assert status == 201, goal
+        goal_ids.append(goal["goal_id"])
+    status, refused = create(MAX_SHARED_LAYOUTS + 1)
+    assert status == 409
+    assert refused["error"]["fields"][0]["field"] == "dedup"
+    assert create(5)[0] == 201  # a layout the library already uses adds no write
+
+    assert stack.api.request("POST", "/v1/events", write, _sale("first", 0))[0] == 202
+    stack.evaluate_pending()
+    statuses = {
+        item["goal_id"]: item["status"]
+        for item in stack.items()
+        if item.get("kind") == "conversion" and item["event_id"] == "first"
+    }
+    assert [statuses[goal] for goal in goal_ids] == ["counted"] * MAX_SHARED_LAYOUTS

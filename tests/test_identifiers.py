@@ -80,7 +80,7 @@ def test_an_event_accepted_before_these_checks_is_still_decided(stack: InProcess
         }
     )
     item = event_item(account["account_id"], earlier, earlier.occurred_at, "req-1", 400)
-    assert Store(TABLE, stack.client).put_events([item], 1) == [True]
+    assert Store(TABLE, stack.client).put_events([item], 1) == [None]  # None: stored now
     stack.evaluate_pending()
 
     assert not stack.dead_letters.exists() or stack.dead_letters.read_text() == ""

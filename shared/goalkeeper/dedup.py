@@ -235,6 +235,18 @@ def library_layouts(goals: Iterable[Goal]) -> frozenset[Layout]:
     return frozenset(layout for goal in goals for layout in goal_layouts(goal))
 
 
+# Every counted conversion writes one claim item per layout of the library whose
+# shape names no goal; the rest of a goal's decision takes at most ~20 items, so 60
+# keeps one goal's decision well inside one transaction (100 items), with room for
+# two libraries saved at once to pass the check together.
+MAX_SHARED_LAYOUTS = 60
+
+
+def shared_layouts(goals: Iterable[Goal]) -> frozenset[Layout]:
+    """The layouts every counted conversion of the account writes."""
+    return frozenset(layout for layout in library_layouts(goals) if "goal" not in layout.shape)
+
+
 def key_values(event: EventBase, goal: Goal) -> dict[str, str | None]:
     transaction = event.transaction_facts()
     # The stored call keeps only a keyed hash of the caller (goalkeeper.pii).

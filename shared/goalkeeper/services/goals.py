@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from goalkeeper import keys
+from goalkeeper.dedup import MAX_SHARED_LAYOUTS, shared_layouts
 from goalkeeper.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from goalkeeper.models.common import Identifier, to_item
 from goalkeeper.models.goals import Goal, GoalPage, GoalSpec
@@ -85,6 +86,20 @@ def _after(cursor: str | None) -> str | None:
         ) from error
 
 
+def _check_layouts(store: Store, account_id: str, goal: Goal) -> None:
+    """Each distinct de-dup layout (keys without `goal`, and a window) adds a write to
+    every counted conversion of the account; refuse the one that would pass the bound."""
+    library = [known for known in list_goals(store, account_id) if known.goal_id != goal.goal_id]
+    layouts = shared_layouts([*library, goal])
+    if len(layouts) > MAX_SHARED_LAYOUTS and layouts != shared_layouts(library):
+        raise Conflict(
+            f"the account's goals would use {len(layouts)} distinct de-duplication layouts "
+            f"(keys without 'goal', with their window); at most {MAX_SHARED_LAYOUTS}: "
+            "reuse the keys and window of an existing goal",
+            [FieldProblem("dedup", f"at most {MAX_SHARED_LAYOUTS} distinct layouts")],
+        )
+
+
 def get_goal(store: Store, account_id: str, goal_id: str) -> Goal:
     item = store.get_goal_item(account_id, goal_id)
     if item is None:
@@ -98,6 +113,7 @@ def create_goal(
     """A new goal, unless the account already holds `max_goals` (deactivated goals
     count: they stay in the library for reports)."""
     goal = _new_goal(spec, now)
+    _check_layouts(store, account_id, goal)
     if not store.create_goal(account_id, *_items(account_id, goal), max_goals=max_goals):
         raise Conflict(
             f"this account already has {max_goals} goals, the most an account may hold "
@@ -112,6 +128,7 @@ def replace_goal(
     """A change is a new version; conversions keep the version that decided them."""
     current = get_goal(store, account_id, goal_id)
     goal = Goal.from_spec(spec, goal_id, current.version + 1, current.created_at, now)
+    _check_layouts(store, account_id, goal)
     store.save_goal(*_items(account_id, goal), previous_version=current.version)
     return goal
 
