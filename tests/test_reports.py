@@ -243,3 +243,45 @@ def test_a_foreign_cursor_is_refused(stack: InProcessStack, shop: dict) -> None:
     )
     assert status == 400
     assert body["error"]["fields"][0]["field"] == "cursor"
+
+
+# -- hostile queries (issue 12, finding 9) ----------------------------------------
+
+DATED_REPORTS = [
+    "/v1/reports/goals",
+    "/v1/reports/goals/{goal_id}/timeseries",
+    "/v1/reports/attribution",
+    "/v1/reports/top-keywords",
+]
+
+
+def _dated_report(template: str, shop: dict) -> str:
+    return template.replace("{goal_id}", shop["goals"]["Big sale"])
+
+
+@pytest.mark.parametrize("template", DATED_REPORTS)
+def test_a_range_ending_before_the_default_start_can_exist_is_400_naming_to(
+    stack: InProcessStack, shop: dict, template: str
+) -> None:
+    status, body = stack.api.request(
+        "GET", _dated_report(template, shop), shop["read"], query={"to": "0001-01-01"}
+    )
+    assert status == 400, body
+    assert [p["field"] for p in body["error"]["fields"]] == ["to"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"to": "9999-12-31"},
+        {"from": "9999-12-31", "to": "9999-12-31"},
+        {"from": "0001-01-01", "to": "0001-01-31"},
+        {"to": "0001-01-30"},
+    ],
+    ids=["last day alone", "last day", "first days", "first default range"],
+)
+@pytest.mark.parametrize("template", DATED_REPORTS)
+def test_ranges_at_the_ends_of_the_calendar_are_answered(
+    stack: InProcessStack, shop: dict, template: str, query: dict
+) -> None:
+    _get(stack, _dated_report(template, shop), shop["read"], **query)

@@ -50,7 +50,14 @@ class DateRange:
 def date_range(start: date | None, end: date | None, timezone: str, now: datetime) -> DateRange:
     today = now.astimezone(ZoneInfo(timezone)).date()
     end = end or today
-    start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    if start is None:
+        earliest_end = date.min + timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        if end < earliest_end:
+            raise InvalidInput(
+                "the default range would start before the first day of the calendar",
+                [FieldProblem("to", f"must be {earliest_end} or later when 'from' is not given")],
+            )
+        start = end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if start > end:
         raise InvalidInput(
             "the date range is inverted", [FieldProblem("from", "must not be after 'to'")]
