@@ -1,5 +1,7 @@
 """The reports marketers read, with real numbers from events sent through the API."""
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -285,3 +287,36 @@ def test_ranges_at_the_ends_of_the_calendar_are_answered(
     stack: InProcessStack, shop: dict, template: str, query: dict
 ) -> None:
     _get(stack, _dated_report(template, shop), shop["read"], **query)
+
+
+def _cursor_data(cursor: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(cursor))
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+# Each forgery turns the data of a real trace cursor into the JSON text of a forged one.
+FORGERIES = {
+    "a key left out": lambda real: json.dumps({k: v for k, v in real.items() if k != "sk"}),
+    "a key added": lambda real: json.dumps(real | {"gsi2pk": "A#x"}),
+    "a number for a key": lambda real: json.dumps(real | {"sk": 5}),
+    "an empty key": lambda real: json.dumps(real | {"gsi1sk": ""}),
+    "a key longer than DynamoDB takes": lambda real: json.dumps(real | {"sk": "s" * 1100}),
+    "a list": lambda real: json.dumps([real]),
+    "nested 1,500 deep": lambda real: "[" * 1500,  # base64: within the 2,048 characters
+}
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_forged_trace_cursor_is_400_naming_the_cursor(
+    stack: InProcessStack, shop: dict, forge
+) -> None:
+    first = _get(stack, "/v1/visitors/ann/trace", shop["read"], limit="1")
+    forged = _cursor(forge(_cursor_data(first["next_cursor"])))
+    status, body = stack.api.request(
+        "GET", "/v1/visitors/ann/trace", shop["read"], query={"cursor": forged}
+    )
+    assert status == 400, body
+    assert [p["field"] for p in body["error"]["fields"]] == ["cursor"]

@@ -42,6 +42,10 @@ BATCH_GET_ATTEMPTS = 6
 # The account item's count of the goals in its library (absent on accounts created
 # before goals were counted).
 GOAL_COUNT = "goal_count"
+# A position in the visitor trace index (a Query's LastEvaluatedKey) holds exactly these.
+TRACE_POSITION_KEYS = frozenset({keys.PK, keys.SK, "gsi1pk", "gsi1sk"})
+# DynamoDB refuses an empty key value, and a sort key over 1,024 bytes (partition keys 2,048).
+MAX_KEY_BYTES = 1024
 
 
 @dataclass
@@ -667,6 +671,21 @@ class Store:
             [from_attributes(item) for item in response.get("Items", [])],
             from_attributes(last) if last else None,
         )
+
+
+def is_key_value(value: Any) -> bool:
+    """Whether DynamoDB takes `value` as a string key value in a start position."""
+    return isinstance(value, str) and 0 < len(value.encode()) <= MAX_KEY_BYTES
+
+
+def is_trace_position(position: dict[str, Any], account_id: str, visitor_id: str) -> bool:
+    """Whether `position` can start a page of this visitor's trace (Store.trace_page):
+    a client-held position that DynamoDB would refuse must never reach it."""
+    return (
+        set(position) == TRACE_POSITION_KEYS
+        and all(is_key_value(value) for value in position.values())
+        and position["gsi1pk"] == keys.visitor_trace_pk(account_id, visitor_id)
+    )
 
 
 # Errors botocore retries (throttling and transient); once its attempts are spent they

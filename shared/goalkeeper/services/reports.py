@@ -20,7 +20,7 @@ from goalkeeper.errors import FieldProblem, InvalidInput, NotFound
 from goalkeeper.models.common import iso, money_text
 from goalkeeper.models.goals import Goal
 from goalkeeper.services.goals import get_goal, list_goals
-from goalkeeper.storage import Store
+from goalkeeper.storage import Store, is_trace_position
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
@@ -360,11 +360,8 @@ def visitor_trace(
     store: Store, account_id: str, visitor_id: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     start = _decode(cursor) if cursor else None
-    trace_pk = keys.visitor_trace_pk(account_id, visitor_id)
-    if start is not None and start.get("gsi1pk") != trace_pk:
-        raise InvalidInput(
-            "the cursor belongs to another trace", [FieldProblem("cursor", "invalid")]
-        )
+    if start is not None and not is_trace_position(start, account_id, visitor_id):
+        raise _invalid_cursor("the cursor is not one this visitor's trace gave")
     page = store.trace_page(account_id, visitor_id, limit, start)
     if start is None and not page.items:
         raise NotFound(f"no events for visitor {visitor_id!r} in this account")
@@ -385,13 +382,15 @@ def _encode(data: dict[str, Any]) -> str:
 def _decode(cursor: str) -> dict[str, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(
-            "the cursor is not valid", [FieldProblem("cursor", "invalid")]
-        ) from error
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise _invalid_cursor("the cursor is not valid") from error
     if not isinstance(data, dict) or not all(isinstance(v, str | int) for v in data.values()):
-        raise InvalidInput("the cursor is not valid", [FieldProblem("cursor", "invalid")])
+        raise _invalid_cursor("the cursor is not valid")
     return data
+
+
+def _invalid_cursor(message: str) -> InvalidInput:
+    return InvalidInput(message, [FieldProblem("cursor", "invalid")])
 
 
 def _offset(cursor: str | None) -> int:
@@ -399,5 +398,5 @@ def _offset(cursor: str | None) -> int:
         return 0
     offset = _decode(cursor).get("offset")
     if not isinstance(offset, int) or offset < 0:
-        raise InvalidInput("the cursor is not valid", [FieldProblem("cursor", "invalid")])
+        raise _invalid_cursor("the cursor is not valid")
     return offset
