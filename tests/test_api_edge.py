@@ -189,3 +189,9 @@ def test_bodies_too_deep_or_with_unreadable_numbers_are_400_naming_the_body(
     (problem,) = body["error"]["fields"]
     assert problem["field"] == "body"
     assert stack.items() == before
+
+
+def test_a_key_of_the_wrong_role_is_403_whatever_its_query(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    status, body = stack.api.request("GET", "/v1/reports/goals", write, query={"fromm": "x"})
+    assert status == 403, body

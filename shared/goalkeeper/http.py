@@ -211,14 +211,15 @@ class _Resolver(APIGatewayRestResolver):
     """Every route it registers refuses query parameters the route does not declare.
 
     Routes (get, post, include_router, ...) all register through `route`, so the
-    check is added there once. The not-found fallback is no registered route: an
-    unknown path stays 404 whatever its query.
+    check is added there once, after the route's own middlewares: a key of the
+    wrong role is 403 whatever its query. The not-found fallback is no registered
+    route: an unknown path stays 404 whatever its query.
     """
 
     def route(self, *args: Any, **kwargs: Any) -> Any:
         bound = inspect.signature(super().route).bind(*args, **kwargs)
         declared = bound.arguments.get("middlewares") or []
-        bound.arguments["middlewares"] = [_refuse_unknown_query_parameters, *declared]
+        bound.arguments["middlewares"] = [*declared, _refuse_unknown_query_parameters]
         return super().route(*bound.args, **bound.kwargs)
 
 
