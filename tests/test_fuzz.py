@@ -419,7 +419,9 @@ hostile_cursors = st.one_of(
     st.builds(
         lambda shard, after: json.dumps({"shard": shard, "after": after}),
         st.integers(-(10**30), 10**30),
-        st.sampled_from(["X#0001-01-01#", "X#9999-12-31#~", "X#2026-11-10#" + "z" * 1200, ""]),
+        st.sampled_from(
+            ["X#0001-01-01#", "X#9999-12-31#~", "X#2026-11-10#" + "z" * 1200, "", "X#\ud800"]
+        ),
     ),
 ).map(lambda text: base64.urlsafe_b64encode(text.encode()).decode())
 HOSTILE_QUERY = st.one_of(

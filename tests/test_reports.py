@@ -210,6 +210,7 @@ ATTRIBUTION_FORGERIES = {
     "a position after the range": lambda real: {"shard": 0, "after": "X#2026-12-01#"},
     "a position of another kind": lambda real: {"shard": 0, "after": "D#2026-11-10"},
     "a position as a number": lambda real: {"shard": 0, "after": 7},
+    "a position that is not UTF-8": lambda real: {"shard": 0, "after": "X#2026-11-10#\ud800"},
     "an unknown part": lambda real: real | {"offset": 1},
 }
 
@@ -365,6 +366,7 @@ FORGERIES = {
     "a number for a key": lambda real: json.dumps(real | {"sk": 5}),
     "an empty key": lambda real: json.dumps(real | {"gsi1sk": ""}),
     "a key longer than DynamoDB takes": lambda real: json.dumps(real | {"sk": "s" * 1100}),
+    "a key that is not UTF-8": lambda real: json.dumps(real | {"sk": "\ud800"}),
     "a list": lambda real: json.dumps([real]),
     "nested 1,500 deep": lambda real: "[" * 1500,  # base64: within the 2,048 characters
 }

@@ -692,8 +692,15 @@ class Store:
 
 
 def is_key_value(value: Any) -> bool:
-    """Whether DynamoDB takes `value` as a string key value in a start position."""
-    return isinstance(value, str) and 0 < len(value.encode()) <= MAX_KEY_BYTES
+    """Whether DynamoDB takes `value` as a string key value in a start position:
+    UTF-8 text (JSON can carry a lone surrogate, which is none) of a size it allows."""
+    if not isinstance(value, str):
+        return False
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= MAX_KEY_BYTES
 
 
 def is_trace_position(position: dict[str, Any], account_id: str, visitor_id: str) -> bool:
