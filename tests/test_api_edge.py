@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import InProcessStack
 
 GOOD_CALL = {"type": "call", "call_id": "c-1", "connected": True, "bridged_seconds": 61}
@@ -87,3 +89,109 @@ def test_a_full_batch_is_stored_several_at_a_time_and_answered_in_the_order_sent
     assert body["accepted"] == [f"e-{n:03d}" for n in range(99) if n not in (7, 50)]
     assert body["duplicates"] == ["e-007", "e-050", "e-020"]
     assert len(_event_items(stack)) == 99
+
+
+# -- every route, hostile input (issue 12, finding 9) --------------------------------
+
+GOAL_SPEC = {"name": "Signup", "rule": {"kind": "custom_trigger", "name": "signup"}}
+BODIES = {
+    ("POST", "/v1/accounts"): {},
+    ("POST", "/v1/events"): GOOD_CALL,
+    ("POST", "/v1/goals"): GOAL_SPEC,
+    ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
+    ("POST", "/v1/keys"): {},
+}
+ADMIN_ROUTES = {("POST", "/v1/accounts")}
+
+
+def _routes() -> list[tuple[str, str]]:
+    from goalkeeper.local.template import api_routes, load_template
+
+    return [(route.method, route.path) for route in api_routes(load_template())]
+
+
+def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[str, str]:
+    """A key of the right role and a concrete path for the route template."""
+    from conftest import ADMIN_KEY
+
+    account = stack.new_account()
+    keys = account["keys"]
+    goal_id = stack.api.request("GET", "/v1/goals", keys["read"])[1]["goals"][0]["goal_id"]
+    key_id = stack.api.request("GET", "/v1/keys", keys["write"])[1]["keys"][0]["key_id"]
+    path = (
+        template.replace("{goal_id}", goal_id)
+        .replace("{key_id}", key_id)
+        .replace("{visitor_id}", "ann")
+    )
+    if (method, template) in ADMIN_ROUTES:
+        return ADMIN_KEY, path
+    reading = method == "GET" or template.startswith(("/v1/reports", "/v1/visitors"))
+    return keys["read" if reading else "write"], path
+
+
+@pytest.mark.parametrize(("method", "template"), _routes())
+def test_every_route_refuses_unknown_query_parameters_naming_them(
+    stack: InProcessStack, method: str, template: str
+) -> None:
+    key, path = _request_parts(stack, method, template)
+    before = stack.items()
+    status, body = stack.api.request(
+        method,
+        path,
+        key,
+        BODIES.get((method, template)),
+        query={"fromm": "2026-01-01", "x": "1"},
+    )
+    assert status == 400, body
+    problems = {(p["field"], p["reason"]) for p in body["error"]["fields"]}
+    assert problems == {("fromm", "unknown query parameter"), ("x", "unknown query parameter")}
+    assert stack.items() == before
+
+
+def test_unknown_query_parameters_are_listed_with_the_other_problems(
+    stack: InProcessStack,
+) -> None:
+    read = stack.new_account()["keys"]["read"]
+    status, body = stack.api.request(
+        "GET", "/v1/reports/attribution", read, query={"limit": "0", "dimensions": "source"}
+    )
+    assert status == 400, body
+    fields = {p["field"] for p in body["error"]["fields"]}
+    assert fields == {"limit", "dimensions"}
+
+
+def test_an_unknown_route_with_a_query_is_still_404(stack: InProcessStack) -> None:
+    read = stack.new_account()["keys"]["read"]
+    status, body = stack.api.request("GET", "/v1/nowhere", read, query={"x": "1"})
+    assert status == 404, body
+
+
+HOSTILE_BODIES = {
+    "lists nested 1,000 deep": '{"events": ' + "[" * 1000 + "]" * 1000 + "}",
+    "lists nested 100,000 deep": '{"events": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "objects nested 30,000 deep": '{"a":' * 30_000 + "1" + "}" * 30_000,
+    "integer of 5,000 digits": '{"type": "call", "call_id": "c", "connected": true, '
+    '"bridged_seconds": 1' + "0" * 4999 + "}",
+    "exponent beyond decimal": '{"type": "custom_trigger", "name": "t", '
+    '"fields": {"n": 1e999999999999999999999}}',
+}
+
+
+@pytest.mark.parametrize("shape", HOSTILE_BODIES)
+@pytest.mark.parametrize(("method", "template"), BODIES)
+def test_bodies_too_deep_or_with_unreadable_numbers_are_400_naming_the_body(
+    stack: InProcessStack, method: str, template: str, shape: str
+) -> None:
+    key, path = _request_parts(stack, method, template)
+    before = stack.items()
+    status, body = stack.api.request(method, path, key, raw=HOSTILE_BODIES[shape])
+    assert status == 400, body
+    (problem,) = body["error"]["fields"]
+    assert problem["field"] == "body"
+    assert stack.items() == before
+
+
+def test_a_key_of_the_wrong_role_is_403_whatever_its_query(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    status, body = stack.api.request("GET", "/v1/reports/goals", write, query={"fromm": "x"})
+    assert status == 403, body

@@ -7,7 +7,10 @@ paths and methods; no key, unknown keys, keys of every role and of another
 account; bodies that are valid events, batches, goals and key or account
 requests, the same with one part mutated (a wrong type, an unknown field, a
 missing field, an extreme number, odd text), arbitrary JSON, and bytes that
-are not JSON at all; random query strings. While each request runs, a botocore
+are not JSON at all; random query strings. A second run per route (issue 12)
+sends hostile shapes: nesting up to 45,000 deep, numbers of up to 200,000 digits
+or past Decimal's exponent, times and report dates from year 0 to 10000 (impossible
+days, `to` before `from`), and forged cursors. While each request runs, a botocore
 hook on the functions' DynamoDB client counts the writes that succeeded: a 4xx
 answer must have none.
 
@@ -16,11 +19,12 @@ sends 10,000 requests (one per example) and prints the figures.
 `GOALKEEPER_FUZZ_RANDOM=1` draws new examples instead of the fixed sequence.
 """
 
+import base64
 import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -323,6 +327,155 @@ def requests(draw: st.DrawFn, goal_ids: list[str]) -> dict[str, Any]:
     }
 
 
+# -- hostile shapes (issue 12): deep nesting, huge numbers, extreme dates -------------
+
+HOSTILE = "__hostile__"  # a placeholder value, replaced in the JSON text by hostile text
+
+
+def _nested(depth: int, kind: str) -> str:
+    return "[" * depth + "]" * depth if kind == "list" else '{"a":' * depth + "1" + "}" * depth
+
+
+nesting = st.builds(
+    _nested,
+    st.one_of(
+        st.sampled_from([2, 31, 32, 33, 100, 990, 999, 1000, 1001, 5000, 40_000]),
+        st.integers(2, 45_000),
+    ),
+    st.sampled_from(["list", "object"]),
+)
+huge_numbers = st.one_of(
+    st.builds(
+        lambda sign, digits: sign + "9" * digits,
+        st.sampled_from(["", "-"]),
+        st.one_of(
+            st.sampled_from([38, 39, 4300, 4301, 10_000, 200_000]), st.integers(39, 60_000)
+        ),
+    ),
+    st.sampled_from(
+        ["1e999999999999999999999", "-1e-999999999999999999999", "1E+400", "1e-400", "-0e0",
+         "0." + "0" * 5000 + "1", "1" + "0" * 5000 + ".5"]
+    ),
+)  # fmt: skip
+DATE_TEXTS = ["0001-01-01", "0001-01-29", "0001-01-30", "9999-12-31", "9999-12-02", "0000-01-01",
+              "10000-01-01", "2026-02-29", "2024-02-29", "2026-02-30", "2026-04-31",
+              "2026-13-01", "2026-00-10", "2026-11-00", "2026-11-32", "+2026-11-01",
+              "2026-1-1", "20261101", "2026-11-01T00:00:00Z", "-0001-01-01"]  # fmt: skip
+extreme_dates = st.one_of(
+    st.sampled_from(DATE_TEXTS),
+    st.dates().map(str),  # year 1 to 9999
+    st.dates(max_value=date(1, 3, 1)).map(str),
+)
+extreme_instants = st.one_of(
+    st.builds(
+        lambda day, clock, zone: f"{day}T{clock}{zone}",
+        extreme_dates,
+        st.sampled_from(["00:00:00", "23:59:59.999999", "24:00:00", "12:60:00"]),
+        st.sampled_from(["Z", "+23:59", "-23:59", "+00:00", "", "+24:00"]),
+    ),
+    st.datetimes(timezones=st.just(UTC)).map(lambda at: at.isoformat()),
+)
+hostile_text = st.one_of(
+    nesting,
+    huge_numbers,
+    extreme_instants.map(json.dumps),
+    extreme_dates.map(json.dumps),
+)
+
+
+def _with_hostile(document: Any) -> st.SearchStrategy[str]:
+    """The document's JSON text with hostile text where it holds the placeholder,
+    or else in place of one part of it (or of the whole)."""
+    placeholder = json.dumps(HOSTILE)
+    text = json.dumps(document, default=str)
+    if placeholder in text:
+        return hostile_text.map(lambda hostile: text.replace(placeholder, hostile, 1))
+    paths = list(_paths(document))
+
+    def apply(choice: tuple[tuple[Any, ...], str]) -> str:
+        path, hostile = choice
+        if not path:
+            return hostile
+        copy = json.loads(text)
+        parent = copy
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = HOSTILE
+        return json.dumps(copy).replace(placeholder, hostile, 1)
+
+    return st.tuples(st.sampled_from(paths), hostile_text).map(apply)
+
+
+VALID_BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
+    # A single event carries the hostile text as its time; a batch anywhere.
+    ("POST", "/v1/events"): events.map(lambda event: event | {"occurred_at": HOSTILE}) | batches,
+    ("POST", "/v1/goals"): goals,
+    ("PUT", "/v1/goals/{goal_id}"): goals,
+    ("POST", "/v1/accounts"): account_requests,
+    ("POST", "/v1/keys"): key_requests,
+}
+hostile_cursors = st.one_of(
+    nesting.filter(lambda text: len(text) <= 1500),
+    huge_numbers.filter(lambda text: len(text) <= 1500),
+    st.builds(
+        lambda shard, after: json.dumps({"shard": shard, "after": after}),
+        st.integers(-(10**30), 10**30),
+        st.sampled_from(
+            ["X#0001-01-01#", "X#9999-12-31#~", "X#2026-11-10#" + "z" * 1200, "", "X#\ud800"]
+        ),
+    ),
+).map(lambda text: base64.urlsafe_b64encode(text.encode()).decode())
+HOSTILE_QUERY = st.one_of(
+    st.fixed_dictionaries({"to": extreme_dates}),  # `from` then defaults to 29 days before
+    st.fixed_dictionaries({"from": extreme_dates}),
+    st.fixed_dictionaries({"from": extreme_dates, "to": extreme_dates}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "from": extreme_dates,
+            "to": extreme_dates,
+            "limit": huge_numbers.filter(lambda text: len(text) <= 6000),
+            "cursor": hostile_cursors,
+        },
+    ),
+)
+
+
+def _hostile_query(path: str) -> st.SearchStrategy[dict[str, str]]:
+    """Hostile values for the parameters the route takes; now and then, for a route
+    that takes none, some anyway (they are refused unread)."""
+    if path.startswith("/v1/reports"):
+        return HOSTILE_QUERY
+    if path.endswith("/trace"):
+        return st.fixed_dictionaries(
+            {},
+            optional={
+                "limit": huge_numbers.filter(lambda text: len(text) <= 6000),
+                "cursor": hostile_cursors,
+            },
+        )
+    return st.one_of(st.just({}), st.just({}), st.just({}), HOSTILE_QUERY)
+
+
+@st.composite
+def hostile_requests(
+    draw: st.DrawFn, goal_ids: list[str], template: tuple[str, str]
+) -> dict[str, Any]:
+    method, path = template
+    for name in ("goal_id", "visitor_id", "key_id"):
+        if "{" + name + "}" in path:
+            path = path.replace("{" + name + "}", _segment(draw(st.sampled_from(goal_ids))))
+    raw = draw(VALID_BODIES.get(template, json_values).flatmap(_with_hostile))
+    query = draw(_hostile_query(path))
+    return {
+        "method": method,
+        "path": path,
+        "key": draw(st.sampled_from([_right_key(template)] * 4 + ["other_read", "none"])),
+        "query": "&".join(f"{_segment(k)}={_segment(v)}" for k, v in query.items()),
+        "raw": raw,
+    }
+
+
 class WriteCounter:
     """Counts DynamoDB writes that succeeded on the functions' client."""
 
@@ -387,12 +540,13 @@ def _fuzz(
     writes: WriteCounter,
     strategy: Callable[[list[str]], st.SearchStrategy[dict[str, Any]]],
     label: str,
+    examples: int = EXAMPLES,
 ) -> None:
     keys, goal_ids = _setup(stack)
     statuses: Counter[int] = Counter()
     failures: list[tuple[Any, ...]] = []
 
-    @FUZZ_SETTINGS
+    @settings(FUZZ_SETTINGS, max_examples=examples)
     @given(strategy(goal_ids))
     def one_request(request: dict[str, Any]) -> None:
         before = writes.count
@@ -411,13 +565,30 @@ def _fuzz(
     total = sum(statuses.values())
     print(f"\n{label}: {total} requests, statuses {dict(sorted(statuses.items()))}")
     assert not failures
-    assert total >= EXAMPLES
+    assert total >= examples
 
 
 def test_fuzz_every_route_never_answers_5xx_and_rejected_requests_store_nothing(
     stack: InProcessStack, writes: WriteCounter
 ) -> None:
     _fuzz(stack, writes, requests, "fuzz, every route")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[" ".join(route) for route in ROUTES])
+def test_fuzz_hostile_shapes_never_answer_5xx_and_store_nothing(
+    stack: InProcessStack, writes: WriteCounter, route: tuple[str, str]
+) -> None:
+    """On every route: bodies nested up to 45,000 deep, numbers of up to 200,000
+    digits or beyond Decimal's exponent, times and dates from year 0 to 10000
+    (impossible days, `to` before `from`), in any part of the body, the query and
+    the cursor."""
+    _fuzz(
+        stack,
+        writes,
+        lambda goal_ids: hostile_requests(goal_ids, route),
+        f"fuzz, hostile shapes, {' '.join(route)}",
+        examples=max(20, EXAMPLES // 8),
+    )
 
 
 def test_fuzz_generated_valid_events_are_all_accepted_and_stored(

@@ -49,3 +49,72 @@ def test_report_cost_does_not_grow_with_stored_events(stack: InProcessStack) -> 
     assert after[0][0] == before[0][0]
     # the goal library (one Query) and, per shard, the day and goal-day items of the range
     assert after[0][1] <= goals + 30 * 4 * (1 + goals)
+
+
+# -- attribution: bounded by a page, whatever the number of labels (issue 12, 10) ---
+
+ATTRIBUTION_PAGE_ITEMS = 1000  # the README's page size: counter items read per request at most
+
+
+def _calls(write: str, stack: InProcessStack, campaigns: range) -> None:
+    """One qualified call (every one counts) per campaign, on 2026-11-10."""
+    events = [
+        {
+            "event_id": f"call-{n}",
+            "type": "call",
+            "call_id": f"call-{n}",
+            "connected": True,
+            "bridged_seconds": 90,
+            "occurred_at": "2026-11-10T10:00:00Z",
+            "attribution": {"source": "google", "campaign": f"c-{n:05d}"},
+        }
+        for n in campaigns
+    ]
+    for start in range(0, len(events), 100):
+        batch = {"events": events[start : start + 100]}
+        assert stack.api.request("POST", "/v1/events", write, batch)[0] == 202
+    stack.evaluate_pending()
+
+
+def _attribution_pages(
+    stack: InProcessStack, read: str, span: dict[str, str] = RANGE
+) -> tuple[list[int], dict[str, int]]:
+    """Follows the cursor to the end: items read by each request, and the counts per
+    campaign of all the pages together."""
+    items_read: list[int] = []
+    counted: dict[str, int] = {}
+    query = span | {"dimension": "campaign"}
+    while True:
+        meter = Meter().attach(runtime.store().client)
+        try:
+            status, page = stack.api.request("GET", "/v1/reports/attribution", read, query=query)
+        finally:
+            meter.detach(runtime.store().client)
+        assert status == 200, page
+        items_read.append(meter.items_read)
+        for row in page["rows"]:
+            counted[row["campaign"]] = counted.get(row["campaign"], 0) + row["counted"]
+        if page["next_cursor"] is None:
+            return items_read, counted
+        query = query | {"cursor": page["next_cursor"]}
+
+
+def test_attribution_reads_at_most_a_page_per_request_whatever_the_number_of_campaigns(
+    stack: InProcessStack,
+) -> None:
+    account = stack.new_account()
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    # What any such request reads besides counters (the key, the account, its goals).
+    (overhead,), _ = _attribution_pages(stack, read, {"from": "2026-01-01", "to": "2026-01-01"})
+    bound = overhead + ATTRIBUTION_PAGE_ITEMS
+
+    _calls(write, stack, range(30))
+    few_reads, few = _attribution_pages(stack, read)
+    _calls(write, stack, range(30, 1100))
+    many_reads, many = _attribution_pages(stack, read)
+
+    assert few == {f"c-{n:05d}": 1 for n in range(30)}
+    assert many == {f"c-{n:05d}": 1 for n in range(1100)}  # every campaign, counted once
+    assert max(few_reads) <= bound
+    assert max(many_reads) <= bound  # 1,100 counters, still at most a page per request
+    assert len(many_reads) >= 2

@@ -1,10 +1,14 @@
 """The reports marketers read, with real numbers from events sent through the API."""
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from conftest import InProcessStack
+from goalkeeper.services import reports
 
 DAY = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
@@ -160,27 +164,87 @@ def test_attribution_by_source_and_campaign(stack: InProcessStack, shop: dict) -
     assert [(r["campaign"], r["counted"]) for r in converting["rows"]] == [("winter", 2)]
 
 
-def test_attribution_pages_with_a_cursor(stack: InProcessStack, shop: dict) -> None:
-    first = _get(
-        stack, "/v1/reports/attribution", shop["read"], dimension="source", limit="1", **RANGE
+def _attribution_pages(stack: InProcessStack, read: str, **query: str) -> list[dict]:
+    pages = [_get(stack, "/v1/reports/attribution", read, **query)]
+    while pages[-1]["next_cursor"]:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(_get(stack, "/v1/reports/attribution", read, cursor=cursor, **query))
+    return pages
+
+
+def test_attribution_pages_read_at_most_limit_counters_and_sum_to_the_report(
+    stack: InProcessStack, shop: dict
+) -> None:
+    """Three counters (ann's two conversions from google, bob's sale from facebook),
+    read one per page: each page has the rows of its one counter, and the pages
+    added up by label are the report."""
+    whole = _get(stack, "/v1/reports/attribution", shop["read"], dimension="source", **RANGE)
+    pages = _attribution_pages(stack, shop["read"], dimension="source", limit="1", **RANGE)
+    assert whole["next_cursor"] is None
+    assert len([page for page in pages if page["rows"]]) == 3
+    assert all(len(page["rows"]) <= 1 for page in pages)
+    summed: dict[str, dict] = {}
+    for row in (row for page in pages for row in page["rows"]):
+        total = summed.setdefault(row["source"], {"counted": 0, "value": {}, "goals": set()})
+        total["counted"] += row["counted"]
+        for currency, amount in row["value"].items():
+            total["value"][currency] = str(
+                Decimal(total["value"].get(currency, 0)) + Decimal(amount)
+            )
+        total["goals"] |= set(row["goals"])
+    assert summed == {
+        row["source"]: {
+            "counted": row["counted"],
+            "value": row["value"],
+            "goals": set(row["goals"]),
+        }
+        for row in whole["rows"]
+    }
+
+
+ATTRIBUTION_FORGERIES = {
+    "a shard past the last": lambda real: {"shard": 4},
+    "a negative shard": lambda real: {"shard": -1},
+    "a shard as text": lambda real: {"shard": "0"},
+    "a position before the range": lambda real: {"shard": 0, "after": "X#2026-10-31#"},
+    "a position after the range": lambda real: {"shard": 0, "after": "X#2026-12-01#"},
+    "a position of another kind": lambda real: {"shard": 0, "after": "D#2026-11-10"},
+    "a position as a number": lambda real: {"shard": 0, "after": 7},
+    "a position that is not UTF-8": lambda real: {"shard": 0, "after": "X#2026-11-10#\ud800"},
+    "an unknown part": lambda real: real | {"offset": 1},
+}
+
+
+@pytest.mark.parametrize("forge", ATTRIBUTION_FORGERIES.values(), ids=ATTRIBUTION_FORGERIES)
+def test_a_forged_attribution_cursor_is_400_naming_the_cursor(
+    stack: InProcessStack, shop: dict, forge
+) -> None:
+    first = _get(stack, "/v1/reports/attribution", shop["read"], limit="1", **RANGE)
+    forged = _cursor(json.dumps(forge(_cursor_data(first["next_cursor"]))))
+    status, body = stack.api.request(
+        "GET", "/v1/reports/attribution", shop["read"], query=RANGE | {"cursor": forged}
     )
-    assert len(first["rows"]) == 1 and first["next_cursor"]
-    second = _get(
-        stack,
-        "/v1/reports/attribution",
-        shop["read"],
-        dimension="source",
-        limit="1",
-        cursor=first["next_cursor"],
-        **RANGE,
-    )
-    assert second["rows"] != first["rows"]
-    assert second["next_cursor"] is None
+    assert status == 400, body
+    assert [p["field"] for p in body["error"]["fields"]] == ["cursor"]
 
 
 def test_top_keywords_ranks_converting_keywords(stack: InProcessStack, shop: dict) -> None:
     top = _get(stack, "/v1/reports/top-keywords", shop["read"], limit="200", **RANGE)
     assert [(k["keyword"], k["counted"]) for k in top["keywords"]] == [("boiler repair", 1)]
+
+
+def test_top_keywords_refuses_a_range_with_more_counters_than_it_reads(
+    stack: InProcessStack, shop: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shop's range holds three attribution counters: a bound of three ranks
+    them, a bound of two refuses the range instead of ranking a part of it."""
+    monkeypatch.setattr(reports, "TOP_KEYWORDS_MAX_ITEMS", 3)
+    _get(stack, "/v1/reports/top-keywords", shop["read"], **RANGE)
+    monkeypatch.setattr(reports, "TOP_KEYWORDS_MAX_ITEMS", 2)
+    status, body = stack.api.request("GET", "/v1/reports/top-keywords", shop["read"], query=RANGE)
+    assert status == 400, body
+    assert [p["field"] for p in body["error"]["fields"]] == ["from"]
+    assert "more than 2 attribution counters" in body["error"]["fields"][0]["reason"]
 
 
 def test_visitor_trace_shows_events_and_void_conversions_in_order(
@@ -243,3 +307,79 @@ def test_a_foreign_cursor_is_refused(stack: InProcessStack, shop: dict) -> None:
     )
     assert status == 400
     assert body["error"]["fields"][0]["field"] == "cursor"
+
+
+# -- hostile queries (issue 12, finding 9) ----------------------------------------
+
+DATED_REPORTS = [
+    "/v1/reports/goals",
+    "/v1/reports/goals/{goal_id}/timeseries",
+    "/v1/reports/attribution",
+    "/v1/reports/top-keywords",
+]
+
+
+def _dated_report(template: str, shop: dict) -> str:
+    return template.replace("{goal_id}", shop["goals"]["Big sale"])
+
+
+@pytest.mark.parametrize("template", DATED_REPORTS)
+def test_a_range_ending_before_the_default_start_can_exist_is_400_naming_to(
+    stack: InProcessStack, shop: dict, template: str
+) -> None:
+    status, body = stack.api.request(
+        "GET", _dated_report(template, shop), shop["read"], query={"to": "0001-01-01"}
+    )
+    assert status == 400, body
+    assert [p["field"] for p in body["error"]["fields"]] == ["to"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"to": "9999-12-31"},
+        {"from": "9999-12-31", "to": "9999-12-31"},
+        {"from": "0001-01-01", "to": "0001-01-31"},
+        {"to": "0001-01-30"},
+    ],
+    ids=["last day alone", "last day", "first days", "first default range"],
+)
+@pytest.mark.parametrize("template", DATED_REPORTS)
+def test_ranges_at_the_ends_of_the_calendar_are_answered(
+    stack: InProcessStack, shop: dict, template: str, query: dict
+) -> None:
+    _get(stack, _dated_report(template, shop), shop["read"], **query)
+
+
+def _cursor_data(cursor: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(cursor))
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+# Each forgery turns the data of a real trace cursor into the JSON text of a forged one.
+FORGERIES = {
+    "a key left out": lambda real: json.dumps({k: v for k, v in real.items() if k != "sk"}),
+    "a key added": lambda real: json.dumps(real | {"gsi2pk": "A#x"}),
+    "a number for a key": lambda real: json.dumps(real | {"sk": 5}),
+    "an empty key": lambda real: json.dumps(real | {"gsi1sk": ""}),
+    "a key longer than DynamoDB takes": lambda real: json.dumps(real | {"sk": "s" * 1100}),
+    "a key that is not UTF-8": lambda real: json.dumps(real | {"sk": "\ud800"}),
+    "a list": lambda real: json.dumps([real]),
+    "nested 1,500 deep": lambda real: "[" * 1500,  # base64: within the 2,048 characters
+}
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_forged_trace_cursor_is_400_naming_the_cursor(
+    stack: InProcessStack, shop: dict, forge
+) -> None:
+    first = _get(stack, "/v1/visitors/ann/trace", shop["read"], limit="1")
+    forged = _cursor(forge(_cursor_data(first["next_cursor"])))
+    status, body = stack.api.request(
+        "GET", "/v1/visitors/ann/trace", shop["read"], query={"cursor": forged}
+    )
+    assert status == 400, body
+    assert [p["field"] for p in body["error"]["fields"]] == ["cursor"]

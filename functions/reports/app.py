@@ -58,7 +58,14 @@ def attribution(
     group: Annotated[Literal["converting", "non_converting", "all"], Query()] = "all",
     start: From = None,
     end: To = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=reports.ATTRIBUTION_PAGE_ITEMS,
+            description="attribution counters read for this page (a page's cost)",
+        ),
+    ] = reports.ATTRIBUTION_PAGE_ITEMS,
     cursor: Cursor = None,
 ) -> JsonResponse:
     account_id = current_account(app)

@@ -8,6 +8,7 @@ HTTP status each one becomes and renders the documented error shape:
 import base64
 import binascii
 import functools
+import inspect
 import json
 import re
 import typing
@@ -23,6 +24,7 @@ from aws_lambda_powertools.event_handler import (
     content_types,
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from goalkeeper import errors
@@ -181,12 +183,72 @@ def problems_from_validation(details: Sequence[dict[str, Any]]) -> list[FieldPro
     return problems
 
 
+def _parse_json_body(text: str) -> Any:
+    """A request body as JSON, numbers with a fraction or exponent as Decimal.
+
+    Text that is not JSON raises JSONDecodeError, which Powertools reports as
+    json_invalid. JSON that Python cannot hold (nesting past the interpreter's
+    recursion limit, an integer past its digit limit, an exponent past Decimal's)
+    is refused here as a 400 naming the body, instead of escaping as a 500.
+    """
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError:
+        raise  # not JSON at all: Powertools names it
+    except RecursionError as error:
+        raise _unreadable_body("nests arrays or objects too deeply") from error
+    except (ValueError, ArithmeticError) as error:
+        raise _unreadable_body(
+            "holds a number with too many digits or too large an exponent"
+        ) from error
+
+
+def _unreadable_body(reason: str) -> errors.InvalidInput:
+    return errors.InvalidInput("the request is invalid", [FieldProblem("body", reason)])
+
+
+class _Resolver(APIGatewayRestResolver):
+    """Every route it registers refuses query parameters the route does not declare.
+
+    Routes (get, post, include_router, ...) all register through `route`, so the
+    check is added there once, after the route's own middlewares: a key of the
+    wrong role is 403 whatever its query. The not-found fallback is no registered
+    route: an unknown path stays 404 whatever its query.
+    """
+
+    def route(self, *args: Any, **kwargs: Any) -> Any:
+        bound = inspect.signature(super().route).bind(*args, **kwargs)
+        declared = bound.arguments.get("middlewares") or []
+        bound.arguments["middlewares"] = [*declared, _refuse_unknown_query_parameters]
+        return super().route(*bound.args, **bound.kwargs)
+
+
+def _unknown_query_parameters(app: APIGatewayRestResolver) -> list[FieldProblem]:
+    """The request's query parameters that its route does not declare, as problems."""
+    declared = {param.alias for param in app.context["_route"].dependant.query_params}
+    event = app.current_event
+    sent = {
+        **(event.query_string_parameters or {}),
+        **(event.multi_value_query_string_parameters or {}),
+    }
+    return [FieldProblem(name, "unknown query parameter") for name in sent if name not in declared]
+
+
+def _refuse_unknown_query_parameters(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response:
+    problems = _unknown_query_parameters(app)
+    if problems:
+        raise errors.InvalidInput("the request is invalid", problems)
+    return next_middleware(app)
+
+
 def create_resolver() -> APIGatewayRestResolver:
     """A REST resolver with request validation, decimal JSON and the error registry."""
-    app = APIGatewayRestResolver(
+    app = _Resolver(
         cors=CORSConfig(allow_origin="*", allow_headers=[API_KEY_HEADER], max_age=600),
         enable_validation=True,
-        json_body_deserializer=lambda text: json.loads(text, parse_float=Decimal),
+        json_body_deserializer=_parse_json_body,
     )
 
     @app.exception_handler(GoalkeeperError)
@@ -195,7 +257,9 @@ def create_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> JsonResponse:
-        problems = problems_from_validation(error.errors())
+        # Powertools validates declared parameters before any middleware runs: the
+        # unknown ones are listed here too, so one answer names every problem.
+        problems = problems_from_validation(error.errors()) + _unknown_query_parameters(app)
         return error_response(errors.InvalidInput("the request is invalid", problems))
 
     @app.not_found

@@ -42,6 +42,10 @@ BATCH_GET_ATTEMPTS = 6
 # The account item's count of the goals in its library (absent on accounts created
 # before goals were counted).
 GOAL_COUNT = "goal_count"
+# A position in the visitor trace index (a Query's LastEvaluatedKey) holds exactly these.
+TRACE_POSITION_KEYS = frozenset({keys.PK, keys.SK, "gsi1pk", "gsi1sk"})
+# DynamoDB refuses an empty key value, and a sort key over 1,024 bytes (partition keys 2,048).
+MAX_KEY_BYTES = 1024
 
 
 @dataclass
@@ -642,31 +646,71 @@ class Store:
             )
         return items
 
-    def attribution_items(
-        self, account_id: str, shards: int, sk_from: str, sk_to: str
-    ) -> list[dict[str, Any]]:
-        return self.counters_items(account_id, shards, sk_from, sk_to)
+    def attribution_page(
+        self,
+        account_id: str,
+        shard: int,
+        sk_range: tuple[str, str],
+        after: str | None,
+        limit: int,
+    ) -> Page:
+        """At most `limit` attribution counters of one shard with sort keys in
+        `sk_range`, from just after the sort key `after`."""
+        pk = keys.aggregate_pk(account_id, shard)
+        return self._page(
+            limit,
+            {keys.PK: pk, keys.SK: after} if after else None,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues=to_attributes(
+                {":pk": pk, ":from": sk_range[0], ":to": sk_range[1]}
+            ),
+        )
 
     def trace_page(
-        self, account_id: str, visitor_id: str, limit: int, cursor: dict[str, Any] | None
+        self, account_id: str, visitor_id: str, limit: int, start: dict[str, Any] | None
     ) -> Page:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": keys.TRACE_INDEX,
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": to_attributes(
+        return self._page(
+            limit,
+            start,
+            IndexName=keys.TRACE_INDEX,
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues=to_attributes(
                 {":pk": keys.visitor_trace_pk(account_id, visitor_id)}
             ),
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = to_attributes(cursor)
-        response = self._call(self.client.query, **kwargs)
+        )
+
+    def _page(self, limit: int, start: dict[str, Any] | None, **query: Any) -> Page:
+        """One Query request reading at most `limit` items, from just after `start`."""
+        if start:
+            query["ExclusiveStartKey"] = to_attributes(start)
+        response = self._call(self.client.query, TableName=self.table_name, Limit=limit, **query)
         last = response.get("LastEvaluatedKey")
         return Page(
             [from_attributes(item) for item in response.get("Items", [])],
             from_attributes(last) if last else None,
         )
+
+
+def is_key_value(value: Any) -> bool:
+    """Whether DynamoDB takes `value` as a string key value in a start position:
+    UTF-8 text (JSON can carry a lone surrogate, which is none) of a size it allows."""
+    if not isinstance(value, str):
+        return False
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= MAX_KEY_BYTES
+
+
+def is_trace_position(position: dict[str, Any], account_id: str, visitor_id: str) -> bool:
+    """Whether `position` can start a page of this visitor's trace (Store.trace_page):
+    a client-held position that DynamoDB would refuse must never reach it."""
+    return (
+        set(position) == TRACE_POSITION_KEYS
+        and all(is_key_value(value) for value in position.values())
+        and position["gsi1pk"] == keys.visitor_trace_pk(account_id, visitor_id)
+    )
 
 
 # Errors botocore retries (throttling and transient); once its attempts are spent they

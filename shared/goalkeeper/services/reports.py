@@ -1,8 +1,10 @@
 """Report queries. They read pre-aggregated items, never events: the per-goal
 reports read one key range of day counters per shard (an item per day, and per
 goal that reached a decision that day), so their cost depends on the date range
-and the goals, never on the events behind them; attribution reads one narrow key
-range per shard, bounded by days x goals x distinct attribution values."""
+and the goals, never on the events behind them. Attribution counters (one per
+day, goal, shard and distinct set of labels) grow with the labels clients send,
+so the attribution report reads them a page at a time behind a cursor, and the
+top-keywords ranking reads a bounded number or refuses the range."""
 
 import base64
 import binascii
@@ -15,15 +17,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from goalkeeper import counters, keys
-from goalkeeper.counters import ATTRIBUTION_DIMENSIONS
+from goalkeeper.counters import ATTRIBUTION_DIMENSIONS, NONE_LABEL
 from goalkeeper.errors import FieldProblem, InvalidInput, NotFound
 from goalkeeper.models.common import iso, money_text
 from goalkeeper.models.goals import Goal
 from goalkeeper.services.goals import get_goal, list_goals
-from goalkeeper.storage import Store
+from goalkeeper.storage import Store, is_key_value, is_trace_position
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
+# Attribution counters one request reads at most (the report's largest page) ...
+ATTRIBUTION_PAGE_ITEMS = 1000
+# ... and at most, plus one, for a top-keywords ranking, which needs all of the range's.
+TOP_KEYWORDS_MAX_ITEMS = 10_000
 HEALTH_WINDOW = timedelta(hours=24)
 HEALTH_LOOKBACK_DAYS = 30
 GROUPS = ("converting", "non_converting", "all")
@@ -50,7 +56,14 @@ class DateRange:
 def date_range(start: date | None, end: date | None, timezone: str, now: datetime) -> DateRange:
     today = now.astimezone(ZoneInfo(timezone)).date()
     end = end or today
-    start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    if start is None:
+        earliest_end = date.min + timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        if end < earliest_end:
+            raise InvalidInput(
+                "the default range would start before the first day of the calendar",
+                [FieldProblem("to", f"must be {earliest_end} or later when 'from' is not given")],
+            )
+        start = end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if start > end:
         raise InvalidInput(
             "the date range is inverted", [FieldProblem("from", "must not be after 'to'")]
@@ -214,22 +227,13 @@ def _in_group(goal: Goal | None, group: str) -> bool:
     return group == "all" or goal.converting == (group == "converting")
 
 
-def attribution_rows(
-    store: Store, account_id: str, span: DateRange, shards: int, dimension: str, group: str
+def _attribution_rows(
+    items: list[dict[str, Any]], goals: dict[str, Goal], dimension: str, group: str
 ) -> list[dict[str, Any]]:
-    if dimension not in ATTRIBUTION_DIMENSIONS:
-        raise InvalidInput(
-            "unknown dimension",
-            [FieldProblem("dimension", f"must be one of {', '.join(ATTRIBUTION_DIMENSIONS)}")],
-        )
-    if group not in GROUPS:
-        raise InvalidInput(
-            "unknown group", [FieldProblem("group", f"must be one of {', '.join(GROUPS)}")]
-        )
-    goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
+    """The counters summed per label of `dimension`, most conversions first."""
     by_label: dict[str, Totals] = defaultdict(Totals)
     goals_by_label: dict[str, set[str]] = defaultdict(set)
-    for item in store.attribution_items(account_id, shards, *span.attribution_keys):
+    for item in items:
         if _in_group(goals.get(item.get("goal_id", "")), group):
             by_label[item[dimension]].add(item)
             goals_by_label[item[dimension]].add(item["goal_id"])
@@ -245,6 +249,51 @@ def attribution_rows(
     return sorted(rows, key=lambda row: (-row["counted"], row[dimension]))
 
 
+@dataclass(frozen=True)
+class CounterPosition:
+    """Where reading a range's attribution counters stands: the shard being read,
+    and the sort key of the last counter read in it (None: from its start)."""
+
+    shard: int = 0
+    after: str | None = None
+
+
+def _read_counters(
+    store: Store,
+    account_id: str,
+    span: DateRange,
+    shards: int,
+    position: CounterPosition,
+    budget: int,
+) -> tuple[list[dict[str, Any]], CounterPosition | None]:
+    """At most `budget` attribution counters of the range, shard after shard from
+    `position`, and the position to continue from (None: the range is read)."""
+    items: list[dict[str, Any]] = []
+    shard, after = position.shard, position.after
+    while shard < shards and len(items) < budget:
+        page = store.attribution_page(
+            account_id, shard, span.attribution_keys, after, budget - len(items)
+        )
+        items.extend(page.items)
+        if page.cursor:
+            after = page.cursor[keys.SK]
+        else:
+            shard, after = shard + 1, None
+    return items, CounterPosition(shard, after) if shard < shards else None
+
+
+def _check_choices(dimension: str, group: str) -> None:
+    if dimension not in ATTRIBUTION_DIMENSIONS:
+        raise InvalidInput(
+            "unknown dimension",
+            [FieldProblem("dimension", f"must be one of {', '.join(ATTRIBUTION_DIMENSIONS)}")],
+        )
+    if group not in GROUPS:
+        raise InvalidInput(
+            "unknown group", [FieldProblem("group", f"must be one of {', '.join(GROUPS)}")]
+        )
+
+
 def attribution_report(
     store: Store,
     account_id: str,
@@ -255,25 +304,49 @@ def attribution_report(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    rows = attribution_rows(store, account_id, span, shards, dimension, group)
-    offset = _offset(cursor)
-    page = rows[offset : offset + limit]
-    following = offset + limit
+    """One page: the rows of at most `limit` counters (<= ATTRIBUTION_PAGE_ITEMS).
+
+    A label's counters are spread over days, goals, shards and the other
+    dimensions' labels, so a range with more counters than a page gives a label
+    on several pages: the report is the sum of its pages (README).
+    """
+    _check_choices(dimension, group)
+    position = _counter_position(cursor, span, shards) if cursor else CounterPosition()
+    items, following = _read_counters(store, account_id, span, shards, position, limit)
+    goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
     return {
         "from": span.start.isoformat(),
         "to": span.end.isoformat(),
         "dimension": dimension,
         "group": group,
-        "rows": page,
-        "next_cursor": _encode({"offset": following}) if following < len(rows) else None,
+        "rows": _attribution_rows(items, goals, dimension, group),
+        "next_cursor": _encode_position(following) if following else None,
     }
 
 
 def top_keywords(
     store: Store, account_id: str, span: DateRange, shards: int, limit: int
 ) -> dict[str, Any]:
-    rows = attribution_rows(store, account_id, span, shards, "keyword", "converting")
-    ranked = [row for row in rows if row["keyword"] != "(none)"][:limit]
+    """A ranking needs every counter of the range: at most TOP_KEYWORDS_MAX_ITEMS are
+    read, and a range holding more is refused rather than ranked on a part of it."""
+    items, _ = _read_counters(
+        store, account_id, span, shards, CounterPosition(), TOP_KEYWORDS_MAX_ITEMS + 1
+    )
+    if len(items) > TOP_KEYWORDS_MAX_ITEMS:
+        raise InvalidInput(
+            "the range holds too many attribution counters to rank in one request",
+            [
+                FieldProblem(
+                    "from",
+                    f"the range holds more than {TOP_KEYWORDS_MAX_ITEMS} attribution "
+                    "counters: choose a shorter range, or read them all with "
+                    "/v1/reports/attribution?dimension=keyword&group=converting",
+                )
+            ],
+        )
+    goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
+    rows = _attribution_rows(items, goals, "keyword", "converting")
+    ranked = [row for row in rows if row["keyword"] != NONE_LABEL][:limit]
     return {"from": span.start.isoformat(), "to": span.end.isoformat(), "keywords": ranked}
 
 
@@ -353,11 +426,8 @@ def visitor_trace(
     store: Store, account_id: str, visitor_id: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     start = _decode(cursor) if cursor else None
-    trace_pk = keys.visitor_trace_pk(account_id, visitor_id)
-    if start is not None and start.get("gsi1pk") != trace_pk:
-        raise InvalidInput(
-            "the cursor belongs to another trace", [FieldProblem("cursor", "invalid")]
-        )
+    if start is not None and not is_trace_position(start, account_id, visitor_id):
+        raise _invalid_cursor("the cursor is not one this visitor's trace gave")
     page = store.trace_page(account_id, visitor_id, limit, start)
     if start is None and not page.items:
         raise NotFound(f"no events for visitor {visitor_id!r} in this account")
@@ -378,19 +448,36 @@ def _encode(data: dict[str, Any]) -> str:
 def _decode(cursor: str) -> dict[str, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(
-            "the cursor is not valid", [FieldProblem("cursor", "invalid")]
-        ) from error
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise _invalid_cursor("the cursor is not valid") from error
     if not isinstance(data, dict) or not all(isinstance(v, str | int) for v in data.values()):
-        raise InvalidInput("the cursor is not valid", [FieldProblem("cursor", "invalid")])
+        raise _invalid_cursor("the cursor is not valid")
     return data
 
 
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    offset = _decode(cursor).get("offset")
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidInput("the cursor is not valid", [FieldProblem("cursor", "invalid")])
-    return offset
+def _invalid_cursor(message: str) -> InvalidInput:
+    return InvalidInput(message, [FieldProblem("cursor", "invalid")])
+
+
+def _encode_position(position: CounterPosition) -> str:
+    data: dict[str, Any] = {"shard": position.shard}
+    if position.after is not None:
+        data["after"] = position.after
+    return _encode(data)
+
+
+def _counter_position(cursor: str, span: DateRange, shards: int) -> CounterPosition:
+    """The position an attribution cursor holds, if it is one this range can continue
+    from: DynamoDB refuses a start key outside the range it is asked to read."""
+    data = _decode(cursor)
+    shard, after = data.get("shard"), data.get("after")
+    low, high = span.attribution_keys
+    valid = (
+        set(data) <= {"shard", "after"}
+        and type(shard) is int
+        and 0 <= shard < shards
+        and (after is None or (is_key_value(after) and low <= after <= high))
+    )
+    if not valid:
+        raise _invalid_cursor("the cursor is not one this report gave for this date range")
+    return CounterPosition(shard, after)
