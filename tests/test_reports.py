@@ -21,8 +21,11 @@ def _at(hours: float) -> str:
 
 
 @pytest.fixture
-def shop(stack: InProcessStack) -> dict:
-    """An account with a sale goal worth 10% of the sale and a thank-you page goal."""
+def shop(stack: InProcessStack, ingest_in_order: None) -> dict:
+    """An account with a sale goal worth 10% of the sale and a thank-you page goal.
+
+    Its events are stored in the order sent: which of ann's two thank-you page views
+    counts (the first decided) then follows arrival, as the trace test expects."""
     account = stack.new_account()
     write = account["keys"]["write"]
     sale = {
