@@ -258,8 +258,38 @@ CUSTOM_GOALS = [
 REPORT_DAYS = 60  # the workload's events are spread over the last 50 days
 
 
-def workload(seed: int, size: int) -> list[list[dict[str, Any]]]:
-    """Requests (each a list of events) for POST /v1/events, some of them resent."""
+# A big library: 94 more goals on the workload's sign-ups and sales, with every
+# de-dup layout the engine knows, so one event reaches dozens of goals.
+BIG_LIBRARY = (
+    CUSTOM_GOALS
+    + [
+        {
+            "name": f"Sign-up {n}",
+            "rule": {"kind": "custom_trigger", "name": "signup"},
+            "dedup": [
+                {"keys": ["visitor"], "window_days": 1 + n % 9},
+                {"keys": ["visitor", "goal"], "window_days": 3},
+                {"keys": []},
+                {"keys": ["visit"]},
+            ][n % 4],
+            "value": {"type": "fixed", "amount": str(n), "currency": "EUR"},
+        }
+        for n in range(47)
+    ]
+    + [
+        {
+            "name": f"Sale {n}",
+            "rule": {"kind": "transaction", "min_value": str(n * 10)},
+            "dedup": {"keys": ["visitor", "transaction_ref"], "window_days": 1 + n % 5},
+        }
+        for n in range(47)
+    ]
+)
+
+
+def workload(seed: int, size: int, shuffled: bool = False) -> list[list[dict[str, Any]]]:
+    """Requests (each a list of events) for POST /v1/events, some of them resent; in
+    time order, or `shuffled` (a late event arrives after later ones)."""
     rng = random.Random(seed)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=50)
     visitors = [f"v-{n:03d}" for n in range(40)]
@@ -306,6 +336,8 @@ def workload(seed: int, size: int) -> list[list[dict[str, Any]]]:
         else:
             event = common | {"type": "lead", "lead_id": f"lead-{n}"}
         events.append(event)
+    if shuffled:
+        rng.shuffle(events)
     requests: list[list[dict[str, Any]]] = []
     position = 0
     while position < len(events):
@@ -324,12 +356,12 @@ def workload(seed: int, size: int) -> list[list[dict[str, Any]]]:
 class Run:
     """One account's pass of the workload, with what the client saw."""
 
-    def __init__(self, stack: InProcessStack) -> None:
+    def __init__(self, stack: InProcessStack, goals: list[dict[str, Any]] = CUSTOM_GOALS) -> None:
         self.stack = stack
         account = stack.new_account()
         self.account_id = account["account_id"]
         self.write, self.read = account["keys"]["write"], account["keys"]["read"]
-        for spec in CUSTOM_GOALS:
+        for spec in goals:
             status, body = stack.api.request("POST", "/v1/goals", self.write, spec)
             assert status == 201, body
         self.acknowledged: set[str] = set()  # accepted or duplicate: the API says stored
@@ -369,8 +401,8 @@ def outcome(stack: InProcessStack, run: Run) -> dict[str, Any]:
     them), keyed by event id and goal name so two accounts compare."""
     prefix = f"A#{run.account_id}#"
     items = [item for item in stack.items() if item["pk"].startswith(prefix)]
-    status, body = stack.api.request("GET", "/v1/goals", run.read)
-    assert status == 200
+    status, body = stack.api.request("GET", "/v1/goals", run.read, query={"limit": "500"})
+    assert status == 200 and body["next_cursor"] is None
     goal_names = {goal["goal_id"]: goal["name"] for goal in body["goals"]}
     conversions = [item for item in items if item.get("kind") == "conversion"]
     by_id = {

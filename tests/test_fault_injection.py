@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import botocore.endpoint
 import pytest
 from faults import (
+    BIG_LIBRARY,
+    CUSTOM_GOALS,
     BackoffRecorder,
     FaultInjector,
     Run,
@@ -68,19 +70,29 @@ def faults(
 
 
 @pytest.mark.usefixtures("ingest_in_order")
+@pytest.mark.parametrize(
+    ("goals", "shuffled"),
+    [(CUSTOM_GOALS, False), (BIG_LIBRARY, True)],
+    ids=["in-time-order", "100-goals-shuffled"],
+)
+# The 100-goal run decides ~50 goals for half its events: a third of the events.
 def test_fault_injection_at_10_percent_gives_the_fault_free_results(
-    stack: InProcessStack, poller: StreamPoller, faults: FaultInjector
+    stack: InProcessStack,
+    poller: StreamPoller,
+    faults: FaultInjector,
+    goals: list[dict],
+    shuffled: bool,
 ) -> None:
-    requests = workload(SEED, WORKLOAD_EVENTS)
+    requests = workload(SEED, WORKLOAD_EVENTS // 3 if shuffled else WORKLOAD_EVENTS, shuffled)
     sent = {event["event_id"] for batch in requests for event in batch}
 
-    clean = Run(stack)
+    clean = Run(stack, goals)
     for number, batch in enumerate(requests):
         clean.send(number, batch)
     clean.evaluate(poller)
     expected = outcome(stack, clean)
 
-    faulty = Run(stack)  # account and goals are created fault-free; the workload is not
+    faulty = Run(stack, goals)  # account and goals are created fault-free; the workload is not
     faults.enabled = True
     for number, batch in enumerate(requests):
         faulty.send(number, batch)
@@ -98,7 +110,7 @@ def test_fault_injection_at_10_percent_gives_the_fault_free_results(
 
     # The faults really happened, of every kind, on the conversion transactions too.
     for kind in ("throttle", "server_error", "timeout_after_write"):
-        assert faults.total(kind, "PutItem") > 0, kind
+        assert faults.total(kind, "PutItem") > 0 or shuffled, kind  # the short run: 100 puts
         assert faults.total(kind, "TransactWriteItems") > 0, kind
     assert faults.total(operation="GetRecords") > 0
     assert 0.7 * FAULT_RATE < faults.failed_fraction < 1.3 * FAULT_RATE
@@ -114,7 +126,7 @@ def test_fault_injection_at_10_percent_gives_the_fault_free_results(
     # its own earlier write still reports the event accepted, not duplicate.
     for number, answer in faulty.first_answers.items():
         assert answer == clean.first_answers[number], requests[number]
-    assert len(expected["conversions"]) > WORKLOAD_EVENTS // 2
+    assert len(expected["conversions"]) > len(sent) // 2
     statuses = Counter(status for status, *_ in expected["conversions"].values())
     assert statuses["counted"] > 0 and statuses["void"] > 0
     # The counters are a recount of the conversions (design invariant 3).

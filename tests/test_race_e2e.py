@@ -76,3 +76,71 @@ def test_racing_events_of_one_visitor_count_exactly_once_every_round(served: Ser
         trace = served.request("GET", f"/v1/visitors/racer-{round_number}/trace", read)[1]
         statuses = [i["status"] for i in trace["items"] if i["kind"] == "conversion"]
         assert sorted(statuses) == ["counted"] + ["void"] * (THREADS - 1), round_number
+
+
+@pytest.mark.server
+def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
+    served: ServedStack,
+) -> None:
+    """Issue 12: events of a ~500-event workload sent in random order by 8 concurrent
+    clients, decided in parallel stream batches: no goal counts twice within its
+    window, every void names a counted duplicate within it, and the report's
+    counters equal a recount of the conversions in the visitors' traces."""
+    import random
+
+    from test_arrival_order import GOAL_SPECS, _assert_window_rule, _random_events
+
+    account = served.request("POST", "/v1/accounts", served.admin_key, {})[1]
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    goals = {}
+    for spec in GOAL_SPECS:
+        body = {
+            "name": spec["name"],
+            "rule": {"kind": "custom_trigger", "name": spec["trigger"]},
+            "dedup": spec["dedup"],
+        }
+        status, goal = served.request("POST", "/v1/goals", write, body)
+        assert status == 201, goal
+        goals[goal["goal_id"]] = spec
+    rng = random.Random(2026)
+    events = _random_events(rng, 500)
+    rng.shuffle(events)
+    batches = [events[start : start + 10] for start in range(0, len(events), 10)]
+    statuses: list[int] = []
+
+    def send(mine: list[list[dict]]) -> None:
+        for batch in mine:
+            statuses.append(served.request("POST", "/v1/events", write, {"events": batch})[0])
+
+    threads = [threading.Thread(target=send, args=(batches[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [202] * len(batches)
+
+    visitors = sorted({event["visitor_id"] for event in events})
+    deadline = time.monotonic() + 180
+    while True:
+        conversions = []
+        for visitor in visitors:
+            trace = served.request("GET", f"/v1/visitors/{visitor}/trace?limit=500", read)[1]
+            assert trace["next_cursor"] is None
+            conversions += [item for item in trace["items"] if item["kind"] == "conversion"]
+        decided_events = {conversion["event_id"] for conversion in conversions}
+        if len(decided_events) == len(events) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(decided_events) == len(events)  # every event reaches at least one goal
+    for conversion in conversions:
+        conversion["occurred_at"] = conversion["at"]
+    _assert_window_rule(goals, conversions, {event["event_id"]: event for event in events})
+
+    report = served.request("GET", "/v1/reports/goals?from=2026-08-01", read)[1]
+    rows = {row["goal_id"]: row for row in report["goals"]}
+    for goal_id in goals:
+        mine = [c["status"] for c in conversions if c["goal_id"] == goal_id]
+        assert (rows[goal_id]["counted"], rows[goal_id]["void"]) == (
+            mine.count("counted"),
+            mine.count("void"),
+        )
