@@ -98,8 +98,8 @@ def test_table_kwargs_have_both_indexes_and_the_new_image_stream(template: dict)
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     indexes = {index["IndexName"]: index for index in kwargs["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"gsi1", "gsi2"}
-    for name in ("gsi1", "gsi2"):
+    assert set(indexes) == {"gsi1", "gsi2", "gsi3"}
+    for name in ("gsi1", "gsi2", "gsi3"):
         assert indexes[name]["KeySchema"] == [
             {"AttributeName": f"{name}pk", "KeyType": "HASH"},
             {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
@@ -125,7 +125,11 @@ def test_template_table_is_accepted_by_moto(template: dict, monkeypatch) -> None
 
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     assert table["LatestStreamArn"]
-    assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2"}
+    assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
+        "gsi1",
+        "gsi2",
+        "gsi3",
+    }
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 
 

@@ -12,6 +12,7 @@ PK = "pk"
 SK = "sk"
 TRACE_INDEX = "gsi1"  # visitor trace: every event and conversion of one visitor, in time order
 SCOPE_INDEX = "gsi2"  # narrow scopes a rule needs: tag events of a contact, page views of a visit
+DAY_INDEX = "gsi3"  # an account's events of one UTC day, in time order (dry-runs, backfills)
 
 
 def _digest(*parts: str) -> str:
@@ -121,6 +122,11 @@ def trace_sk(at: str, kind: str, item_id: str) -> str:
 
 def contact_scope_pk(account_id: str, contact_id: str) -> str:
     return f"A#{account_id}#CT#{contact_id}"
+
+
+def events_day_pk(account_id: str, utc_day: str) -> str:
+    """One partition per account and UTC day, so no day's writes make a hot key for long."""
+    return f"A#{account_id}#ED#{utc_day}"
 
 
 def visit_scope_pk(account_id: str, visit_id: str) -> str:

@@ -362,6 +362,26 @@ class Store:
             )
         )
 
+    def day_events(self, account_id: str, utc_day: str, after_sk: str | None, limit: int) -> Page:
+        """A page of an account's events of one UTC day in time order, after a position
+        (an event's `gsi3sk`); the cursor is the last event's position, or None."""
+        condition = "gsi3pk = :pk"
+        values = {":pk": keys.events_day_pk(account_id, utc_day)}
+        if after_sk is not None:
+            condition += " AND gsi3sk > :after"
+            values[":after"] = after_sk
+        response = self._call(
+            self.client.query,
+            TableName=self.table_name,
+            IndexName=keys.DAY_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=to_attributes(values),
+            Limit=limit,
+        )
+        items = [from_attributes(item) for item in response.get("Items", [])]
+        more = "LastEvaluatedKey" in response and items
+        return Page(items, {"gsi3sk": items[-1]["gsi3sk"]} if more else None)
+
     def contact_tag_events(self, account_id: str, contact_id: str) -> list[dict[str, Any]]:
         """Every tag event of a contact, in time order."""
         return list(

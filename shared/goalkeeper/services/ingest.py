@@ -182,6 +182,8 @@ def event_item(
         "body": to_item(complete),
     }
     item["content_digest"] = content_digest(item["body"], event.occurred_at is not None)
+    item["gsi3pk"] = keys.events_day_pk(account_id, at[:10])
+    item["gsi3sk"] = keys.trace_sk(at, "E", event_id)
     if event.visitor_id:
         item["gsi1pk"] = keys.visitor_trace_pk(account_id, event.visitor_id)
         item["gsi1sk"] = keys.trace_sk(at, "E", event_id)
