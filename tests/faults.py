@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
@@ -447,16 +446,8 @@ def counted_in_reports(counters: dict[str, Any]) -> Counter[tuple[str, str]]:
     return +totals
 
 
-def evaluation_poller(
-    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch, function: Any = None
-) -> StreamPoller:
-    """A poller of the stack's stream feeding a fresh evaluation instance that caches
-    goal libraries for the production TTL (the suite's is 0): a workload's goals do
-    not change, and moto answers each goal-library query by sorting the whole table."""
-    from goalkeeper.settings import get_settings
-
-    monkeypatch.setenv("GOALKEEPER_GOAL_CACHE_TTL_SECONDS", "30")
-    get_settings.cache_clear()
+def evaluation_poller(stack: InProcessStack, function: Any = None) -> StreamPoller:
+    """A poller of the stack's stream feeding a fresh evaluation instance."""
     # One batch at a time: moto in process has no lock (as in conftest's stack).
     subscription = replace(stream_subscriptions(load_template())[0], parallelization_factor=1)
     if function is None:

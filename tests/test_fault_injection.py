@@ -44,7 +44,7 @@ SEED = int(os.environ.get("GOALKEEPER_FAULT_SEED", "7"))
 
 @pytest.fixture
 def poller(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> StreamPoller:
-    return evaluation_poller(stack, monkeypatch)
+    return evaluation_poller(stack)
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ class PoisonScene:
         poison.pop("gsi1pk", None), poison.pop("gsi1sk", None)
         stack.client.put_item(TableName=TABLE, Item=to_attributes(poison))
         assert stack.api.request("POST", "/v1/events", self.write, _call("good-2"))[0] == 202
-        self.poller = evaluation_poller(stack, monkeypatch)
+        self.poller = evaluation_poller(stack)
         self.recording = Recording(self.poller.function)
         self.poller.function = self.recording
         self.poller.poll_once()

@@ -48,7 +48,7 @@ def test_redelivering_every_batch_three_times_changes_nothing(
     stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requests = workload(SEED, EVENTS)
-    poller = evaluation_poller(stack, monkeypatch)
+    poller = evaluation_poller(stack)
     once = Run(stack)
     for number, batch in enumerate(requests):
         once.send(number, batch)
@@ -70,7 +70,7 @@ def test_redelivering_every_batch_three_times_changes_nothing(
 
     # The whole stream once more, from its first record: nothing of either account moves.
     before = _decision_items(stack)
-    replay = evaluation_poller(stack, monkeypatch, function=poller.function.function)
+    replay = evaluation_poller(stack, function=poller.function.function)
     Run.evaluate(once, replay)
     assert _decision_items(stack) == before
     assert replay.dead_letters.read() == []

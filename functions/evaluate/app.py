@@ -34,7 +34,7 @@ metrics = Metrics()
 processor = BatchProcessor(
     event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
 )
-libraries = GoalLibraryCache(runtime.store(), ttl=get_settings().goal_cache_ttl_seconds)
+libraries = GoalLibraryCache(runtime.store())
 seen_visitors = SeenVisitors()
 # Visitors seen by events that reached no goal, counted in one write per batch.
 deferred_sightings: list[Sighting] = []

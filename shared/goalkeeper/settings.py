@@ -15,8 +15,6 @@ class Settings(BaseSettings):
     # Daily goal counters are spread over this many partitions so one busy goal
     # cannot make a hot key. Changing it after data exists splits old counters.
     aggregate_shards: int = 4
-    # How long a warm Lambda trusts its cached copy of an account's goal library.
-    goal_cache_ttl_seconds: float = 30.0
     # An account's goal library holds at most this many goals, deactivated ones included
     # (reports keep them). It bounds what evaluation loads per account and the per-goal
     # counters of a day's items.

@@ -21,7 +21,7 @@ from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.decision_writes import DecisionState, Sighting, chunks, sightings_transaction
 from goalkeeper.dedup import ConversionPlan, Decision
 from goalkeeper.errors import Conflict, NotFound, StoreUnavailable, WriteRejected
-from goalkeeper.transactions import Transaction, TransactionCancelled
+from goalkeeper.transactions import Expression, Transaction, TransactionCancelled
 
 # Throttling, 5xx and timeouts are retried by botocore: standard mode, 4 attempts in
 # all, with exponential backoff and full jitter (botocore 1.44: up to 1, 2, 4 s after a
@@ -42,6 +42,9 @@ BATCH_GET_ATTEMPTS = 6
 # The account item's count of the goals in its library (absent on accounts created
 # before goals were counted).
 GOAL_COUNT = "goal_count"
+# Moved on by every goal change, in the change's own write: evaluation reloads an
+# account's cached goal library when it sees a new version.
+LIBRARY_VERSION = "library_version"
 # A position in the visitor trace index (a Query's LastEvaluatedKey) holds exactly these.
 TRACE_POSITION_KEYS = frozenset({keys.PK, keys.SK, "gsi1pk", "gsi1sk"})
 # DynamoDB refuses an empty key value, and a sort key over 1,024 bytes (partition keys 2,048).
@@ -416,7 +419,8 @@ class Store:
         }
 
     def list_goal_items(self, account_id: str) -> list[dict[str, Any]]:
-        return list(self._query(**self._goal_library(account_id)))
+        # Strongly consistent: evaluation reloads the library when its version moved on.
+        return list(self._query(**self._goal_library(account_id), ConsistentRead=True))
 
     def goal_items_after(
         self, account_id: str, after_goal_id: str | None, count: int
@@ -444,8 +448,9 @@ class Store:
         version_item: dict[str, Any],
         max_goals: int,
     ) -> bool:
-        """Store a new goal and its first version and count it on the account item, all at
-        once; False when the account already holds `max_goals` goals.
+        """Store a new goal and its first version, count it on the account item and move
+        the account's library version on, all at once; False when the account already
+        holds `max_goals` goals.
 
         An account created before goals were counted has no counter: it is set from a
         count of the goals the account holds, on condition that it is still absent, so a
@@ -455,91 +460,64 @@ class Store:
         # Two more rounds than for conflicts: learning that the counter is absent, then
         # that another request has just set it.
         for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS + 2):
+            transaction = Transaction(self.table_name)
+            transaction.create("goal", goal_item)
+            transaction.create("version", version_item)
+            _count_goal(transaction, account_id, max_goals, uncounted)
             try:
-                self._call(
-                    self.client.transact_write_items,
-                    TransactItems=[
-                        self._new_item_put(goal_item),
-                        self._new_item_put(version_item),
-                        self._goal_count_update(account_id, max_goals, uncounted),
-                    ],
-                )
+                self.commit(transaction)
                 return True
-            except ClientError as error:
-                if _error_code(error) != "TransactionCanceledException":
-                    raise
-                reasons = error.response.get("CancellationReasons", [])
-                codes = [reason.get("Code") for reason in reasons]
-                if codes[:1] == ["ConditionalCheckFailed"]:
+            except TransactionCancelled as cancelled:
+                if cancelled.reasons["goal"].failed_condition:
                     # A new goal id (its creation time and 48 random bits) exists only if
                     # an earlier attempt of this very write was applied and its answer
                     # lost (a retry that DynamoDB did not recognise by its token).
                     return True
-                if codes[2:3] == ["ConditionalCheckFailed"]:
-                    account = from_attributes(reasons[2].get("Item") or {})
-                    if not account:
-                        raise NotFound("no such account") from error
-                    uncounted = None if GOAL_COUNT in account else self.count_goals(account_id)
-                    if account.get(GOAL_COUNT, uncounted) >= max_goals:
+                account = cancelled.reasons["account"]
+                if account.failed_condition:
+                    if not account.item:
+                        raise NotFound("no such account") from cancelled
+                    held = account.item.get(GOAL_COUNT)
+                    uncounted = None if held is not None else self.count_goals(account_id)
+                    if (held if held is not None else uncounted) >= max_goals:  # type: ignore[operator]
                         return False
-                elif {"TransactionConflict", "ThrottlingError"} & set(codes):
-                    time.sleep(0.05 * 2 ** min(attempt, 5))
                 else:
-                    raise
+                    _back_off(cancelled, attempt)
         raise StoreUnavailable("creating the goal kept conflicting with concurrent writes")
-
-    def _goal_count_update(
-        self, account_id: str, max_goals: int, uncounted: int | None
-    ) -> dict[str, Any]:
-        if uncounted is None:
-            change = {
-                "UpdateExpression": "ADD #count :one",
-                "ConditionExpression": "#count < :max",
-                "ExpressionAttributeValues": to_attributes({":one": 1, ":max": max_goals}),
-            }
-        else:
-            change = {
-                "UpdateExpression": "SET #count = :held",
-                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#count)",
-                "ExpressionAttributeValues": to_attributes({":held": uncounted + 1}),
-            }
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": to_attributes(keys.account(account_id)),
-                "ExpressionAttributeNames": {"#count": GOAL_COUNT},
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-            | change
-        }
 
     def save_goal(
         self, goal_item: dict[str, Any], version_item: dict[str, Any], previous_version: int
     ) -> None:
-        """Write a goal's new current version and its history entry, refusing lost updates."""
+        """Write a goal's new current version and its history entry, refusing lost updates,
+        and move the account's library version on in the same write."""
+        transaction = Transaction(self.table_name)
+        expression = Expression()
+        condition = f"{expression.name('version')} = {expression.value(previous_version)}"
+        transaction.put("goal", goal_item, condition, expression)
+        transaction.create("version", version_item)
+        _bump_library_version(transaction, goal_item["account_id"])
         try:
-            self._call(
-                self.client.transact_write_items,
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": to_attributes(goal_item),
-                            "ConditionExpression": "version = :previous",
-                            "ExpressionAttributeValues": to_attributes(
-                                {":previous": previous_version}
-                            ),
-                        }
-                    },
-                    self._new_item_put(version_item),
-                ],
+            self.commit(transaction)
+        except TransactionCancelled as cancelled:
+            raise Conflict("the goal was changed by another request; read it and retry") from (
+                cancelled
             )
-        except ClientError as error:
-            if _error_code(error) == "TransactionCanceledException":
-                raise Conflict(
-                    "the goal was changed by another request; read it and retry"
-                ) from error
-            raise
+
+    def library_version(self, account_id: str) -> tuple[int, str] | None:
+        """The account's goal library version and time zone, read strongly consistent: a
+        goal change answered a moment ago must already show (None: no such account)."""
+        response = self._call(
+            self.client.get_item,
+            TableName=self.table_name,
+            Key=to_attributes(keys.account(account_id)),
+            ProjectionExpression="#version, #timezone",
+            ExpressionAttributeNames={"#version": LIBRARY_VERSION, "#timezone": "timezone"},
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return None
+        item = from_attributes(response["Item"])
+        return int(item.get(LIBRARY_VERSION, 0)), str(item.get("timezone", "UTC"))
 
     # -- conversions -------------------------------------------------------
 
@@ -745,6 +723,31 @@ _RETRYABLE_CODES = {
     "RequestTimeout",
     "RequestTimeoutException",
 }
+
+
+def _count_goal(
+    transaction: Transaction, account_id: str, max_goals: int, uncounted: int | None
+) -> None:
+    expression = Expression()
+    count, one = expression.name(GOAL_COUNT), expression.value(1)
+    library = f"{expression.name(LIBRARY_VERSION)} {one}"
+    if uncounted is None:
+        update = f"ADD {count} {one}, {library}"
+        condition = f"{count} < {expression.value(max_goals)}"
+    else:
+        update = f"SET {count} = {expression.value(uncounted + 1)} ADD {library}"
+        condition = f"attribute_exists(pk) AND attribute_not_exists({count})"
+    transaction.update(
+        "account", keys.account(account_id), update, expression, condition, return_old=True
+    )
+
+
+def _bump_library_version(transaction: Transaction, account_id: str) -> None:
+    expression = Expression()
+    update = f"ADD {expression.name(LIBRARY_VERSION)} {expression.value(1)}"
+    transaction.update(
+        "account", keys.account(account_id), update, expression, "attribute_exists(pk)"
+    )
 
 
 def _back_off(cancelled: TransactionCancelled, attempt: int) -> None:

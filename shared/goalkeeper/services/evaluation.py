@@ -1,8 +1,6 @@
 """Deciding goals for one stored event: rules (pure) first, then atomic decisions."""
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,33 +27,32 @@ class GoalLibrary:
 
 
 class GoalLibraryCache:
-    """Keeps each account's goal library in the warm Lambda for `ttl` seconds,
-    so evaluation reads the library once per TTL, not once per event; a goal
-    change is picked up within the TTL. One stream batch always uses one
-    snapshot of the library, whatever the TTL (even 0)."""
+    """Each account's goal library, kept in the warm Lambda and reloaded only when the
+    account's library version moved on. Every goal change moves it on in the change's
+    own write, and the version is read once per stream batch and account (one strongly
+    consistent GetItem), so every event received after a change was answered is
+    decided with that change, at the cost of one read per batch and account. One
+    stream batch always uses one snapshot of the library."""
 
-    def __init__(self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._ttl = ttl
-        self._clock = clock
-        self._batch = 0
-        self._entries: dict[str, tuple[float, int, GoalLibrary]] = {}
+        self._checked: set[str] = set()
+        self._entries: dict[str, tuple[tuple[int, str], GoalLibrary]] = {}
 
     def new_batch(self) -> None:
-        self._batch += 1
+        self._checked.clear()
 
     def get(self, account_id: str) -> GoalLibrary:
-        now = self._clock()
         cached = self._entries.get(account_id)
-        if cached and (now - cached[0] < self._ttl or cached[1] == self._batch):
-            return cached[2]
-        account = self._store.get_account(account_id) or {}
-        goals = list_goals(self._store, account_id)
-        library = GoalLibrary(
-            GoalIndex.build(goals), library_layouts(goals), account.get("timezone", "UTC")
-        )
-        self._entries[account_id] = (now, self._batch, library)
-        return library
+        if cached is not None and account_id in self._checked:
+            return cached[1]
+        version = self._store.library_version(account_id) or (0, "UTC")
+        if cached is None or cached[0] != version:
+            goals = list_goals(self._store, account_id)
+            library = GoalLibrary(GoalIndex.build(goals), library_layouts(goals), version[1])
+            cached = self._entries[account_id] = (version, library)
+        self._checked.add(account_id)
+        return cached[1]
 
 
 class SeenVisitors:
