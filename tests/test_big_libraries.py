@@ -4,6 +4,8 @@ markers that count a visitor once per day are kept as long as the counters."""
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from conftest import InProcessStack
 from goalkeeper import counters
 from goalkeeper.local.template import load_template
@@ -152,3 +154,34 @@ def test_distinct_dedup_layouts_are_bounded_and_the_bound_still_decides(
         if item.get("kind") == "conversion" and item["event_id"] == "first"
     }
     assert [statuses[goal] for goal in goal_ids] == ["counted"] * MAX_SHARED_LAYOUTS
+
+
+def test_a_write_dynamodb_refuses_as_invalid_fails_its_event_alone_and_alerts(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ValidationException is a defect to alert on, not a busy store: the event's record
+    fails alone (the events after it are decided, not deferred as after an outage) and
+    counts in the DecisionWritesRejected metric (an error log says which event)."""
+    from goalkeeper import decision_writes
+
+    converted_key = decision_writes._converted_key
+    monkeypatch.setattr(
+        decision_writes,
+        "_converted_key",
+        lambda plan: {"pk": "", "sk": "MARK"} if plan.event_id == "bad" else converted_key(plan),
+    )
+    from aws_lambda_powertools import Metrics
+
+    metrics: list[str] = []
+    monkeypatch.setattr(
+        Metrics, "add_metric", lambda _self, name, *_args, **_kw: metrics.append(name)
+    )
+    write = stack.new_account()["keys"]["write"]
+    _library(stack, write)
+    events = [_sale("before", 0), _sale("bad", 1), _sale("after", 2)]
+    assert stack.api.request("POST", "/v1/events", write, {"events": events})[0] == 202
+    stack.evaluate_pending()
+    decided = {item["event_id"] for item in stack.items() if item.get("kind") == "conversion"}
+    assert decided == {"before", "after"}
+    assert "DecisionWritesRejected" in metrics
+    assert '"event_id": {"S": "bad"}' in stack.dead_letters.read_text()  # kept for a redrive
