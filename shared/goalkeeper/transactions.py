@@ -125,6 +125,10 @@ class Transaction:
             request |= expression.request()
         self._items.append((tag, {operation: request}))
 
+    def tagged(self) -> dict[Hashable, dict[str, Any]]:
+        """The items by tag, as they will be sent."""
+        return dict(self._items)
+
     def request(self) -> list[dict[str, Any]]:
         if len(self._items) > MAX_ITEMS:
             raise ValueError(f"{len(self._items)} items in one transaction (at most {MAX_ITEMS})")
