@@ -291,20 +291,17 @@ class JobRun:
         return {"day": day, "after": after, **tally}, finished
 
     def _decide(self, library: GoalLibrary, item: dict[str, Any]) -> str | None:
-        """Decide the goal for one event, as evaluation would (and for the later events
-        of the range whose history rules this one completes): the status of the
-        event's conversion of the goal, or None when it has none."""
+        """Decide the goal for one event as evaluation would: the status of the event's
+        conversion of the goal, or None when it has none. Events are decided in time
+        order, so history rules (the N-th page view of a visit, a contact's entry into
+        a tags rule) are reached by the event that carries them; the later events
+        evaluation also decides for such a rule are decided when their turn comes."""
         account_id = self.job["account_id"]
         event = stored_event(item)
-        own, *later = occurrences(self.store, library, account_id, event, item)
+        own = occurrences(self.store, library, account_id, event, item)[0]
         decisions = self.store.decide_event(
             conversion_plans(library, account_id, own, self._shards)
         )
-        for occurrence in later:
-            if self.job["start_sk"] <= iso(occurrence.event.occurred_at) < self.job["end_sk"]:  # type: ignore[arg-type]
-                self.store.decide_event(
-                    conversion_plans(library, account_id, occurrence, self._shards)
-                )
         if decisions:
             return decisions[0].status
         if library.index.needs_contact_tags(event):  # type: ignore[arg-type]
