@@ -4,14 +4,17 @@ GET /v1/jobs/{job_id} shows how far it got."""
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 
 from conftest import InProcessStack
-from goalkeeper import keys
+from goalkeeper import cli, keys
 from goalkeeper.errors import StoreUnavailable
+from goalkeeper.local.served import ServedStack
 from goalkeeper.services import backfill
 from goalkeeper.settings import get_settings
 from goalkeeper.storage import Store
@@ -539,3 +542,76 @@ def test_a_job_is_visible_to_its_account_only(stack: InProcessStack) -> None:
     status, answer = stack.api.request("GET", "/v1/jobs/job_unknown", account.read)
     assert status == 404
 
+
+# --- over `goalkeeper serve` -------------------------------------------------------------
+
+ADMIN = "backfill-admin-key"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServedStack]:
+    stack = ServedStack(ADMIN)
+    yield stack
+    if stack.process.poll() is None:
+        stack.stop()
+
+
+@pytest.mark.server
+def test_goalkeeper_backfill_runs_a_job_with_a_progress_bar(
+    served: ServedStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, account = served.request("POST", "/v1/accounts", ADMIN, {})
+    assert status == 201, account
+    write = account["keys"]["write"]
+    status, answer = served.request("POST", "/v1/events", write, {"events": HISTORY})
+    assert status == 202, answer
+    every_signup = SIGNUP | {"dedup": {"keys": []}}  # counts whatever order decides them in
+    status, goal = served.request("POST", "/v1/goals", write, every_signup)
+    assert status == 201, goal
+    api = ["--api", f"{served.base_url}/v1", "--key", write]
+
+    code = cli.main(["backfill", goal["goal_id"], "--from", _day(0), "--to", _day(30), *api])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("backfill job_"), lines
+    assert lines[0].endswith(f": goal {goal['goal_id']}, {_day(0)} to {_day(30)}")
+    assert lines[-1] == f"[{'#' * 30}] 29/29 events  12 counted  0 void  (done)"
+    status, report = served.request(
+        "GET",
+        f"/v1/reports/goals/{goal['goal_id']}/timeseries?from={_day(0)}&to={_day(30)}",
+        account["keys"]["read"],
+    )
+    assert sum(day["counted"] for day in report["days"]) == 12
+
+    assert cli.main(["backfill", "goal_unknown", "--from", _day(0), *api]) == 1
+    assert "404 not_found" in capsys.readouterr().err
+    assert cli.main(["backfill", goal["goal_id"], "--from", "yesterday", *api]) == 1
+    assert "from: must be a date, YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.server
+def test_racing_starts_of_one_goal_leave_one_job(served: ServedStack) -> None:
+    """Against the embedded DynamoDB, which serves one request at a time: a lock taken by
+    reading and then writing would let several racers in; a conditional write cannot."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=served.dynamodb_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    store = Store("goalkeeper", client)
+    lock = keys.goal_job_lock("acc_race", "goal_race")
+
+    def start(n: int) -> str | None:
+        job = keys.job("acc_race", f"job_{n}") | {"kind": "race_test", "job_id": f"job_{n}"}
+        return store.start_job(job, lock)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(start, range(8)))
+
+    winners = [f"job_{n}" for n, result in enumerate(results) if result is None]
+    assert len(winners) == 1, results
+    assert sorted(results, key=str) == sorted([None] + winners * 7, key=str)
