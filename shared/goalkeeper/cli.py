@@ -156,13 +156,20 @@ def http_json(method: str, url: str, key: str | None = None, body: Any = None) -
         request.add_header("x-api-key", key)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, _json(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        return error.code, _json(error.read())
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:  # a proxy's or gateway's error page
+        return raw.decode("utf-8", "replace")
 
 
 def _refusal(status: int, answer: Any) -> str:
-    error = (answer or {}).get("error") or {}
+    error = (answer.get("error") if isinstance(answer, dict) else None) or {}
     fields = "".join(f"\n  {f['field']}: {f['reason']}" for f in error.get("fields", []))
     return f"{status} {error.get('code', '')}: {error.get('message', answer)}{fields}"
 
