@@ -18,8 +18,9 @@ from werkzeug.test import Client
 from goalkeeper.local import atomic_transactions, moto_speedups
 from goalkeeper.local.functions import FunctionPool, LocalFunction
 from goalkeeper.local.gateway import LocalApi, local_api
-from goalkeeper.local.poller import StreamPoller
+from goalkeeper.local.poller import StreamPoller, dead_letter_file
 from goalkeeper.local.template import (
+    EVALUATION_FUNCTION,
     load_template,
     stream_subscriptions,
     table_create_kwargs,
@@ -126,26 +127,36 @@ class InProcessStack:
         self.client.create_table(**table_create_kwargs(template, TABLE))
         self.functions = FunctionPool(_WARM_FUNCTIONS)
         self.api = ApiClient(local_api(template, self.functions))
-        # moto in process has no lock: concurrent evaluators race there, not in DynamoDB.
-        # Evaluation races are tested against the serialized endpoint of `goalkeeper serve`.
-        subscription = replace(stream_subscriptions(template)[0], parallelization_factor=1)
         stream_arn = self.client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-        self.evaluate = self.functions.get(
-            subscription.function, subscription.code_uri, subscription.handler
-        )
-        self.dead_letters = REPO / ".pytest_cache" / f"dead-letters-{os.getpid()}.jsonl"
-        self.dead_letters.unlink(missing_ok=True)
-        self.poller = StreamPoller(
-            _client("dynamodbstreams"),
-            stream_arn,
-            subscription,
-            self.evaluate,
-            self.dead_letters,
-        )
+        # A poller per stream subscription of the template (evaluation, backfill jobs).
+        self.pollers: dict[str, StreamPoller] = {}
+        for subscription in stream_subscriptions(template):
+            # moto in process has no lock: concurrent evaluators race there, not in
+            # DynamoDB. Races are tested against the serialized endpoint of `goalkeeper serve`.
+            subscription = replace(subscription, parallelization_factor=1)
+            name = subscription.function
+            dead_letters = REPO / ".pytest_cache" / f"{os.getpid()}-{dead_letter_file(name)}"
+            dead_letters.unlink(missing_ok=True)
+            self.pollers[name] = StreamPoller(
+                _client("dynamodbstreams"),
+                stream_arn,
+                subscription,
+                self.functions.get(name, subscription.code_uri, subscription.handler),
+                dead_letters,
+            )
+        self.poller = self.pollers[EVALUATION_FUNCTION]
+        self.evaluate = self.poller.function
+        self.dead_letters = self.poller.dead_letters.path
 
     def evaluate_pending(self) -> None:
         """Deliver every stream record written so far to the evaluation function."""
         while self.poller.poll_once():
+            pass
+
+    def run_backfills(self) -> None:
+        """Deliver every job record written so far to the backfill function. Each page's
+        checkpoint is a record of its own, so this runs every job to its end."""
+        while self.pollers["BackfillFunction"].poll_once():
             pass
 
     def new_account(self, **body: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """What every client meets first: keys, roles, body handling and the error shape."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -100,6 +101,7 @@ BODIES = {
     ("POST", "/v1/goals"): GOAL_SPEC,
     ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
     ("POST", "/v1/keys"): {},
+    ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},
 }
 ADMIN_ROUTES = {("POST", "/v1/accounts")}
 

@@ -11,6 +11,7 @@ Once such a route exists it gets the full assertions automatically.
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ class Tenant:
     key_ids: dict[str, str] = field(default_factory=dict)
     visitor_ids: list[str] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str:
@@ -46,6 +48,7 @@ class Tenant:
             *self.key_ids.values(),
             *self.visitor_ids,
             *self.event_ids,
+            *self.job_ids,
             *self.texts,
         ]
 
@@ -96,6 +99,11 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     stack.evaluate_pending()
     status, library = stack.api.request("GET", "/v1/goals", tenant.read)
     tenant.goal_ids = [g["goal_id"] for g in library["goals"]]
+    status, job = stack.api.request(
+        "POST", f"/v1/goals/{goal['goal_id']}/backfill", tenant.write, BACKFILL
+    )
+    assert status == 202, job
+    tenant.job_ids = [job["job_id"]]
     return tenant
 
 
@@ -138,6 +146,7 @@ class Attempt:
 
 Cases = Callable[[Tenant, Tenant], list[Attempt]]
 NEW_GOAL = {"name": "B goal", "rule": {"kind": "lead"}}
+BACKFILL = {"from": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}
 REPORT_QUERY = {"from": "2026-01-01", "to": "2026-12-31"}
 
 ROLES: dict[tuple[str, str], set[str]] = {
@@ -157,6 +166,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/reports/attribution"): {"read"},
     ("GET", "/v1/reports/top-keywords"): {"read"},
     ("GET", "/v1/visitors/{visitor_id}/trace"): {"read"},
+    ("POST", "/v1/goals/{goal_id}/backfill"): {"write"},
+    ("GET", "/v1/jobs/{job_id}"): {"read", "write"},
 }
 
 
@@ -248,6 +259,14 @@ CASES: dict[tuple[str, str], Cases] = {
         for visitor_id in a.visitor_ids
         for role in ("read", "write")
     ],
+    ("POST", "/v1/goals/{goal_id}/backfill"): lambda a, b: [
+        Attempt(role, f"/v1/goals/{goal_id}/backfill", BACKFILL)
+        for goal_id in a.goal_ids
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/jobs/{job_id}"): lambda a, b: [
+        Attempt(role, f"/v1/jobs/{job_id}") for job_id in a.job_ids for role in ("read", "write")
+    ],
 }
 
 
@@ -280,6 +299,7 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         route.path.replace("{goal_id}", owner.goal_ids[0])
         .replace("{visitor_id}", owner.visitor_ids[0])
         .replace("{key_id}", owner.key_ids["write"])
+        .replace("{job_id}", owner.job_ids[0])
     )
 
 
@@ -326,6 +346,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/goals"): NEW_GOAL,
         ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
         ("POST", "/v1/keys"): {},
+        ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
     }.get(_route_key(route))
 
 
@@ -465,6 +486,16 @@ def _workload(stack: InProcessStack) -> None:
         status, answer = stack.api.request("POST", "/v1/events", write, event)
         assert status == 202, answer
         stack.evaluate_pending()
+    # Backfills of a windowed goal (neighbouring claims checked) and of a history rule.
+    jobs = []
+    for goal_id in (goal_ids[3], goal_ids[0]):
+        status, job = stack.api.request("POST", f"/v1/goals/{goal_id}/backfill", write, BACKFILL)
+        assert status == 202, job
+        jobs.append(job["job_id"])
+    stack.run_backfills()
+    for job_id in jobs:
+        status, job = stack.api.request("GET", f"/v1/jobs/{job_id}", read)
+        assert (status, job["status"]) == (200, "done"), job
     issued = stack.api.request("POST", "/v1/keys", write, {})[1]
     for method, path, key, body, query in [
         ("GET", "/v1/keys", write, None, None),

@@ -12,12 +12,14 @@ import pytest
 from moto import mock_aws
 
 from goalkeeper.local.template import (
+    EVALUATION_FUNCTION,
     REPO_ROOT,
     ApiRoute,
     api_routes,
     load_template,
     matches_filter,
     passes_filters,
+    stream_subscription,
     stream_subscriptions,
     table_create_kwargs,
     ttl_attribute,
@@ -50,6 +52,8 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/reports/top-keywords"): "ReportsFunction",
     ("GET", "/v1/visitors/{visitor_id}/trace"): "ReportsFunction",
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
+    ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
+    ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
 }
 
 
@@ -140,7 +144,7 @@ def test_the_filter_admits_moto_stream_records_of_events_only(template: dict, mo
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     # botocore otherwise sends stream calls to an account-based host moto does not route.
     monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    (subscription,) = stream_subscriptions(template)
+    subscription = stream_subscription(template, EVALUATION_FUNCTION)
     event_item = _stream_record()["dynamodb"]["NewImage"]
     conversion_item = {
         "pk": {"S": "A#acc_demo#C#c1"},
@@ -197,7 +201,7 @@ def test_route_match_extracts_path_parameters() -> None:
 
 
 def test_stream_subscription_settings(template: dict) -> None:
-    (subscription,) = stream_subscriptions(template)
+    subscription = stream_subscription(template, EVALUATION_FUNCTION)
 
     assert subscription.function == "EvaluateFunction"
     assert subscription.code_uri == REPO_ROOT / "functions" / "evaluate"
@@ -213,7 +217,7 @@ def test_stream_subscription_settings(template: dict) -> None:
 
 
 def test_filter_accepts_an_inserted_event_and_rejects_the_rest(template: dict) -> None:
-    (pattern,) = stream_subscriptions(template)[0].filter_patterns
+    (pattern,) = stream_subscription(template, EVALUATION_FUNCTION).filter_patterns
     inserted = _stream_record()
     modified = {**inserted, "eventName": "MODIFY"}
     conversion = json.loads(json.dumps(inserted))
@@ -228,6 +232,33 @@ def test_filter_accepts_an_inserted_event_and_rejects_the_rest(template: dict) -
     assert not matches_filter(pattern, modified)
     assert not matches_filter(pattern, conversion)
     assert not matches_filter(pattern, removed)
+
+
+def test_every_stream_subscription_is_read_locally(template: dict) -> None:
+    assert [s.function for s in stream_subscriptions(template)] == [
+        "EvaluateFunction",
+        "BackfillFunction",
+    ]
+
+
+def test_backfill_jobs_with_work_left_reach_the_backfill_function_only(template: dict) -> None:
+    (jobs,) = stream_subscription(template, "BackfillFunction").filter_patterns
+    (events,) = stream_subscription(template, EVALUATION_FUNCTION).filter_patterns
+
+    def record(name: str, kind: str, status: str) -> dict:
+        image = {"pk": {"S": "A#acc#JOB#job_1"}, "kind": {"S": kind}, "status": {"S": status}}
+        return {"eventName": name, "dynamodb": {"NewImage": image}}
+
+    for name in ("INSERT", "MODIFY"):
+        for status in ("queued", "running"):
+            assert matches_filter(jobs, record(name, "job", status))
+            assert not matches_filter(events, record(name, "job", status))
+        for status in ("done", "failed"):
+            assert not matches_filter(jobs, record(name, "job", status))
+    assert not matches_filter(jobs, record("INSERT", "job_lock", "running"))
+    assert not matches_filter(jobs, _stream_record())
+    removed = {"eventName": "REMOVE", "dynamodb": {"Keys": {"pk": {"S": "A#acc#JOB#job_1"}}}}
+    assert not matches_filter(jobs, removed)
 
 
 def test_filter_semantics() -> None:

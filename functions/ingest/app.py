@@ -1,4 +1,5 @@
-"""Write API: events from sites and phone systems, accounts and keys, and the goal library."""
+"""Write API: events from sites and phone systems, accounts and keys, the goal library and
+its backfills."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -15,8 +16,9 @@ from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_
 from goalkeeper.models.accounts import AccountRequest, KeyRequest
 from goalkeeper.models.events import EventBatch
 from goalkeeper.models.goals import GoalSpec
+from goalkeeper.models.jobs import BackfillRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, goals
+from goalkeeper.services import accounts, backfill, goals
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
@@ -137,6 +139,22 @@ def replace_goal(
 def deactivate_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
     goal = goals.deactivate_goal(runtime.store(), current_account(app), goal_id, _now())
     return json_response(200, goal.model_dump(mode="json"))
+
+
+@app.post("/v1/goals/<goal_id>/backfill", middlewares=[WRITE])
+def backfill_goal(
+    goal_id: Annotated[str, Path(max_length=128)], request: Annotated[BackfillRequest, Body()]
+) -> JsonResponse:
+    job = backfill.start_backfill(
+        runtime.store(),
+        current_account(app),
+        goal_id,
+        request,
+        _now(),
+        retention_days=get_settings().event_retention_days,
+    )
+    logger.info("backfill started", extra={"job_id": job["job_id"], "goal_id": goal_id})
+    return json_response(202, job)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -1,4 +1,5 @@
-"""Read API: reports, visitor traces and goal health for marketers' dashboards."""
+"""Read API: reports, visitor traces and goal health for marketers' dashboards, and the
+progress of background jobs."""
 
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
@@ -11,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.services import reports
+from goalkeeper.services import backfill, reports
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -19,6 +20,7 @@ app = create_resolver()
 entry = api_entrypoint(app, runtime.key_lookup)
 
 READ = require(Role.READ)
+READ_OR_WRITE = require(Role.READ, Role.WRITE)
 From = Annotated[date | None, Query(alias="from", description="first day, YYYY-MM-DD")]
 To = Annotated[date | None, Query(alias="to", description="last day, YYYY-MM-DD")]
 GoalId = Annotated[str, Path(min_length=1, max_length=128)]
@@ -103,6 +105,11 @@ def goal_health(goal_id: GoalId) -> JsonResponse:
         runtime.store(), current_account(app), goal_id, _shards(), datetime.now(UTC)
     )
     return json_response(200, health)
+
+
+@app.get("/v1/jobs/<job_id>", middlewares=[READ_OR_WRITE])
+def get_job(job_id: Annotated[str, Path(min_length=1, max_length=128)]) -> JsonResponse:
+    return json_response(200, backfill.get_job(runtime.store(), current_account(app), job_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

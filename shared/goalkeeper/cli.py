@@ -1,5 +1,6 @@
 """The `goalkeeper` command: `goalkeeper serve` runs the local stack; `goalkeeper
-redrive` re-drives stream records that evaluation gave up on (locally or in AWS)."""
+redrive` re-drives stream records that evaluation gave up on (locally or in AWS);
+`goalkeeper backfill` decides a goal for past events, over the API, with a progress bar."""
 
 import argparse
 import json
@@ -8,6 +9,10 @@ import os
 import signal
 import sys
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,9 +62,9 @@ def _evaluation_function() -> Any:
     """The evaluation handler of template.yaml, run in this process."""
     from goalkeeper.local.functions import LocalFunction
     from goalkeeper.local.poller import invoke_batch
-    from goalkeeper.local.template import load_template, stream_subscriptions
+    from goalkeeper.local.template import EVALUATION_FUNCTION, load_template, stream_subscription
 
-    subscription = stream_subscriptions(load_template())[0]
+    subscription = stream_subscription(load_template(), EVALUATION_FUNCTION)
     function = LocalFunction(subscription.function, subscription.code_uri, subscription.handler)
     return (lambda records: invoke_batch(function, records)[0]), subscription
 
@@ -132,6 +137,103 @@ def _redrive(args: argparse.Namespace) -> int:
     return 1 if report.failed or report.unreadable else 0
 
 
+# How often `goalkeeper backfill` asks for the job's progress, and how many failed
+# asks in a row (unreachable API, 5xx) it waits through before giving up.
+PROGRESS_POLL_SECONDS = 0.5
+PROGRESS_POLL_FAILURES = 10
+PROGRESS_BAR_WIDTH = 30
+# Generous: a loaded 2-core machine running `goalkeeper serve` can queue a request for
+# many seconds.
+HTTP_TIMEOUT_SECONDS = 120
+
+
+def http_json(method: str, url: str, key: str | None = None, body: Any = None) -> tuple[int, Any]:
+    """One request to the API: (status, JSON answer), error statuses included."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("x-api-key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return response.status, _json(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _json(error.read())
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:  # a proxy's or gateway's error page
+        return raw.decode("utf-8", "replace")
+
+
+def _refusal(status: int, answer: Any) -> str:
+    error = (answer.get("error") if isinstance(answer, dict) else None) or {}
+    fields = "".join(f"\n  {f['field']}: {f['reason']}" for f in error.get("fields", []))
+    return f"{status} {error.get('code', '')}: {error.get('message', answer)}{fields}"
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    """The job as one line: a bar of events decided out of the range's, and the counts."""
+    total = job["total"]
+    if total is None:
+        return f"counting the range's events ...  ({job['status']})"
+    done = 1.0 if job["status"] == "done" or not total else min(1.0, job["processed"] / total)
+    filled = round(done * PROGRESS_BAR_WIDTH)
+    bar = "#" * filled + "-" * (PROGRESS_BAR_WIDTH - filled)
+    return (
+        f"[{bar}] {job['processed']}/{total} events  {job['counted']} counted  "
+        f"{job['void']} void  ({job['status']})"
+    )
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    if not args.key:
+        print("backfill: pass --key (a write key) or set GOALKEEPER_KEY", file=sys.stderr)
+        return 2
+    # Either the API's base URL or the one `goalkeeper serve` prints (ending in /v1).
+    api = args.api.rstrip("/").removesuffix("/v1")
+    goal = urllib.parse.quote(args.goal_id, safe="")
+    body = {"from": args.start} | ({"to": args.end} if args.end else {})
+    try:
+        status, job = http_json("POST", f"{api}/v1/goals/{goal}/backfill", args.key, body)
+    except OSError as error:
+        print(f"backfill: cannot reach {api}: {error}", file=sys.stderr)
+        return 1
+    if status != 202:
+        print(f"backfill refused: {_refusal(status, job)}", file=sys.stderr)
+        return 1
+    print(f"backfill {job['job_id']}: goal {job['goal_id']}, {job['from']} to {job['to']}")
+    tty, shown, failures = sys.stdout.isatty(), "", 0
+    while True:
+        line = progress_line(job)
+        if line != shown:
+            # On a terminal the bar is redrawn in place; elsewhere each change is a line.
+            print(f"\r{line:<100}" if tty else line, end="" if tty else "\n", flush=True)
+            shown = line
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(PROGRESS_POLL_SECONDS)
+        try:
+            status, answer = http_json("GET", f"{api}/v1/jobs/{job['job_id']}", args.key)
+        except OSError:
+            status, answer = 0, None
+        if status == 200:
+            job, failures = answer, 0
+            continue
+        failures += 1
+        if 0 < status < 500 or failures >= PROGRESS_POLL_FAILURES:
+            print(f"\nbackfill: cannot read the job: {_refusal(status, answer)}", file=sys.stderr)
+            return 1
+    if tty:
+        print()
+    if job["status"] == "failed":
+        print(f"backfill failed: {job['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="goalkeeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +277,24 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument("--table", help="table name (default: the local stack's)")
     redrive.add_argument("--verbose", action="store_true")
     redrive.set_defaults(run=_redrive)
+    backfill = commands.add_parser(
+        "backfill",
+        help="decide a goal for the stored events of a past range, with a progress bar",
+        description="Start a backfill of the goal over the API (POST "
+        "/v1/goals/{goal_id}/backfill) and show its progress until it ends. Days are "
+        "in the account's time zone, both included. Exit status 1 when it is refused "
+        "or fails.",
+    )
+    backfill.add_argument("goal_id")
+    backfill.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (default: today)")
+    backfill.add_argument(
+        "--api", required=True, help="the API's base URL (the ApiUrl output, or serve's)"
+    )
+    backfill.add_argument(
+        "--key", default=os.environ.get("GOALKEEPER_KEY"), help="a write key (or GOALKEEPER_KEY)"
+    )
+    backfill.set_defaults(run=_backfill)
     args = parser.parse_args(argv)
     return args.run(args)
 

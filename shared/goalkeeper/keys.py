@@ -152,3 +152,13 @@ def converted_visitor(account_id: str, goal_id: str, day: str, visitor_id: str) 
 def seen_visitor(account_id: str, day: str, visitor_id: str) -> dict[str, str]:
     """Marks that a visitor was seen on a day, so the day counts them once."""
     return {PK: f"A#{account_id}#SV#{day}#{_digest(visitor_id)}", SK: "MARK"}
+
+
+def job(account_id: str, job_id: str) -> dict[str, str]:
+    """A background job of the account (a goal backfill): its range, position and counts."""
+    return {PK: f"A#{account_id}#JOB#{job_id}", SK: "JOB"}
+
+
+def goal_job_lock(account_id: str, goal_id: str) -> dict[str, str]:
+    """Which job holds a goal, so a second backfill of it is refused while one runs."""
+    return {PK: f"A#{account_id}#GOALJOB#{goal_id}", SK: "LOCK"}

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Raw events expire (DynamoDB TTL) after this many days; conversions and
     # aggregates are kept.
     event_retention_days: int = 400
+    # A goal backfill decides the stored events of its range this many at a time, and
+    # records its position and counts in the job item after each such page.
+    backfill_page_events: int = Field(default=100, ge=1, le=1000)
     max_body_bytes: int = 256 * 1024
     max_batch_events: int = 100
     # An ingestion request writes its events this many at a time (each a conditional

@@ -385,6 +385,26 @@ class Store:
         more = "LastEvaluatedKey" in response and items
         return Page(items, {"gsi3sk": items[-1]["gsi3sk"]} if more else None)
 
+    def count_day_events(self, account_id: str, utc_day: str, low_sk: str, high_sk: str) -> int:
+        """How many of an account's events of one UTC day have positions (`gsi3sk`) in
+        [low_sk, high_sk]. A count reads the items as a Query would (same read units)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": keys.DAY_INDEX,
+            "KeyConditionExpression": "gsi3pk = :pk AND gsi3sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": to_attributes(
+                {":pk": keys.events_day_pk(account_id, utc_day), ":low": low_sk, ":high": high_sk}
+            ),
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            response = self._call(self.client.query, **kwargs)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return total
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def contact_tag_events(self, account_id: str, contact_id: str) -> list[dict[str, Any]]:
         """Every tag event of a contact, in time order."""
         return list(
@@ -593,6 +613,72 @@ class Store:
                     pending = [s for s in pending if (s.visitor_id, s.day) not in counted]
             else:
                 raise StoreUnavailable("counting visitors seen kept conflicting")
+
+    def get_conversion(self, account_id: str, conversion_id: str) -> dict[str, Any] | None:
+        return self._get(keys.conversion(account_id, conversion_id), consistent=True)
+
+    # -- jobs --------------------------------------------------------------
+
+    def start_job(self, job: dict[str, Any], lock_key: dict[str, str]) -> str | None:
+        """Store a new job and make it the holder of `lock_key`, at once: None when it
+        started, else the id of the job that holds the lock (one not yet released)."""
+        lock = lock_key | {"kind": "job_lock", "job_id": job["job_id"], "active": True}
+        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS):
+            transaction = Transaction(self.table_name)
+            expression = Expression()
+            active, no = expression.name("active"), expression.value(False)
+            free = f"attribute_not_exists(pk) OR {active} = {no}"
+            transaction.put("lock", lock, free, expression, return_old=True)
+            transaction.create("job", job)
+            try:
+                self.commit(transaction)
+                return None
+            except TransactionCancelled as cancelled:
+                holder = cancelled.reasons["lock"]
+                if holder.failed_condition:
+                    # Our own earlier attempt, applied with its answer lost, holds it too.
+                    running = holder.item["job_id"]
+                    return None if running == job["job_id"] else str(running)
+                _back_off(cancelled, attempt)
+        raise StoreUnavailable("starting the job kept conflicting with concurrent writes")
+
+    def get_job(self, account_id: str, job_id: str) -> dict[str, Any] | None:
+        return self._get(keys.job(account_id, job_id), consistent=True)
+
+    def update_job(
+        self,
+        job: dict[str, Any],
+        changes: dict[str, Any],
+        release: dict[str, str] | None = None,
+    ) -> bool:
+        """Write `changes` to a job and count the write in its `step`, on condition that
+        `step` is still the one `job` holds; with `release`, also free that lock (which
+        the job holds). False when another write reached the job first."""
+        transaction = Transaction(self.table_name)
+        expression = Expression()
+        changes = changes | {"step": job["step"] + 1}
+        sets = [f"{expression.name(n)} = {expression.value(v)}" for n, v in changes.items()]
+        condition = f"{expression.name('step')} = {expression.value(job['step'])}"
+        key = keys.job(job["account_id"], job["job_id"])
+        transaction.update("job", key, f"SET {', '.join(sets)}", expression, condition)
+        if release is not None:
+            freeing = Expression()
+            transaction.update(
+                "lock",
+                release,
+                f"SET {freeing.name('active')} = {freeing.value(False)}",
+                freeing,
+                f"{freeing.name('job_id')} = {freeing.value(job['job_id'])}",
+            )
+        for attempt in range(TRANSACTION_CONFLICT_ATTEMPTS):
+            try:
+                self.commit(transaction)
+                return True
+            except TransactionCancelled as cancelled:
+                if cancelled.reasons["job"].failed_condition:
+                    return False
+                _back_off(cancelled, attempt)
+        raise StoreUnavailable("updating the job kept conflicting with concurrent writes")
 
     # -- reports -----------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from goalkeeper.local.functions import LocalFunction
-from goalkeeper.local.template import StreamSubscription, passes_filters
+from goalkeeper.local.template import EVALUATION_FUNCTION, StreamSubscription, passes_filters
 
 log = logging.getLogger("local-stack")
 
@@ -60,6 +60,14 @@ def invoke_batch(function: LocalFunction, records: list[dict[str, Any]]) -> tupl
         return {sequence_number(record) for record in records}, True
     failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
     return failed & {sequence_number(record) for record in records}, False
+
+
+def dead_letter_file(function: str) -> str:
+    """Evaluation's failed records go where `goalkeeper redrive` replays them from; any
+    other function's to a file of its own, never replayed into evaluation."""
+    if function == EVALUATION_FUNCTION:
+        return "dead-letters.jsonl"
+    return f"dead-letters-{function}.jsonl"
 
 
 class DeadLetterFile:

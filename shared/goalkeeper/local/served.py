@@ -1,7 +1,6 @@
 """`goalkeeper serve` run as a user runs it, in a child process, and a small HTTP
 client for it: what the end-to-end tests and the throughput benchmark share."""
 
-import json
 import os
 import signal
 import socket
@@ -10,16 +9,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import goalkeeper
+from goalkeeper.cli import http_json
 
 START_SECONDS = 60
-# Generous: a loaded 2-core machine can queue a request for many seconds.
-REQUEST_TIMEOUT_SECONDS = 120
 
 
 def free_port() -> int:
@@ -86,16 +82,7 @@ class ServedStack:
     def request(
         self, method: str, path: str, key: str | None = None, body: Any = None
     ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if key:
-            request.add_header("x-api-key", key)
-        try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        return http_json(method, self.base_url + path, key, body)
 
     def stop(self) -> tuple[int, str]:
         """Ctrl-C, as a user stops it; returns the exit code and what it printed after

@@ -11,7 +11,7 @@ import boto3
 from goalkeeper.local.dynamodb import EmbeddedDynamoDBProcess
 from goalkeeper.local.functions import FunctionPool
 from goalkeeper.local.gateway import ApiServer, local_api
-from goalkeeper.local.poller import StreamPoller
+from goalkeeper.local.poller import StreamPoller, dead_letter_file
 from goalkeeper.local.template import (
     load_template,
     stream_subscriptions,
@@ -74,13 +74,14 @@ class LocalStack:
         stream_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
             TableName=config.table_name
         )["Table"]["LatestStreamArn"]
+        # One poller per stream subscription of the template, each with its own filter.
         self.pollers = [
             StreamPoller(
                 streams,
                 stream_arn,
                 subscription,
                 functions.get(subscription.function, subscription.code_uri, subscription.handler),
-                config.state_dir / "dead-letters.jsonl",
+                config.state_dir / dead_letter_file(subscription.function),
                 region=REGION,
             ).start()
             for subscription in stream_subscriptions(template)

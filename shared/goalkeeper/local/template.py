@@ -240,6 +240,17 @@ class StreamSubscription:
     parallelization_factor: int = 1
 
 
+# The logical id of the function that evaluates stored events (`goalkeeper redrive`
+# replays its failed records).
+EVALUATION_FUNCTION = "EvaluateFunction"
+
+
+def stream_subscription(template: Mapping[str, Any], function: str) -> StreamSubscription:
+    """The one stream subscription of `function`."""
+    (subscription,) = (s for s in stream_subscriptions(template) if s.function == function)
+    return subscription
+
+
 def stream_subscriptions(template: Mapping[str, Any]) -> list[StreamSubscription]:
     """Every ``Type: DynamoDB`` event source, with AWS's defaults filled in."""
     subscriptions = []
