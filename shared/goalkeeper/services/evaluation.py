@@ -142,7 +142,7 @@ def evaluate_event_item(
         sighting = Sighting(
             account_id, event.visitor_id, day, keys.shard_of(item["event_id"], shards)
         )
-    plans = _plans(library, account_id, own, shards)
+    plans = conversion_plans(library, account_id, own, shards)
     decisions: list[Decision] = []
     if not plans and sighting is not None and deferred_sightings is not None:
         deferred_sightings.append(sighting)  # counted with the batch's others, in one write
@@ -151,11 +151,11 @@ def evaluate_event_item(
     if seen is not None and event.visitor_id:
         seen.add(seen_key)
     for occurrence in later:
-        decisions += store.decide_event(_plans(library, account_id, occurrence, shards))
+        decisions += store.decide_event(conversion_plans(library, account_id, occurrence, shards))
     return decisions
 
 
-def _plans(
+def conversion_plans(
     library: GoalLibrary, account_id: str, occurrence: Occurrence, shards: int
 ) -> list[ConversionPlan]:
     event = occurrence.event
