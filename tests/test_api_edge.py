@@ -99,6 +99,7 @@ BODIES = {
     ("POST", "/v1/accounts"): {},
     ("POST", "/v1/events"): GOOD_CALL,
     ("POST", "/v1/goals"): GOAL_SPEC,
+    ("POST", "/v1/goals/dry-run"): {"goal": GOAL_SPEC},
     ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
     ("POST", "/v1/keys"): {},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},

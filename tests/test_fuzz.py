@@ -213,6 +213,10 @@ account_requests = st.fixed_dictionaries(
 key_requests = st.fixed_dictionaries(
     {}, optional={"role": st.sampled_from(["read", "write", "admin"]), "label": ids}
 )
+dry_runs = st.fixed_dictionaries(
+    {"goal": goals},
+    optional={"from": st.dates().map(str), "to": st.dates().map(str)},  # year 1 to 9999
+)
 
 
 def _paths(document: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -262,6 +266,7 @@ KEY_NAMES = ["none", "empty", "unknown", "admin", "write", "read", "other_write"
 BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("POST", "/v1/events"): _maybe_mutated(st.one_of(events, batches)),
     ("POST", "/v1/goals"): _maybe_mutated(goals),
+    ("POST", "/v1/goals/dry-run"): _maybe_mutated(dry_runs),
     ("PUT", "/v1/goals/{goal_id}"): _maybe_mutated(goals),
     ("POST", "/v1/accounts"): _maybe_mutated(account_requests),
     ("POST", "/v1/keys"): _maybe_mutated(key_requests),
@@ -410,6 +415,7 @@ VALID_BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     # A single event carries the hostile text as its time; a batch anywhere.
     ("POST", "/v1/events"): events.map(lambda event: event | {"occurred_at": HOSTILE}) | batches,
     ("POST", "/v1/goals"): goals,
+    ("POST", "/v1/goals/dry-run"): dry_runs,
     ("PUT", "/v1/goals/{goal_id}"): goals,
     ("POST", "/v1/accounts"): account_requests,
     ("POST", "/v1/keys"): key_requests,

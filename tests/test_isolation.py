@@ -154,6 +154,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/events"): {"write"},
     ("GET", "/v1/goals"): {"read", "write"},
     ("POST", "/v1/goals"): {"write"},
+    ("POST", "/v1/goals/dry-run"): {"read", "write"},
     ("GET", "/v1/goals/{goal_id}"): {"read", "write"},
     ("PUT", "/v1/goals/{goal_id}"): {"write"},
     ("DELETE", "/v1/goals/{goal_id}"): {"write"},
@@ -197,6 +198,11 @@ CASES: dict[tuple[str, str], Cases] = {
     ("POST", "/v1/goals"): lambda a, b: [
         Attempt("write", "/v1/goals", NEW_GOAL, own_data=True),
         Attempt("read", "/v1/goals", NEW_GOAL),
+    ],
+    # B tries A's goal over the range of A's events: B's own events only (it has none).
+    ("POST", "/v1/goals/dry-run"): lambda a, b: [
+        Attempt(role, "/v1/goals/dry-run", {"goal": GOAL_SPEC}, own_data=True)
+        for role in ("write", "read")
     ],
     ("GET", "/v1/goals/{goal_id}"): lambda a, b: [
         Attempt(role, f"/v1/goals/{goal_id}")
@@ -344,6 +350,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/accounts"): {},
         ("POST", "/v1/events"): {"type": "lead", "lead_id": "l-1"},
         ("POST", "/v1/goals"): NEW_GOAL,
+        ("POST", "/v1/goals/dry-run"): {"goal": NEW_GOAL},
         ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
         ("POST", "/v1/keys"): {},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
@@ -502,6 +509,7 @@ def _workload(stack: InProcessStack) -> None:
         ("DELETE", f"/v1/keys/{issued['key_id']}", write, None, None),
         ("GET", "/v1/goals", read, None, None),
         ("GET", f"/v1/goals/{goal_ids[0]}", read, None, None),
+        ("POST", "/v1/goals/dry-run", read, {"goal": goals[1]}, None),
         ("PUT", f"/v1/goals/{goal_ids[0]}", write, goals[0] | {"name": "Pages"}, None),
         ("DELETE", f"/v1/goals/{goal_ids[1]}", write, None, None),
         ("GET", "/v1/reports/goals", read, None, REPORT_QUERY),

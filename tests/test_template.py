@@ -40,6 +40,7 @@ EXPECTED_ROUTES = {
     ("POST", "/v1/events"): "IngestFunction",
     ("GET", "/v1/goals"): "IngestFunction",
     ("POST", "/v1/goals"): "IngestFunction",
+    ("POST", "/v1/goals/dry-run"): "IngestFunction",
     ("GET", "/v1/goals/{goal_id}"): "IngestFunction",
     ("PUT", "/v1/goals/{goal_id}"): "IngestFunction",
     ("DELETE", "/v1/goals/{goal_id}"): "IngestFunction",

@@ -15,10 +15,10 @@ from goalkeeper.auth import Role, current_account, current_principal, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
 from goalkeeper.models.accounts import AccountRequest, KeyRequest
 from goalkeeper.models.events import EventBatch
-from goalkeeper.models.goals import GoalSpec
+from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, backfill, goals
+from goalkeeper.services import accounts, backfill, dry_run, goals
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
@@ -119,6 +119,21 @@ def create_goal(spec: Annotated[GoalSpec, Body()]) -> JsonResponse:
         max_goals=get_settings().max_goals_per_account,
     )
     return json_response(201, goal.model_dump(mode="json"))
+
+
+# Declared before the /v1/goals/<goal_id> routes, though Powertools tries static paths
+# before dynamic ones anyway: "dry-run" is never taken for a goal id.
+@app.post("/v1/goals/dry-run", middlewares=[READ_OR_WRITE])
+def dry_run_goal(request: Annotated[DryRunRequest, Body()]) -> JsonResponse:
+    answer = dry_run.dry_run(
+        runtime.store(), current_account(app), request, _now(), get_settings().aggregate_shards
+    )
+    logger.info(
+        "goal dry-run",
+        extra={key: answer[key] for key in ("examined", "truncated", "matched", "would_count")},
+    )
+    metrics.add_metric("DryRunEventsExamined", MetricUnit.Count, answer["examined"])
+    return json_response(200, answer)
 
 
 @app.get("/v1/goals/<goal_id>", middlewares=[READ_OR_WRITE])

@@ -19,8 +19,8 @@ so later checks see it; lo only moves back and hi only forward, under conditions
 The store turns a plan into one TransactWriteItems whose conditions are the checks.
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,6 +118,12 @@ class Check:
 
     def reason(self) -> str:
         return f"duplicate under {self.slot.layout.describe()}"
+
+    def reads(self) -> tuple[Slot, ...]:
+        """The claim periods this check's conditions look at."""
+        if not self.windowed:
+            return (self.slot,)
+        return (self.slot, self.slot.neighbour(-1), self.slot.neighbour(1))
 
     # Each mirrors the write condition of decision_writes, for a cancellation's item.
     def blocking_in_own(self, claim: ClaimState) -> str | None:
@@ -337,3 +343,51 @@ def plan_conversion(
         completion=completion,
         attributes=attributes,
     )
+
+
+def judge_in_order(
+    plans: Iterable[ConversionPlan], stored: Mapping[Slot, ClaimState]
+) -> list[tuple[ConversionPlan, Decision]]:
+    """The decisions `plans` would get if decided one after another in time order,
+    with nothing written: a goal's dry-run, judged as a backfill of the goal would be.
+
+    Each plan is judged by the conditions its write would carry (decision_writes)
+    against the claims `stored` and the conversions counted before it in this
+    sequence: a counted one widens its claim periods as its write would, a void one
+    claims nothing. Pure: plain claim states and plans in, decisions out.
+    """
+    claims = dict(stored)
+    judged = []
+    for plan in sorted(plans, key=lambda plan: plan.order_key):
+        decision = _judge(plan, claims)
+        if decision.status == "counted":
+            for slot in plan.writes:
+                claims[slot] = _widened(claims.get(slot, ClaimState()), plan)
+        judged.append((plan, decision))
+    return judged
+
+
+def _judge(plan: ConversionPlan, claims: Mapping[Slot, ClaimState]) -> Decision:
+    empty = ClaimState()
+    for check in plan.checks:
+        blocking = check.blocking_in_own(claims.get(check.slot, empty))
+        if blocking is None and check.windowed:
+            blocking = check.blocking_before(
+                claims.get(check.slot.neighbour(-1), empty)
+            ) or check.blocking_after(claims.get(check.slot.neighbour(1), empty))
+        if blocking is not None:
+            return plan.void(check, blocking)
+    return plan.counted()
+
+
+def _widened(claim: ClaimState, plan: ConversionPlan) -> ClaimState:
+    """The claim once `plan`'s counted conversion is recorded in it (lo moves back, hi on)."""
+    lo = {"lo_key": plan.order_key, "lo_at": plan.occurred_at, "lo_conversion": plan.conversion_id}
+    hi = {"hi_key": plan.order_key, "hi_at": plan.occurred_at, "hi_conversion": plan.conversion_id}
+    if not claim.exists:
+        return ClaimState(**lo, **hi)
+    if plan.order_key < claim.lo_key:  # type: ignore[operator]
+        claim = replace(claim, **lo)
+    if plan.order_key > claim.hi_key:  # type: ignore[operator]
+        claim = replace(claim, **hi)
+    return claim

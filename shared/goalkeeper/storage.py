@@ -365,14 +365,30 @@ class Store:
             )
         )
 
-    def day_events(self, account_id: str, utc_day: str, after_sk: str | None, limit: int) -> Page:
+    def day_events(
+        self,
+        account_id: str,
+        utc_day: str,
+        after_sk: str | None,
+        limit: int,
+        before_sk: str | None = None,
+    ) -> Page:
         """A page of an account's events of one UTC day in time order, after a position
-        (an event's `gsi3sk`); the cursor is the last event's position, or None."""
+        (an event's `gsi3sk`) and, given `before_sk`, before that one; the cursor is the
+        last position read, or None."""
         condition = "gsi3pk = :pk"
         values = {":pk": keys.events_day_pk(account_id, utc_day)}
-        if after_sk is not None:
+        if after_sk is not None and before_sk is not None:
+            # A key takes one condition: BETWEEN includes both ends, dropped below.
+            condition += " AND gsi3sk BETWEEN :after AND :before"
+        elif after_sk is not None:
             condition += " AND gsi3sk > :after"
+        elif before_sk is not None:
+            condition += " AND gsi3sk < :before"
+        if after_sk is not None:
             values[":after"] = after_sk
+        if before_sk is not None:
+            values[":before"] = before_sk
         response = self._call(
             self.client.query,
             TableName=self.table_name,
@@ -381,9 +397,10 @@ class Store:
             ExpressionAttributeValues=to_attributes(values),
             Limit=limit,
         )
-        items = [from_attributes(item) for item in response.get("Items", [])]
-        more = "LastEvaluatedKey" in response and items
-        return Page(items, {"gsi3sk": items[-1]["gsi3sk"]} if more else None)
+        read = [from_attributes(item) for item in response.get("Items", [])]
+        items = [item for item in read if item["gsi3sk"] not in (after_sk, before_sk)]
+        more = "LastEvaluatedKey" in response and read
+        return Page(items, {"gsi3sk": read[-1]["gsi3sk"]} if more else None)
 
     def count_day_events(self, account_id: str, utc_day: str, low_sk: str, high_sk: str) -> int:
         """How many of an account's events of one UTC day have positions (`gsi3sk`) in

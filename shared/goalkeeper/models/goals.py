@@ -1,6 +1,6 @@
 """The goal library: rules, de-duplication and values (GET|POST /v1/goals...)."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -242,3 +242,14 @@ class GoalPage(StrictModel):
 
     goals: list[Goal]
     next_cursor: str | None
+
+
+class DryRunRequest(StrictModel):
+    """POST /v1/goals/dry-run: a goal as POST /v1/goals takes it, and the days to try it on
+    (in the account's time zone, as the reports take them)."""
+
+    goal: GoalSpec
+    start: date | None = Field(default=None, alias="from", description="first day, YYYY-MM-DD")
+    end: date | None = Field(
+        default=None, alias="to", description="last day, YYYY-MM-DD (default: today)"
+    )

@@ -53,7 +53,13 @@ class DateRange:
         ]
 
 
-def date_range(start: date | None, end: date | None, timezone: str, now: datetime) -> DateRange:
+def date_range(
+    start: date | None,
+    end: date | None,
+    timezone: str,
+    now: datetime,
+    max_days: int = MAX_RANGE_DAYS,
+) -> DateRange:
     today = now.astimezone(ZoneInfo(timezone)).date()
     end = end or today
     if start is None:
@@ -68,10 +74,10 @@ def date_range(start: date | None, end: date | None, timezone: str, now: datetim
         raise InvalidInput(
             "the date range is inverted", [FieldProblem("from", "must not be after 'to'")]
         )
-    if (end - start).days >= MAX_RANGE_DAYS:
+    if (end - start).days >= max_days:
         raise InvalidInput(
             "the date range is too long",
-            [FieldProblem("to", f"at most {MAX_RANGE_DAYS - 1} days after 'from'")],
+            [FieldProblem("to", f"at most {max_days - 1} days after 'from'")],
         )
     return DateRange(start, end)
 
