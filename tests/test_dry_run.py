@@ -305,26 +305,25 @@ def test_at_the_cap_the_answer_says_it_was_truncated(
     assert (answer["examined"], answer["truncated"], answer["examined_until"]) == (3, False, None)
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 10])
 def test_a_day_is_read_page_by_page_strictly_between_two_positions(
-    stack: InProcessStack,
+    stack: InProcessStack, limit: int
 ) -> None:
     account = _account(stack, [], [])
     events = [_signup(f"s-{n}", f"2026-10-05T1{n}:00Z") for n in range(6)]
     stack.api.request("POST", "/v1/events", account["keys"]["write"], {"events": events})
     store = Store(TABLE)
-    positions = {
-        n: keys.trace_sk(f"2026-10-05T1{n}:00:00.000000Z", "E", f"s-{n}") for n in range(6)
-    }
+    positions = [keys.trace_sk(f"2026-10-05T1{n}:00:00.000000Z", "E", f"s-{n}") for n in range(6)]
 
-    seen, after = [], positions[0]
-    while True:
-        page = store.day_events(account["account_id"], "2026-10-05", after, 2, positions[5])
-        seen += [item["event_id"] for item in page.items]
-        if page.cursor is None:
-            break
-        after = page.cursor["gsi3sk"]
+    pages, after = [], positions[0]
+    while after is not None and len(pages) < 20:  # a cursor that never moves on would loop
+        page = store.day_events(account["account_id"], "2026-10-05", after, limit, positions[5])
+        pages.append([item["event_id"] for item in page.items])
+        after = page.cursor and page.cursor["gsi3sk"]
 
-    assert seen == ["s-1", "s-2", "s-3", "s-4"]
+    assert after is None, pages
+    assert [event for page in pages for event in page] == ["s-1", "s-2", "s-3", "s-4"]
+    assert all(len(page) <= limit for page in pages), pages
 
 
 @pytest.mark.parametrize("timezone", ["Pacific/Kiritimati", "Etc/GMT+12"])

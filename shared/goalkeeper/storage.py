@@ -373,13 +373,15 @@ class Store:
         limit: int,
         before_sk: str | None = None,
     ) -> Page:
-        """A page of an account's events of one UTC day in time order, after a position
-        (an event's `gsi3sk`) and, given `before_sk`, before that one; the cursor is the
-        last position read, or None."""
+        """At most `limit` of an account's events of one UTC day in time order, after a
+        position (an event's `gsi3sk`) and, given `before_sk`, before that one; the
+        cursor is the position to read on from, or None at the end."""
         condition = "gsi3pk = :pk"
         values = {":pk": keys.events_day_pk(account_id, utc_day)}
-        if after_sk is not None and before_sk is not None:
-            # A key takes one condition: BETWEEN includes both ends, dropped below.
+        between = after_sk is not None and before_sk is not None
+        if between:
+            # A key takes one condition, and BETWEEN includes both ends: the event at
+            # `after_sk` (a cursor) is read again, so one more is asked for; ends are dropped.
             condition += " AND gsi3sk BETWEEN :after AND :before"
         elif after_sk is not None:
             condition += " AND gsi3sk > :after"
@@ -395,12 +397,18 @@ class Store:
             IndexName=keys.DAY_INDEX,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=to_attributes(values),
-            Limit=limit,
+            Limit=limit + 1 if between else limit,
         )
         read = [from_attributes(item) for item in response.get("Items", [])]
-        items = [item for item in read if item["gsi3sk"] not in (after_sk, before_sk)]
-        more = "LastEvaluatedKey" in response and read
-        return Page(items, {"gsi3sk": read[-1]["gsi3sk"]} if more else None)
+        kept = [item for item in read if item["gsi3sk"] not in (after_sk, before_sk)]
+        items = kept[:limit]
+        if len(kept) > limit:
+            cursor = items[-1]["gsi3sk"]
+        elif "LastEvaluatedKey" in response and read:
+            cursor = read[-1]["gsi3sk"]  # past every event read, kept or dropped
+        else:
+            return Page(items, None)
+        return Page(items, {"gsi3sk": cursor})
 
     def count_day_events(self, account_id: str, utc_day: str, low_sk: str, high_sk: str) -> int:
         """How many of an account's events of one UTC day have positions (`gsi3sk`) in
