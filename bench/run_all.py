@@ -1,5 +1,5 @@
-"""Runs every benchmark (P1-P5) and prints one table, ending with the line
-`bench: P1=<x> P2=<x> P3=<x> P4=<x> P5=<x>`.
+"""Runs every benchmark (P1-P6) and prints one table, ending with the line
+`bench: P1=<x> P2=<x> P3=<x> P4=<x> P5=<x> P6=<x>`.
 
     .venv/bin/python bench/run_all.py --quick   # under 3 minutes
     .venv/bin/python bench/run_all.py           # full, under 10 minutes
@@ -19,19 +19,30 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import p1_requests, p2_cold_start, p3_rules, p4_report_cost, p5_local_throughput
+from bench import (
+    p1_requests,
+    p2_cold_start,
+    p3_rules,
+    p4_report_cost,
+    p5_local_throughput,
+    p6_dry_run,
+)
 
 QUICK = {
     "p2_rounds": 10,
     "p4_large": 2000,
     "p5_large": 3000,
     "p5_events": 500,
+    "p6_small": 1000,
+    "p6_large": 5000,
 }
 FULL = {
     "p2_rounds": 12,
     "p4_large": 50_000,
     "p5_large": 100_000,
     "p5_events": 1000,
+    "p6_small": 10_000,
+    "p6_large": 100_000,
 }
 
 
@@ -66,6 +77,8 @@ def main() -> None:
     stage("P4", result, p4_report_cost.report(result))
     result = p5_local_throughput.run(plan["p5_large"], plan["p5_events"])
     stage("P5", result, p5_local_throughput.report(result))
+    result = p6_dry_run.run(plan["p6_small"], plan["p6_large"])
+    stage("P6", result, p6_dry_run.report(result))
 
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
@@ -76,7 +89,7 @@ def main() -> None:
     print(f"({'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s)")
     print(
         f"bench: P1={figures['P1']:.3f} P2={figures['P2']:.2f} P3={figures['P3']:.0f} "
-        f"P4={figures['P4']:.3f} P5={figures['P5']:.2f}"
+        f"P4={figures['P4']:.3f} P5={figures['P5']:.2f} P6={figures['P6']:.3f}"
     )
 
 

@@ -304,6 +304,11 @@ def test_at_the_cap_the_answer_says_it_was_truncated(
     assert status == 200, answer
     assert (answer["examined"], answer["truncated"], answer["examined_until"]) == (3, False, None)
 
+    monkeypatch.setattr(dry_run, "MAX_EVENTS_EXAMINED", 6)  # as many as the range holds
+    status, answer = _dry_run(stack, account["keys"]["read"], SIGNUP)
+    assert status == 200, answer
+    assert (answer["examined"], answer["truncated"], answer["examined_until"]) == (6, False, None)
+
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 10])
 def test_a_day_is_read_page_by_page_strictly_between_two_positions(

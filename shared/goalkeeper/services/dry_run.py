@@ -40,7 +40,7 @@ from goalkeeper.services.reports import date_range
 from goalkeeper.storage import Store
 
 MAX_RANGE_DAYS = 31
-# Events one dry-run reads at most from the day index; past it the answer says
+# Events one dry-run examines at most; when the range holds more, the answer says
 # "truncated" and covers the range up to the last event examined.
 MAX_EVENTS_EXAMINED = 10_000
 SAMPLE_SIZE = 20
@@ -64,7 +64,10 @@ def dry_run(
         timezone,
     )
     start, end = _instants(span.start, span.end, timezone, now)
-    items, truncated = _range_events(store, account_id, start, end, MAX_EVENTS_EXAMINED)
+    # One more than the cap is read, to know whether the range holds more.
+    items = _range_events(store, account_id, start, end, MAX_EVENTS_EXAMINED + 1)
+    truncated = len(items) > MAX_EVENTS_EXAMINED
+    items = items[:MAX_EVENTS_EXAMINED]
     found = _occurrences(store, library.index, goal, account_id, items)
     plans = [
         plan
@@ -106,25 +109,20 @@ def _utc_days(start: datetime, end: datetime) -> list[str]:
 
 def _range_events(
     store: Store, account_id: str, start: datetime, end: datetime, cap: int
-) -> tuple[list[dict[str, Any]], bool]:
+) -> list[dict[str, Any]]:
     """The account's events in [start, end), in time order, day by day from the day
-    index; at most `cap`, and whether the range was left unfinished at the cap."""
+    index; at most `cap`."""
     after, before = iso(start), iso(end)
     items: list[dict[str, Any]] = []
-    days = _utc_days(start, end)
-    for number, day in enumerate(days):
+    for number, day in enumerate(_utc_days(start, end)):
         position: str | None = after if number == 0 else None
-        while True:
+        while len(items) < cap:
             page = store.day_events(account_id, day, position, cap - len(items), before)
             items += page.items
             if page.cursor is None:
                 break
-            if len(items) >= cap:
-                return items, True
             position = page.cursor["gsi3sk"]
-        if len(items) >= cap and number < len(days) - 1:
-            return items, True
-    return items, False
+    return items
 
 
 def _occurrences(
