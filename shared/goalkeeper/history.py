@@ -80,8 +80,10 @@ def tag_occurrences(
     tags: frozenset[str] = frozenset()
     entered: dict[str, list[str]] = defaultdict(list)
     goals: dict[str, Goal] = {}
+    events: dict[str, TagChange] = {}
     for item in history:
         event: TagChange = stored_event(item)  # type: ignore[assignment]
+        events[item["event_id"]] = event
         after = (tags - set(event.removed)) | set(event.added)
         context = RuleContext(contact_tags_before=tags, contact_tags_after=after)
         for goal in index.matching_goals(event, context):  # type: ignore[arg-type]
@@ -95,10 +97,8 @@ def tag_occurrences(
         fresh = undecided[: max(0, len(entries) - len(decided))]
         for ordinal, event_id in enumerate(fresh, start=max(decided.values(), default=0) + 1):
             carried[event_id].append((goals[goal_id], Completion("contact", contact_id, ordinal)))
-    by_id = {item["event_id"]: item for item in history}
     own = tuple(carried.pop(evaluated_id, ()))
-    yield Occurrence(stored_event(by_id[evaluated_id]), evaluated_id, own)
-    for item in history:
-        if item["event_id"] in carried:
-            reached = tuple(carried[item["event_id"]])
-            yield Occurrence(stored_event(item), item["event_id"], reached)
+    yield Occurrence(events[evaluated_id], evaluated_id, own)
+    for event_id in events:  # in time order, as replayed
+        if event_id in carried:
+            yield Occurrence(events[event_id], event_id, tuple(carried[event_id]))
