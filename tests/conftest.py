@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from werkzeug.test import Client
+from werkzeug.test import Client, TestResponse
 
 from goalkeeper.local import atomic_transactions, moto_speedups
 from goalkeeper.local.functions import FunctionPool, LocalFunction
@@ -84,6 +84,24 @@ class ApiClient:
     def __init__(self, api: LocalApi) -> None:
         self._client = Client(api)
 
+    def response(
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw: str | bytes | None = None,
+    ) -> TestResponse:
+        """The HTTP response itself: status, headers and the body as written."""
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["x-api-key"] = key
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        return self._client.open(
+            path, method=method, headers=headers, data=data, query_string=query
+        )
+
     def request(
         self,
         method: str,
@@ -93,13 +111,7 @@ class ApiClient:
         query: dict[str, str] | None = None,
         raw: str | bytes | None = None,
     ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["x-api-key"] = key
-        data = raw if raw is not None else (None if body is None else json.dumps(body))
-        response = self._client.open(
-            path, method=method, headers=headers, data=data, query_string=query
-        )
+        response = self.response(method, path, key, body, query, raw)
         text = response.get_data(as_text=True)
         return response.status_code, json.loads(text) if text else None
 
