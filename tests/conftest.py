@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client, TestResponse
 
-from goalkeeper.local import atomic_transactions, moto_speedups
+from goalkeeper.local import atomic_transactions, dynamodb_local, moto_speedups
 from goalkeeper.local.functions import FunctionPool, LocalFunction
 from goalkeeper.local.gateway import LocalApi, local_api
 from goalkeeper.local.poller import StreamPoller
@@ -183,6 +183,15 @@ def stack(aws_environment: None) -> Iterator[InProcessStack]:
     moto_speedups.install()
     with mock_aws():
         yield InProcessStack()
+
+
+def require_dynamodb_local() -> None:
+    """Skip, saying why, where Java cannot run DynamoDB Local (never elsewhere: a jar
+    that cannot be fetched is an error); fetch its jar on first use."""
+    problem = dynamodb_local.java_problem()
+    if problem:
+        pytest.skip(f"DynamoDB Local leg: {problem}")
+    dynamodb_local.install()
 
 
 def load_event_file(name: str) -> dict[str, Any]:
