@@ -16,6 +16,7 @@ from moto import mock_aws
 from werkzeug.test import Client, TestResponse
 
 from goalkeeper.local import atomic_transactions, dynamodb_local, moto_speedups
+from goalkeeper.local.engines import DYNAMODB_LOCAL, ENGINES
 from goalkeeper.local.functions import FunctionPool, LocalFunction
 from goalkeeper.local.gateway import LocalApi, local_api
 from goalkeeper.local.poller import StreamPoller
@@ -192,6 +193,14 @@ def require_dynamodb_local() -> None:
     if problem:
         pytest.skip(f"DynamoDB Local leg: {problem}")
     dynamodb_local.install()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def serve_engine(request: pytest.FixtureRequest) -> str:
+    """The end-to-end modules run once per engine of `goalkeeper serve`."""
+    if request.param == DYNAMODB_LOCAL:
+        require_dynamodb_local()
+    return request.param
 
 
 def load_event_file(name: str) -> dict[str, Any]:
