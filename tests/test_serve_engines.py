@@ -1,21 +1,28 @@
 """`goalkeeper serve`'s engines and endpoints as a user meets them: DynamoDB Local's
 data kept in --data-dir across a restart, a table at any --dynamodb-endpoint created
-once from the template and then used, and a table the template would not create refused,
-saying how it differs."""
+once from the template and then used, a table the template would not create refused,
+saying how it differs, and the stream poller reading either engine."""
 
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from botocore.credentials import Credentials
 from test_serve_e2e import CALL, _qualified, _wait_for_qualified
 
 from conftest import require_dynamodb_local
 from goalkeeper import cli
+from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.local import dynamodb_local
 from goalkeeper.local.engines import DYNAMODB_LOCAL, MOTO, DynamoDBEndpoint, start_engine
+from goalkeeper.local.poller import StreamPoller
 from goalkeeper.local.served import ServedStack
+from goalkeeper.local.template import load_template, stream_subscriptions, table_create_kwargs
+from goalkeeper.local.wire_streams import WireStreamsClient
 
 ADMIN = "engines-admin-key"
 
@@ -130,3 +137,63 @@ def test_data_dir_without_dynamodb_local_is_refused(capsys: pytest.CaptureFixtur
 def test_without_java_the_reason_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
     assert "Java is not installed" in (dynamodb_local.java_problem() or "")
+
+
+class _Capture:
+    """Stands in for the evaluation function: keeps the batches it is handed."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.records += event["Records"]
+        return {"batchItemFailures": []}
+
+
+@pytest.mark.server
+def test_the_poller_hands_evaluation_lambdas_record_from_either_engine(
+    serve_engine: str, tmp_path: Path
+) -> None:
+    """The stream poller reads moto and DynamoDB Local alike (both speak DynamoDB
+    Streams), filters as the template says and delivers what Lambda would."""
+    template = load_template()
+    engine = start_engine(serve_engine, "127.0.0.1")
+    try:
+        endpoint = engine.endpoint
+        credentials = Credentials("local", "local")
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint.url,
+            region_name=endpoint.region,
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+        )
+        table = client.create_table(**table_create_kwargs(template, "records"))
+        stream_arn = table["TableDescription"]["LatestStreamArn"]
+        event = {"pk": "A#1", "sk": "EVT#e1", "kind": "event", "amount": Decimal("1.50")}
+        for item in (event, event, {"pk": "A#1", "sk": "CONV#c1", "kind": "conversion"}):
+            client.put_item(TableName="records", Item=to_attributes(item))
+        evaluation = _Capture()
+        poller = StreamPoller(
+            WireStreamsClient(endpoint.streams_url, endpoint.region, credentials),
+            stream_arn,
+            stream_subscriptions(template)[0],
+            evaluation,  # type: ignore[arg-type]
+            tmp_path / "dead-letters.jsonl",
+            region=endpoint.region,
+        )
+        while poller.poll_once():
+            pass
+    finally:
+        engine.stop()
+    (record,) = evaluation.records  # the event's INSERT only: no rewrite, no conversion
+    created = record["dynamodb"].pop("ApproximateCreationDateTime")
+    assert isinstance(created, int) and abs(created - time.time()) < 120
+    assert {key: record[key] for key in ("eventName", "eventSource", "awsRegion")} == {
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+    }
+    assert record["eventSourceARN"] == stream_arn
+    assert from_attributes(record["dynamodb"]["Keys"]) == {"pk": "A#1", "sk": "EVT#e1"}
+    assert from_attributes(record["dynamodb"]["NewImage"]) == event
