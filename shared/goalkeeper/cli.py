@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--verbose",
         action="store_true",
-        help="show the functions' logs and metrics, and every request the endpoint serves",
+        help="show the functions' logs and metrics, and what the DynamoDB engine prints",
     )
     engine_or_endpoint = serve.add_mutually_exclusive_group()
     engine_or_endpoint.add_argument(
