@@ -38,6 +38,7 @@ PACKAGE_INTEGRITY = (
 )
 CACHE = REPO_ROOT / ".goalkeeper" / "dynamodb-local" / PACKAGE_VERSION
 JAR = CACHE / "DynamoDBLocal.jar"
+JAVA_LOGGING_FILE = CACHE / "logging.properties"
 START_SECONDS = 60
 # Its AWS SDK warns through java.util.logging, at the first transaction, that JAXB is
 # missing (harmless: it falls back); only its severe messages are shown.
@@ -103,11 +104,9 @@ def java_command(port: int, data_dir: Path | None) -> list[str]:
     # -sharedDb: one database whatever the credentials and region of a client (by
     # default DynamoDB Local keeps one per access key and region).
     storage = ["-dbPath", str(data_dir)] if data_dir else ["-inMemory"]
-    logging = CACHE / "logging.properties"
-    logging.write_text(JAVA_LOGGING)
     return [
         "java",
-        f"-Djava.util.logging.config.file={logging}",
+        f"-Djava.util.logging.config.file={JAVA_LOGGING_FILE}",
         f"-Djava.library.path={CACHE / 'DynamoDBLocal_lib'}",
         "-jar",
         str(JAR),
@@ -145,6 +144,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
+    JAVA_LOGGING_FILE.write_text(JAVA_LOGGING)
     port = free_port(args.host)
     java = subprocess.Popen(
         java_command(port, args.data_dir.resolve() if args.data_dir else None),
@@ -157,6 +157,9 @@ def main() -> None:
         _wait_until_answering(url, java)
         print(url, flush=True)
         sys.stdin.read()
+    except EngineUnavailable as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
     finally:
         java.terminate()
         try:
