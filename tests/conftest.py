@@ -13,9 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from werkzeug.test import Client
+from werkzeug.test import Client, TestResponse
 
-from goalkeeper.local import atomic_transactions, moto_speedups
+from goalkeeper.local import atomic_transactions, dynamodb_local, moto_speedups
+from goalkeeper.local.engines import DYNAMODB_LOCAL, ENGINES
 from goalkeeper.local.functions import FunctionPool, LocalFunction
 from goalkeeper.local.gateway import LocalApi, local_api
 from goalkeeper.local.poller import StreamPoller, dead_letter_file
@@ -85,6 +86,24 @@ class ApiClient:
     def __init__(self, api: LocalApi) -> None:
         self._client = Client(api)
 
+    def response(
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw: str | bytes | None = None,
+    ) -> TestResponse:
+        """The HTTP response itself: status, headers and the body as written."""
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["x-api-key"] = key
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        return self._client.open(
+            path, method=method, headers=headers, data=data, query_string=query
+        )
+
     def request(
         self,
         method: str,
@@ -94,13 +113,7 @@ class ApiClient:
         query: dict[str, str] | None = None,
         raw: str | bytes | None = None,
     ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["x-api-key"] = key
-        data = raw if raw is not None else (None if body is None else json.dumps(body))
-        response = self._client.open(
-            path, method=method, headers=headers, data=data, query_string=query
-        )
+        response = self.response(method, path, key, body, query, raw)
         text = response.get_data(as_text=True)
         return response.status_code, json.loads(text) if text else None
 
@@ -182,6 +195,23 @@ def stack(aws_environment: None) -> Iterator[InProcessStack]:
     moto_speedups.install()
     with mock_aws():
         yield InProcessStack()
+
+
+def require_dynamodb_local() -> None:
+    """Skip, saying why, where Java cannot run DynamoDB Local (never elsewhere: a jar
+    that cannot be fetched is an error); fetch its jar on first use."""
+    problem = dynamodb_local.java_problem()
+    if problem:
+        pytest.skip(f"DynamoDB Local leg: {problem}")
+    dynamodb_local.install()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def serve_engine(request: pytest.FixtureRequest) -> str:
+    """The end-to-end modules run once per engine of `goalkeeper serve`."""
+    if request.param == DYNAMODB_LOCAL:
+        require_dynamodb_local()
+    return request.param
 
 
 def load_event_file(name: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import InProcessStack
+from conftest import ADMIN_KEY, InProcessStack
 
 GOOD_CALL = {"type": "call", "call_id": "c-1", "connected": True, "bridged_seconds": 61}
 
@@ -28,6 +28,42 @@ def test_keys_of_the_wrong_role_are_403(stack: InProcessStack) -> None:
     assert stack.api.request("GET", "/v1/reports/goals", keys["write"])[0] == 403
     assert stack.api.request("POST", "/v1/accounts", keys["write"], {})[0] == 403
     assert _event_items(stack) == []
+
+
+def test_a_wrong_role_is_named_in_plain_english(stack: InProcessStack) -> None:
+    write = stack.new_account()["keys"]["write"]
+    status, body = stack.api.request("POST", "/v1/accounts", write, {})
+    assert (status, body["error"]["message"]) == (
+        403,
+        "this route needs an admin key, not a write key",
+    )
+    status, body = stack.api.request("GET", "/v1/goals", ADMIN_KEY)
+    assert (status, body["error"]["message"]) == (
+        403,
+        "this route needs a read or write key, not an admin key",
+    )
+
+
+def test_errors_answered_before_any_route_are_written_like_every_other_error(
+    stack: InProcessStack,
+) -> None:
+    """A 401 (and a 413) is answered before Powertools routes the request; its body is
+    the same compact JSON of the one error shape as a route's 403 or 400."""
+    read = stack.new_account()["keys"]["read"]
+    huge = json.dumps(GOOD_CALL | {"padding": "x" * (256 * 1024)})
+    answers = {
+        401: stack.api.response("POST", "/v1/events", "gk_write_nope", GOOD_CALL),
+        413: stack.api.response("POST", "/v1/events", read, raw=huge),
+        403: stack.api.response("POST", "/v1/events", read, GOOD_CALL),
+        400: stack.api.response("GET", "/v1/goals?fromm=1", read),
+    }
+    for status, response in answers.items():
+        text = response.get_data(as_text=True)
+        body = json.loads(text)
+        assert response.status_code == status
+        assert response.content_type == "application/json"
+        assert list(body) == ["error"] and list(body["error"]) == ["code", "message", "fields"]
+        assert text == json.dumps(body, separators=(",", ":")), status
 
 
 def test_a_batch_with_one_bad_event_is_rejected_whole_naming_the_field(

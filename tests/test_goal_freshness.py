@@ -14,8 +14,8 @@ ROUNDS = 50
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[ServedStack]:
-    stack = ServedStack("freshness-admin-key")
+def served(serve_engine: str) -> Iterator[ServedStack]:
+    stack = ServedStack("freshness-admin-key", ["--engine", serve_engine])
     yield stack
     stack.stop()
 

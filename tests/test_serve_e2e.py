@@ -24,8 +24,8 @@ REPORT = "/v1/reports/goals?from=2026-11-01&to=2026-11-30"
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[ServedStack]:
-    stack = ServedStack(ADMIN)
+def served(serve_engine: str) -> Iterator[ServedStack]:
+    stack = ServedStack(ADMIN, ["--engine", serve_engine])
     yield stack
     if stack.process.poll() is None:
         stack.stop()

@@ -94,10 +94,16 @@ def require(*roles: Role) -> Callable[..., Response]:
         principal = current_principal(app)
         if principal.role not in roles:
             allowed = " or ".join(role.value for role in roles)
-            raise Forbidden(f"this route needs a {allowed} key, not a {principal.role.value} key")
+            held = principal.role.value
+            raise Forbidden(f"this route needs {_article(allowed)} key, not {_article(held)} key")
         return next_middleware(app)
 
     return middleware
+
+
+def _article(words: str) -> str:
+    """'an admin', 'a write or read'."""
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
 
 
 def current_principal(app: APIGatewayRestResolver) -> Principal:

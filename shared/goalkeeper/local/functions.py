@@ -18,6 +18,12 @@ from typing import Any
 
 Handler = Any
 _module_ids = itertools.count()
+# Cold starts import one at a time, whatever the function: two functions importing the
+# same packages at once (Powertools' circular imports) can each be handed the other's
+# half-initialised module (seen: the first request of a restarted stack failed with
+# "cannot import name 'SQSEvent' from partially initialized module" while the stream
+# poller was cold-starting evaluation for the stream kept from before).
+_LOAD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -58,14 +64,13 @@ class LocalFunction:
         self._handler = handler
         self._idle: queue.LifoQueue[Handler] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(max_instances)
-        self._load_lock = threading.Lock()
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._slots:
             try:
                 instance = self._idle.get_nowait()
             except queue.Empty:
-                with self._load_lock:  # imports are not thread-safe for one module file
+                with _LOAD_LOCK:
                     instance = load_instance(self._code_uri, self._handler)
             try:
                 context = LocalContext(self.name, str(uuid.uuid4()), started=time.monotonic())

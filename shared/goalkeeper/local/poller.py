@@ -27,11 +27,16 @@ MAX_RETRY_DELAY = 5.0
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
-    """A stream record exactly as Lambda delivers it (moto returns a datetime here)."""
+    """A stream record exactly as Lambda delivers it, whatever the engine: the creation
+    time in whole epoch seconds (boto3 parses it into a datetime; on the wire moto sends
+    a float with microseconds, DynamoDB Local a float of whole seconds), the region of
+    the stack (DynamoDB Local names its own "ddblocal")."""
     dynamodb = dict(record["dynamodb"])
     created = dynamodb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
-        dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+        created = created.timestamp()
+    if created is not None:
+        dynamodb["ApproximateCreationDateTime"] = int(created)
     return {
         "eventID": record["eventID"],
         "eventName": record["eventName"],

@@ -3,33 +3,28 @@ client for it: what the end-to-end tests and the throughput benchmark share."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import goalkeeper
 from goalkeeper.cli import http_json
+from goalkeeper.local.server import free_port
 
 START_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServedStack:
     """The child runs in a temporary working directory (its state files stay out of
     the caller's) with none of the caller's AWS, Powertools or Goalkeeper settings
-    but the admin key."""
+    but the admin key. `options` are more of `goalkeeper serve`'s (`--engine ...`)."""
 
-    def __init__(self, admin_key: str) -> None:
+    def __init__(self, admin_key: str, options: Sequence[str] = ()) -> None:
         self.admin_key = admin_key
         self.port = free_port()
         env = {
@@ -43,7 +38,7 @@ class ServedStack:
             "PYTHONPATH": str(Path(goalkeeper.__file__).resolve().parents[1]),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "goalkeeper.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "goalkeeper.cli", "serve", "--port", str(self.port), *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,6 +1,7 @@
 """What the local endpoints share: a WSGI app served on a background thread, and a
 wrapper that serves its requests one at a time, in arrival order."""
 
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -12,6 +13,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 # by default up to 5 ms: per request, on every hop. Local processes that serve
 # HTTP (`goalkeeper serve`, the embedded DynamoDB) hand over sooner.
 SWITCH_INTERVAL = 0.0005
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 class BackgroundServer:

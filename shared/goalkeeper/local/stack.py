@@ -1,4 +1,4 @@
-"""The whole local stack: embedded DynamoDB (in a child process), the API and the stream poller."""
+"""The whole local stack: a DynamoDB engine (in a child process), the API and the stream poller."""
 
 import hashlib
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import boto3
 
-from goalkeeper.local.dynamodb import EmbeddedDynamoDBProcess
+from goalkeeper.local.engines import MOTO, DynamoDBEndpoint, external_engine, start_engine
 from goalkeeper.local.functions import FunctionPool
 from goalkeeper.local.gateway import ApiServer, local_api
 from goalkeeper.local.poller import StreamPoller, dead_letter_file
@@ -16,11 +16,13 @@ from goalkeeper.local.template import (
     load_template,
     stream_subscriptions,
     table_create_kwargs,
+    table_differences,
     ttl_attribute,
 )
 from goalkeeper.local.wire_streams import WireStreamsClient
 
-REGION = "us-east-1"
+# A table created on AWS is usable within seconds; polled each second, for at most 5 minutes.
+TABLE_WAITER = {"Delay": 1, "MaxAttempts": 300}
 
 
 @dataclass
@@ -31,19 +33,18 @@ class StackConfig:
     admin_key: str = field(default_factory=lambda: os.environ.get("GOALKEEPER_ADMIN_KEY") or "")
     state_dir: Path = field(default_factory=lambda: Path(".goalkeeper"))
     quiet_lambdas: bool = True
+    engine: str = MOTO
+    data_dir: Path | None = None  # DynamoDB Local's data survives a restart there
+    dynamodb_endpoint: str | None = None  # start no engine: use the table at this endpoint
 
 
-def local_environment(config: StackConfig, dynamodb_url: str) -> dict[str, str]:
-    """What a deployed function finds in its environment, pointed at the embedded endpoint."""
-    return {
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
-        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url,
-        # Stream ARNs carry an account id; botocore would route by it, past the endpoint.
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+class TableMismatch(RuntimeError):
+    """The endpoint holds a table by that name that template.yaml would not create."""
+
+
+def local_environment(config: StackConfig, endpoint: DynamoDBEndpoint) -> dict[str, str]:
+    """What a deployed function finds in its environment, pointed at the stack's endpoint."""
+    return endpoint.environment() | {
         "GOALKEEPER_TABLE_NAME": config.table_name,
         "GOALKEEPER_ADMIN_KEY_SHA256": hashlib.sha256(config.admin_key.encode()).hexdigest(),
         "POWERTOOLS_SERVICE_NAME": "goalkeeper",
@@ -59,21 +60,26 @@ class LocalStack:
         if not config.admin_key:
             config.admin_key = f"gk_admin_{secrets.token_urlsafe(24)}"
         self.config = config
-        self.dynamodb = EmbeddedDynamoDBProcess(config.host, log_requests=not config.quiet_lambdas)
-        os.environ.update(local_environment(config, self.dynamodb.endpoint_url))
+        self.engine = (
+            external_engine(config.dynamodb_endpoint)
+            if config.dynamodb_endpoint
+            else start_engine(
+                config.engine, config.host, config.data_dir, log_requests=not config.quiet_lambdas
+            )
+        )
+        endpoint = self.engine.endpoint
+        os.environ.update(local_environment(config, endpoint))
         from goalkeeper.settings import get_settings
 
         get_settings.cache_clear()
         template = load_template()
-        self._create_table(template)
+        self.table_created = False
+        stream_arn = self._prepare_table(template)
         functions = FunctionPool()
         self.api = ApiServer(local_api(template, functions), config.host, config.port).start()
         streams = WireStreamsClient(
-            self.dynamodb.endpoint_url, REGION, boto3.Session().get_credentials()
+            endpoint.streams_url, endpoint.region, boto3.Session().get_credentials()
         )
-        stream_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
-            TableName=config.table_name
-        )["Table"]["LatestStreamArn"]
         # One poller per stream subscription of the template, each with its own filter.
         self.pollers = [
             StreamPoller(
@@ -82,18 +88,33 @@ class LocalStack:
                 subscription,
                 functions.get(subscription.function, subscription.code_uri, subscription.handler),
                 config.state_dir / dead_letter_file(subscription.function),
-                region=REGION,
+                region=endpoint.region,
             ).start()
             for subscription in stream_subscriptions(template)
         ]
 
-    def _create_table(self, template: dict) -> None:
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(**table_create_kwargs(template, self.config.table_name))
-        client.update_time_to_live(
-            TableName=self.config.table_name,
-            TimeToLiveSpecification={"AttributeName": ttl_attribute(template), "Enabled": True},
-        )
+    def _prepare_table(self, template: dict) -> str:
+        """Create the table from the template unless the endpoint holds it already (kept
+        data, or a table of yours); its stream's ARN."""
+        client = boto3.client("dynamodb")
+        name = self.config.table_name
+        try:
+            table = client.describe_table(TableName=name)["Table"]
+        except client.exceptions.ResourceNotFoundException:
+            client.create_table(**table_create_kwargs(template, name))
+            client.get_waiter("table_exists").wait(TableName=name, WaiterConfig=TABLE_WAITER)
+            client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl_attribute(template), "Enabled": True},
+            )
+            table = client.describe_table(TableName=name)["Table"]
+            self.table_created = True
+        differences = table_differences(template, table)
+        if differences:
+            raise TableMismatch(
+                f"table {name} is not the table of template.yaml: " + "; ".join(differences)
+            )
+        return table["LatestStreamArn"]
 
     @property
     def api_url(self) -> str:
@@ -103,4 +124,4 @@ class LocalStack:
         for poller in self.pollers:
             poller.stop()
         self.api.stop()
-        self.dynamodb.stop()
+        self.engine.stop()

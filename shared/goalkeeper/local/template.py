@@ -149,6 +149,24 @@ def table_create_kwargs(template: Mapping[str, Any], table_name: str) -> dict[st
     return kwargs
 
 
+def table_differences(template: Mapping[str, Any], table: Mapping[str, Any]) -> list[str]:
+    """How an existing table (``describe_table``'s ``Table``) differs from the template's
+    in what the code relies on: its keys, its indexes' keys, its stream."""
+    wanted = table_create_kwargs(template, str(table.get("TableName")))
+    differences = []
+    if table.get("KeySchema") != wanted["KeySchema"]:
+        differences.append(f"its key schema is {table.get('KeySchema')}")
+    indexes = {index["IndexName"]: index for index in table.get("GlobalSecondaryIndexes", [])}
+    for index in wanted.get("GlobalSecondaryIndexes", []):
+        held = indexes.get(index["IndexName"])
+        if held is None or held["KeySchema"] != index["KeySchema"]:
+            differences.append(f"it lacks the index {index['IndexName']} of the template")
+    stream = wanted.get("StreamSpecification")
+    if stream and table.get("StreamSpecification") != stream:
+        differences.append(f"its stream is {table.get('StreamSpecification') or 'off'}")
+    return differences
+
+
 def ttl_attribute(template: Mapping[str, Any]) -> str:
     """The attribute DynamoDB's TTL expires items by (``update_time_to_live`` is separate)."""
     spec = _table_properties(template).get("TimeToLiveSpecification") or {}
