@@ -135,7 +135,7 @@ def in_process_stack() -> Iterator[InProcessStack]:
     from goalkeeper.settings import get_settings
 
     get_settings.cache_clear()
-    runtime.store.cache_clear()
+    runtime.dal.cache_clear()
     atomic_transactions.install()
     moto_speedups.install()
     warnings.filterwarnings("ignore", "No application metrics to publish")
@@ -146,6 +146,6 @@ def in_process_stack() -> Iterator[InProcessStack]:
             yield InProcessStack()
     finally:
         get_settings.cache_clear()
-        runtime.store.cache_clear()
+        runtime.dal.cache_clear()
         os.environ.clear()
         os.environ.update(saved)

@@ -38,7 +38,7 @@ def run(events: int = 1000, seed: int = 21, per_request: int = 100) -> dict[str,
     with in_process_stack() as stack:
         write = stack.new_account()["keys"]["write"]
         stack.add_goals(write, GOALS)
-        client = runtime.store().client
+        client = runtime.dal().client
         meter = Meter().attach(client)
         started = time.perf_counter()
         ingest_started = time.perf_counter()
@@ -88,7 +88,7 @@ def run(events: int = 1000, seed: int = 21, per_request: int = 100) -> dict[str,
 
 
 def _conversions(stack: Any) -> list[dict[str, Any]]:
-    from goalkeeper.storage import from_attributes
+    from goalkeeper.attributes import from_attributes
 
     pages = stack.client.get_paginator("scan").paginate(
         TableName=stack.client.list_tables()["TableNames"][0],

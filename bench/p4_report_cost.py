@@ -27,7 +27,7 @@ def _cost(stack: Any, read: str, path: str) -> dict[str, Any]:
     from goalkeeper import runtime
     from goalkeeper.local.metering import Meter
 
-    client = runtime.store().client
+    client = runtime.dal().client
     meter = Meter().attach(client)
     try:
         status, body = stack.request("GET", path, read, query=RANGE)

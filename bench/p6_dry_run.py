@@ -70,7 +70,7 @@ def _cost(stack: Any, read: str) -> dict[str, Any]:
     from goalkeeper import runtime
     from goalkeeper.local.metering import Meter
 
-    client = runtime.store().client
+    client = runtime.dal().client
     meter = Meter().attach(client)
     try:
         status, body = stack.request("POST", "/v1/goals/dry-run", read, {"goal": CANDIDATE} | RANGE)

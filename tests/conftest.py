@@ -179,7 +179,7 @@ class InProcessStack:
 
     def items(self) -> list[dict[str, Any]]:
         """Every item of the table (tests only: the product never scans)."""
-        from goalkeeper.storage import from_attributes
+        from goalkeeper.attributes import from_attributes
 
         pages = self.client.get_paginator("scan").paginate(TableName=TABLE)
         return [from_attributes(item) for page in pages for item in page["Items"]]

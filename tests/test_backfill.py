@@ -13,11 +13,14 @@ import pytest
 
 from conftest import InProcessStack
 from goalkeeper import cli, keys
-from goalkeeper.errors import StoreUnavailable
+from goalkeeper.dal import Dal
+from goalkeeper.dal.decisions import Decisions
+from goalkeeper.dal.events import Events
+from goalkeeper.dal.jobs import JobState
+from goalkeeper.errors import JobRunning, StoreUnavailable
 from goalkeeper.local.served import ServedStack
 from goalkeeper.services import backfill
 from goalkeeper.settings import get_settings
-from goalkeeper.storage import Store
 
 TODAY = datetime.now(UTC).date()
 BASE = TODAY - timedelta(days=40)  # day 0 of every scenario
@@ -275,19 +278,26 @@ def test_running_a_backfill_twice_changes_nothing(stack: InProcessStack, small_p
 
 
 class Crash:
-    """Makes one call of a Store method fail, the `at`-th one."""
+    """Makes one call of a data access method fail, the `at`-th one."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, method: str, at: int, error: Exception):
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        method: tuple[type, str],
+        at: int,
+        error: Exception,
+    ):
         self.calls, self.at, self.error = 0, at, error
-        original = getattr(Store, method)
+        owner, name = method
+        original = getattr(owner, name)
 
-        def failing(store: Store, *args: Any, **kwargs: Any) -> Any:
+        def failing(door: Any, *args: Any, **kwargs: Any) -> Any:
             self.calls += 1
             if self.calls == self.at:
                 raise self.error
-            return original(store, *args, **kwargs)
+            return original(door, *args, **kwargs)
 
-        monkeypatch.setattr(Store, method, failing)
+        monkeypatch.setattr(owner, name, failing)
 
 
 @pytest.mark.parametrize(
@@ -295,10 +305,10 @@ class Crash:
     [
         # A page fails half-way (some of its decisions written, its checkpoint not):
         # the failure is counted on the job, whose write runs the page again.
-        ("decide_event", 11, RuntimeError("injected defect"), False),
+        ((Decisions, "decide_event"), 11, RuntimeError("injected defect"), False),
         # The store fails between two pages of one run (a run takes pages until its
         # time runs short): the stream retries the record from the last checkpoint.
-        ("day_events", 4, StoreUnavailable("injected outage"), True),
+        ((Events, "day_events"), 4, StoreUnavailable("injected outage"), True),
     ],
     ids=["page fails half-way", "outage between pages"],
 )
@@ -306,7 +316,7 @@ def test_a_job_killed_between_pages_and_resumed_ends_as_a_clean_run(
     stack: InProcessStack,
     small_pages: None,
     monkeypatch: pytest.MonkeyPatch,
-    crash: tuple[str, int, Exception, bool],
+    crash: tuple[tuple[type, str], int, Exception, bool],
 ) -> None:
     method, at, error, long_runs = crash
     if long_runs:
@@ -602,12 +612,26 @@ def test_racing_starts_of_one_goal_leave_one_job(served: ServedStack) -> None:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    store = Store("goalkeeper", client)
-    lock = keys.goal_job_lock("acc_race", "goal_race")
+    jobs = Dal.open("goalkeeper", client).jobs
 
     def start(n: int) -> str | None:
-        job = keys.job("acc_race", f"job_{n}") | {"kind": "race_test", "job_id": f"job_{n}"}
-        return store.start_job(job, lock)
+        day, at = "2026-11-30", "2026-11-30T00:00:00.000000Z"
+        job = JobState(
+            **dict.fromkeys(("first", "last", "first_day", "last_day", "day"), day),
+            **dict.fromkeys(("start_sk", "end_sk", "after", "created_at", "updated_at"), at),
+            account_id="acc_race",
+            job_id=f"job_{n}",
+            job_type="race_test",
+            goal_id="goal_race",
+            goal_version=1,
+            status="queued",
+            phase="count",
+        )
+        try:
+            jobs.start(job)
+        except JobRunning as running:
+            return running.job_id
+        return None
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(start, range(8)))

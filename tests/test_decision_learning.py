@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from goalkeeper.decision_writes import DecisionState, chunks
+from goalkeeper.dal.decisions import DecisionState, chunks
+from goalkeeper.dal.transactions import MAX_ITEMS, Reason
 from goalkeeper.dedup import ClaimState, ConversionPlan, Layout, library_layouts, plan_conversion
 from goalkeeper.models.events import Event
 from goalkeeper.models.goals import Goal, GoalSpec
-from goalkeeper.transactions import MAX_ITEMS, Reason
 
 NOW = datetime(2026, 9, 30, 12, tzinfo=UTC)
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)

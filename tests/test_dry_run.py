@@ -10,12 +10,12 @@ from test_input_limits import GOAL_REJECTIONS
 
 from conftest import TABLE, InProcessStack
 from goalkeeper import keys
+from goalkeeper.dal import Dal
 from goalkeeper.dedup import ClaimState, ConversionPlan, Layout, Slot, judge_in_order
 from goalkeeper.dedup import plan_conversion as plan_for
 from goalkeeper.history import stored_event
 from goalkeeper.models.goals import Goal, GoalSpec
 from goalkeeper.services import dry_run
-from goalkeeper.storage import Store
 
 RANGE = {"from": "2026-10-01", "to": "2026-10-31"}
 
@@ -317,12 +317,12 @@ def test_a_day_is_read_page_by_page_strictly_between_two_positions(
     account = _account(stack, [], [])
     events = [_signup(f"s-{n}", f"2026-10-05T1{n}:00Z") for n in range(6)]
     stack.api.request("POST", "/v1/events", account["keys"]["write"], {"events": events})
-    store = Store(TABLE)
+    events = Dal.open(TABLE).events
     positions = [keys.trace_sk(f"2026-10-05T1{n}:00:00.000000Z", "E", f"s-{n}") for n in range(6)]
 
     pages, after = [], positions[0]
     while after is not None and len(pages) < 20:  # a cursor that never moves on would loop
-        page = store.day_events(account["account_id"], "2026-10-05", after, limit, positions[5])
+        page = events.day_events(account["account_id"], "2026-10-05", after, limit, positions[5])
         pages.append([item["event_id"] for item in page.items])
         after = page.cursor and page.cursor["gsi3sk"]
 

@@ -17,11 +17,11 @@ import botocore.endpoint
 import pytest
 from faults import BackoffRecorder, FaultInjector
 
-from conftest import InProcessStack
+from conftest import TABLE, InProcessStack
 from goalkeeper.attributes import to_attributes
+from goalkeeper.dal.events import Events
 from goalkeeper.models.events import EventBatch
 from goalkeeper.services.ingest import event_item
-from goalkeeper.storage import Store
 
 CALL = {
     "event_id": "CA-7",
@@ -243,15 +243,15 @@ def _plant_before_puts(
     stack: InProcessStack, monkeypatch: pytest.MonkeyPatch, account_id: str, event: dict
 ) -> None:
     """Another request stores `event` after this request's check and before its puts."""
-    put_events = Store.put_events
+    put_many = Events.put_many
 
-    def planting(store: Store, *args: Any, **kwargs: Any) -> Any:
+    def planting(events: Events, *args: Any, **kwargs: Any) -> Any:
         (planted,) = EventBatch.model_validate(event).events
         item = event_item(account_id, planted, datetime.now(UTC), "other-request", 30)
-        stack.client.put_item(TableName=store.table_name, Item=to_attributes(item))
-        return put_events(store, *args, **kwargs)
+        stack.client.put_item(TableName=TABLE, Item=to_attributes(item))
+        return put_many(events, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "put_events", planting)
+    monkeypatch.setattr(Events, "put_many", planting)
 
 
 def test_a_conflicting_write_after_the_check_is_still_a_409(
@@ -277,7 +277,7 @@ def scripted(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> Iterator
     from goalkeeper import runtime
 
     monkeypatch.setattr(botocore.endpoint, "time", BackoffRecorder())
-    injector = FaultInjector(0.0, seed=1).attach(runtime.store().client)
+    injector = FaultInjector(0.0, seed=1).attach(runtime.dal().client)
     try:
         yield injector
     finally:

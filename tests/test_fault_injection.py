@@ -32,10 +32,11 @@ from faults import (
 )
 
 from conftest import InProcessStack
+from goalkeeper.dal.client import Table
+from goalkeeper.dal.events import Events
 from goalkeeper.errors import StoreUnavailable
 from goalkeeper.local.poller import StreamPoller, invoke_batch
 from goalkeeper.redrive import redrive_file, table_reader
-from goalkeeper.storage import Store
 
 FAULT_RATE = float(os.environ.get("GOALKEEPER_FAULT_RATE", "0.10"))
 WORKLOAD_EVENTS = int(os.environ.get("GOALKEEPER_FAULT_EVENTS", "300"))
@@ -51,7 +52,7 @@ def poller(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> StreamPoll
 def faults(
     stack: InProcessStack, poller: StreamPoller, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[FaultInjector]:
-    """Faults on the clients the functions (runtime.store()) and the poller use; botocore's
+    """Faults on the clients the functions (runtime.dal()) and the poller use; botocore's
     backoff sleeps are recorded, not slept."""
     from goalkeeper import runtime
 
@@ -61,7 +62,7 @@ def faults(
     injector = FaultInjector(FAULT_RATE, SEED, outage_share=0.2)
     injector.backoff = backoff  # type: ignore[attr-defined]
     injector.enabled = False
-    injector.attach(runtime.store().client)
+    injector.attach(runtime.dal().client)
     injector.attach(poller._client)
     try:
         yield injector
@@ -162,7 +163,7 @@ def scripted(stack: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> Iterator
     from goalkeeper import runtime
 
     monkeypatch.setattr(botocore.endpoint, "time", BackoffRecorder())
-    injector = FaultInjector(0.0, SEED).attach(runtime.store().client)
+    injector = FaultInjector(0.0, SEED).attach(runtime.dal().client)
     try:
         yield injector
     finally:
@@ -224,21 +225,21 @@ def test_fault_a_failed_put_stops_the_rest_of_a_concurrent_batch() -> None:
     after every event of the batch has spent its retries (Executor.map drops the
     puts not yet started once a result raises)."""
 
-    class FailingFirst(Store):
+    class FailingFirst(Events):
         def __init__(self) -> None:
-            super().__init__("table", client=object())
+            super().__init__(Table("table", client=object()))
             self.attempted: list[str] = []
 
-        def put_event(self, item: dict) -> bool:
+        def put(self, item: dict) -> None:
             self.attempted.append(item["event_id"])
             if item["event_id"] == "e-0":
                 raise StoreUnavailable("the event store is busy; retry the request")
             time.sleep(0.01)
-            return True
+            return None
 
     store = FailingFirst()
     with pytest.raises(StoreUnavailable):
-        store.put_events([{"event_id": f"e-{n}"} for n in range(100)], concurrency=8)
+        store.put_many([{"event_id": f"e-{n}"} for n in range(100)], concurrency=8)
     assert "e-0" in store.attempted
     assert len(store.attempted) < 50
 

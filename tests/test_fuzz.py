@@ -502,7 +502,7 @@ class WriteCounter:
 def writes(stack: InProcessStack) -> Iterator[WriteCounter]:
     from goalkeeper import runtime
 
-    counter = WriteCounter(runtime.store().client)
+    counter = WriteCounter(runtime.dal().client)
     try:
         yield counter
     finally:

@@ -10,11 +10,11 @@ from faults import FaultInjector
 from conftest import TABLE, InProcessStack
 from goalkeeper import keys
 from goalkeeper.attributes import to_attributes
+from goalkeeper.dal import Dal
 from goalkeeper.errors import Conflict
 from goalkeeper.models.goals import GoalSpec
 from goalkeeper.services import goals
 from goalkeeper.settings import get_settings
-from goalkeeper.storage import Store
 
 AT = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
@@ -306,21 +306,21 @@ def test_a_goal_created_while_an_uncounted_library_is_counted_is_not_lost_from_t
     """Counting the goals of an account without a counter is a read; a goal created
     meanwhile must still make the count, so the limit holds."""
     account_id = stack.new_account()["account_id"]
-    store = Store(TABLE, stack.client)
+    library = Dal.open(TABLE, stack.client).goals
     spec = GoalSpec.model_validate(LEAD_GOAL)
-    count_goals = store.count_goals
+    count_goals = library.count
 
     def count_while_another_request_creates_one(account: str) -> int:
         counted = count_goals(account)
-        monkeypatch.setattr(store, "count_goals", count_goals)
-        goals.create_goal(store, account, spec, datetime.now(UTC), max_goals=5)
+        monkeypatch.setattr(library, "count", count_goals)
+        goals.create_goal(library, account, spec, datetime.now(UTC), max_goals=5)
         return counted
 
-    monkeypatch.setattr(store, "count_goals", count_while_another_request_creates_one)
-    goals.create_goal(store, account_id, spec, datetime.now(UTC), max_goals=5)
+    monkeypatch.setattr(library, "count", count_while_another_request_creates_one)
+    goals.create_goal(library, account_id, spec, datetime.now(UTC), max_goals=5)
     assert len(_goal_items(stack, account_id)) == 5
     with pytest.raises(Conflict):
-        goals.create_goal(store, account_id, spec, datetime.now(UTC), max_goals=5)
+        goals.create_goal(library, account_id, spec, datetime.now(UTC), max_goals=5)
     assert len(_goal_items(stack, account_id)) == 5
 
 
@@ -333,7 +333,7 @@ def test_a_goal_whose_creation_answer_was_lost_is_created_once(stack: InProcessS
     # A new account's first goal takes two writes (its goals are counted first): the
     # second is applied, and its answer lost.
     faults = FaultInjector(rate=0, seed=1).script("TransactWriteItems", None, "timeout_after_write")
-    faults.attach(runtime.store().client)
+    faults.attach(runtime.dal().client)
     try:
         status, body = _create(stack, account["keys"]["write"])
     finally:

@@ -8,9 +8,9 @@ from urllib.parse import quote
 import pytest
 
 from conftest import TABLE, InProcessStack
+from goalkeeper.dal import Dal
 from goalkeeper.models.events import Call
 from goalkeeper.services.ingest import event_item
-from goalkeeper.storage import Store
 
 
 def _page_view(visitor_id: str, number: int = 0) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def test_an_event_accepted_before_these_checks_is_still_decided(stack: InProcess
         }
     )
     item = event_item(account["account_id"], earlier, earlier.occurred_at, "req-1", 400)
-    assert Store(TABLE, stack.client).put_events([item], 1) == [None]  # None: stored now
+    assert Dal.open(TABLE, stack.client).events.put_many([item], 1) == [None]  # None: stored now
     stack.evaluate_pending()
 
     assert not stack.dead_letters.exists() or stack.dead_letters.read_text() == ""

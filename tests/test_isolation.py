@@ -555,7 +555,7 @@ def test_each_function_is_granted_exactly_the_table_access_it_uses(
             indexes.setdefault(function, set()).add(params["IndexName"])
 
     monkeypatch.setattr(LocalFunction, "invoke", invoke_recording)
-    runtime.store().client.meta.events.register("before-parameter-build.dynamodb", record)
+    runtime.dal().client.meta.events.register("before-parameter-build.dynamodb", record)
     _workload(stack)
 
     assert "?" not in used, "a table call made outside any function"

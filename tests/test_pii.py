@@ -158,10 +158,10 @@ class _RecordingStore:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def stored_events(self, account_id: str, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def stored(self, account_id: str, event_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {}
 
-    def put_events(self, items: list[dict[str, Any]], concurrency: int) -> list[None]:
+    def put_many(self, items: list[dict[str, Any]], concurrency: int) -> list[None]:
         self.items.extend(items)
         return [None] * len(items)
 
@@ -176,7 +176,7 @@ def test_ingest_looks_the_secret_up_once_per_request_and_only_for_callers() -> N
     def ingest(*events: dict[str, Any]) -> _RecordingStore:
         store = _RecordingStore()
         batch = EventBatch.model_validate({"events": list(events)})
-        ingest_events(store, "acc_1", batch, datetime.now(UTC), "req", 30, secret)  # type: ignore[arg-type]
+        ingest_events(store, "acc_1", batch, datetime.now(UTC), "req", 30, secret)
         return store
 
     store = ingest(*[_call(f"c-{n}", NUMBER) for n in range(3)])

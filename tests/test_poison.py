@@ -17,9 +17,9 @@ from faults import evaluation_poller
 
 from conftest import REGION, TABLE, InProcessStack
 from goalkeeper import cli
+from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.local.poller import StreamPoller, sequence_number
 from goalkeeper.local.template import StreamSubscription
-from goalkeeper.storage import from_attributes, to_attributes
 
 TEMPLATE_RETRIES = 5  # MaximumRetryAttempts of the evaluation function in template.yaml
 

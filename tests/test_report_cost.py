@@ -18,11 +18,11 @@ RANGE = {"from": "2026-10-22", "to": "2026-11-20"}  # 30 days
 
 
 def _cost(stack: InProcessStack, read: str, path: str) -> tuple:
-    meter = Meter().attach(runtime.store().client)
+    meter = Meter().attach(runtime.dal().client)
     try:
         status, body = stack.api.request("GET", path, read, query=RANGE)
     finally:
-        meter.detach(runtime.store().client)
+        meter.detach(runtime.dal().client)
     assert status == 200, body
     return dict(meter.requests), meter.keys_read, meter.read_units
 
@@ -85,11 +85,11 @@ def _attribution_pages(
     counted: dict[str, int] = {}
     query = span | {"dimension": "campaign"}
     while True:
-        meter = Meter().attach(runtime.store().client)
+        meter = Meter().attach(runtime.dal().client)
         try:
             status, page = stack.api.request("GET", "/v1/reports/attribution", read, query=query)
         finally:
-            meter.detach(runtime.store().client)
+            meter.detach(runtime.dal().client)
         assert status == 200, page
         items_read.append(meter.items_read)
         for row in page["rows"]:

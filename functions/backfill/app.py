@@ -31,7 +31,7 @@ def record_handler(record: DynamoDBRecord, lambda_context: LambdaContext) -> Non
     seen = record.dynamodb.new_image
     settings = get_settings()
     run = JobRun.resume(
-        runtime.store(), seen, settings.aggregate_shards, settings.backfill_page_events
+        runtime.dal(), seen, settings.aggregate_shards, settings.backfill_page_events
     )
     if run is None:
         return

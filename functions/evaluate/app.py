@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime
-from goalkeeper.decision_writes import Sighting
+from goalkeeper.dal.decisions import Sighting
 from goalkeeper.errors import StoreUnavailable, WriteRejected
 from goalkeeper.services.evaluation import (
     GoalLibraryCache,
@@ -34,7 +34,7 @@ metrics = Metrics()
 processor = BatchProcessor(
     event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
 )
-libraries = GoalLibraryCache(runtime.store())
+libraries = GoalLibraryCache(runtime.dal().goals)
 seen_visitors = SeenVisitors()
 # Visitors seen by events that reached no goal, counted in one write per batch.
 deferred_sightings: list[Sighting] = []
@@ -54,7 +54,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     item = record.dynamodb.new_image
     try:
         decisions = evaluate_event_item(
-            runtime.store(),
+            runtime.dal(),
             libraries,
             item,
             get_settings().aggregate_shards,
@@ -101,7 +101,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     try:
-        count_deferred_sightings(runtime.store(), deferred_sightings, seen_visitors)
+        count_deferred_sightings(runtime.dal().decisions, deferred_sightings, seen_visitors)
     except StoreUnavailable:
         # Decisions are safe to repeat and sightings are counted once by their
         # markers, so the whole batch is simply retried.

@@ -28,7 +28,7 @@ app = create_resolver()
 entry = api_entrypoint(app, runtime.key_lookup)
 # An account's secret never changes: each warm instance reads it once per account.
 account_secrets = AccountSecrets(
-    lambda account_id: load_account_secret(runtime.store(), account_id)
+    lambda account_id: load_account_secret(runtime.dal().accounts, account_id)
 )
 
 ADMIN = require(Role.ADMIN)
@@ -42,7 +42,7 @@ def _now() -> datetime:
 
 @app.post("/v1/accounts", middlewares=[ADMIN])
 def create_account(request: Annotated[AccountRequest | None, Body()] = None) -> JsonResponse:
-    account = accounts.create_account(runtime.store(), request or AccountRequest(), _now())
+    account = accounts.create_account(runtime.dal().accounts, request or AccountRequest(), _now())
     logger.info("account created", extra={"account_id": account.account_id})
     return json_response(201, account.model_dump())
 
@@ -50,7 +50,7 @@ def create_account(request: Annotated[AccountRequest | None, Body()] = None) -> 
 @app.post("/v1/keys", middlewares=[READ_OR_WRITE])
 def issue_key(request: Annotated[KeyRequest | None, Body()] = None) -> JsonResponse:
     key = accounts.issue_key(
-        runtime.store(),
+        runtime.dal().accounts,
         current_account(app),
         current_principal(app).role,
         request or KeyRequest(),
@@ -66,7 +66,7 @@ def list_keys(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JsonResponse:
     page = accounts.list_keys(
-        runtime.store(), current_account(app), current_principal(app).role, limit, cursor
+        runtime.dal().accounts, current_account(app), current_principal(app).role, limit, cursor
     )
     return json_response(
         200,
@@ -77,7 +77,7 @@ def list_keys(
 @app.delete("/v1/keys/<key_id>", middlewares=[READ_OR_WRITE])
 def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
     key = accounts.revoke_key(
-        runtime.store(), current_account(app), current_principal(app).role, key_id, _now()
+        runtime.dal().accounts, current_account(app), current_principal(app).role, key_id, _now()
     )
     logger.info("api key revoked", extra={"key_id": key.key_id, "role": key.role})
     return json_response(200, key.model_dump())
@@ -86,7 +86,7 @@ def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
 @app.post("/v1/events", middlewares=[WRITE])
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
     result = ingest_events(
-        runtime.store(),
+        runtime.dal().events,
         current_account(app),
         batch,
         received_at=_now(),
@@ -105,14 +105,14 @@ def list_goals(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> JsonResponse:
-    page = goals.goals_page(runtime.store(), current_account(app), limit, cursor)
+    page = goals.goals_page(runtime.dal().goals, current_account(app), limit, cursor)
     return json_response(200, page.model_dump(mode="json"))
 
 
 @app.post("/v1/goals", middlewares=[WRITE])
 def create_goal(spec: Annotated[GoalSpec, Body()]) -> JsonResponse:
     goal = goals.create_goal(
-        runtime.store(),
+        runtime.dal().goals,
         current_account(app),
         spec,
         _now(),
@@ -126,7 +126,7 @@ def create_goal(spec: Annotated[GoalSpec, Body()]) -> JsonResponse:
 @app.post("/v1/goals/dry-run", middlewares=[READ_OR_WRITE])
 def dry_run_goal(request: Annotated[DryRunRequest, Body()]) -> JsonResponse:
     answer = dry_run.dry_run(
-        runtime.store(), current_account(app), request, _now(), get_settings().aggregate_shards
+        runtime.dal(), current_account(app), request, _now(), get_settings().aggregate_shards
     )
     logger.info(
         "goal dry-run",
@@ -138,7 +138,7 @@ def dry_run_goal(request: Annotated[DryRunRequest, Body()]) -> JsonResponse:
 
 @app.get("/v1/goals/<goal_id>", middlewares=[READ_OR_WRITE])
 def get_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
-    goal = goals.get_goal(runtime.store(), current_account(app), goal_id)
+    goal = goals.get_goal(runtime.dal().goals, current_account(app), goal_id)
     return json_response(200, goal.model_dump(mode="json"))
 
 
@@ -146,13 +146,13 @@ def get_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
 def replace_goal(
     goal_id: Annotated[str, Path(max_length=128)], spec: Annotated[GoalSpec, Body()]
 ) -> JsonResponse:
-    goal = goals.replace_goal(runtime.store(), current_account(app), goal_id, spec, _now())
+    goal = goals.replace_goal(runtime.dal().goals, current_account(app), goal_id, spec, _now())
     return json_response(200, goal.model_dump(mode="json"))
 
 
 @app.delete("/v1/goals/<goal_id>", middlewares=[WRITE])
 def deactivate_goal(goal_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
-    goal = goals.deactivate_goal(runtime.store(), current_account(app), goal_id, _now())
+    goal = goals.deactivate_goal(runtime.dal().goals, current_account(app), goal_id, _now())
     return json_response(200, goal.model_dump(mode="json"))
 
 
@@ -161,7 +161,7 @@ def backfill_goal(
     goal_id: Annotated[str, Path(max_length=128)], request: Annotated[BackfillRequest, Body()]
 ) -> JsonResponse:
     job = backfill.start_backfill(
-        runtime.store(),
+        runtime.dal(),
         current_account(app),
         goal_id,
         request,

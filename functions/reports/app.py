@@ -28,8 +28,8 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 
 
 def _span(account_id: str, start: date | None, end: date | None) -> reports.DateRange:
-    account = runtime.store().get_account(account_id) or {}
-    return reports.date_range(start, end, account.get("timezone", "UTC"), datetime.now(UTC))
+    timezone = runtime.dal().accounts.timezone(account_id)
+    return reports.date_range(start, end, timezone, datetime.now(UTC))
 
 
 def _shards() -> int:
@@ -40,7 +40,7 @@ def _shards() -> int:
 def goals_report(start: From = None, end: To = None) -> JsonResponse:
     account_id = current_account(app)
     report = reports.goals_report(
-        runtime.store(), account_id, _span(account_id, start, end), _shards()
+        runtime.dal(), account_id, _span(account_id, start, end), _shards()
     )
     return json_response(200, report)
 
@@ -50,7 +50,7 @@ def goal_timeseries(goal_id: GoalId, start: From = None, end: To = None) -> Json
     account_id = current_account(app)
     span = _span(account_id, start, end)
     return json_response(
-        200, reports.goal_timeseries(runtime.store(), account_id, goal_id, span, _shards())
+        200, reports.goal_timeseries(runtime.dal(), account_id, goal_id, span, _shards())
     )
 
 
@@ -73,7 +73,7 @@ def attribution(
     account_id = current_account(app)
     span = _span(account_id, start, end)
     report = reports.attribution_report(
-        runtime.store(), account_id, span, _shards(), dimension, group, limit, cursor
+        runtime.dal(), account_id, span, _shards(), dimension, group, limit, cursor
     )
     return json_response(200, report)
 
@@ -85,7 +85,7 @@ def top_keywords(
     account_id = current_account(app)
     span = _span(account_id, start, end)
     return json_response(
-        200, reports.top_keywords(runtime.store(), account_id, span, _shards(), limit)
+        200, reports.top_keywords(runtime.dal(), account_id, span, _shards(), limit)
     )
 
 
@@ -95,21 +95,21 @@ def visitor_trace(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Cursor = None,
 ) -> JsonResponse:
-    trace = reports.visitor_trace(runtime.store(), current_account(app), visitor_id, limit, cursor)
+    trace = reports.visitor_trace(runtime.dal(), current_account(app), visitor_id, limit, cursor)
     return json_response(200, trace)
 
 
 @app.get("/v1/goals/<goal_id>/health", middlewares=[READ])
 def goal_health(goal_id: GoalId) -> JsonResponse:
     health = reports.goal_health(
-        runtime.store(), current_account(app), goal_id, _shards(), datetime.now(UTC)
+        runtime.dal(), current_account(app), goal_id, _shards(), datetime.now(UTC)
     )
     return json_response(200, health)
 
 
 @app.get("/v1/jobs/<job_id>", middlewares=[READ_OR_WRITE])
 def get_job(job_id: Annotated[str, Path(min_length=1, max_length=128)]) -> JsonResponse:
-    return json_response(200, backfill.get_job(runtime.store(), current_account(app), job_id))
+    return json_response(200, backfill.get_job(runtime.dal(), current_account(app), job_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

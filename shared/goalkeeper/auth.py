@@ -16,9 +16,9 @@ from enum import StrEnum
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from goalkeeper.dal.accounts import Accounts
 from goalkeeper.errors import Forbidden, Unauthenticated
 from goalkeeper.settings import get_settings
-from goalkeeper.storage import Store
 
 API_KEY_HEADER = "x-api-key"
 
@@ -77,12 +77,12 @@ def authenticate(presented: str | None, lookup: KeyLookup) -> Principal:
     return principal
 
 
-def stored_key_lookup(store: Store) -> KeyLookup:
+def stored_key_lookup(accounts: Accounts) -> KeyLookup:
     def lookup(digest: str) -> Principal | None:
-        item = store.get_api_key(digest)
-        if item is None or item.get("revoked_at"):
+        owner = accounts.key_owner(digest)
+        if owner is None or owner.revoked:
             return None
-        return Principal(Role(item["role"]), item["account_id"])
+        return Principal(Role(owner.role), owner.account_id)
 
     return lookup
 

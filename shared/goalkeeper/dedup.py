@@ -125,7 +125,7 @@ class Check:
             return (self.slot,)
         return (self.slot, self.slot.neighbour(-1), self.slot.neighbour(1))
 
-    # Each mirrors the write condition of decision_writes, for a cancellation's item.
+    # Each mirrors the write condition of decisions, for a cancellation's item.
     def blocking_in_own(self, claim: ClaimState) -> str | None:
         if not claim.exists or claim.lo_key == claim.hi_key == self.order_key:
             return None
@@ -351,7 +351,7 @@ def judge_in_order(
     """The decisions `plans` would get if decided one after another in time order,
     with nothing written: a goal's dry-run, judged as a backfill of the goal would be.
 
-    Each plan is judged by the conditions its write would carry (decision_writes)
+    Each plan is judged by the conditions its write would carry (decisions)
     against the claims `stored` and the conversions counted before it in this
     sequence: a counted one widens its claim periods as its write would, a void one
     claims nothing. Pure: plain claim states and plans in, decisions out.

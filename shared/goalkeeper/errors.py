@@ -59,3 +59,44 @@ class WriteRejected(GoalkeeperError):
     a busy store. Retrying cannot help; it is logged and counted for an alarm."""
 
     code = "internal_error"
+
+
+class KeyLimitReached(Conflict):
+    """The account already holds the most active keys of a role it may."""
+
+    def __init__(self, role: str, limit: int) -> None:
+        super().__init__(f"this account already has {limit} active {role} keys; revoke one first")
+
+
+class LastActiveKey(Conflict):
+    """Revoking the key would leave its role without an active key."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"this is the account's last active {role} key; issue a new one first")
+
+
+class GoalLimitReached(Conflict):
+    """The account already holds the most goals it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this account already has {limit} goals, the most an account may hold "
+            "(deactivated goals count too); replace one with PUT /v1/goals/{goal_id} instead"
+        )
+
+
+class JobRunning(Conflict):
+    """Another job holds the goal (one not yet ended): `job_id` is that job."""
+
+    def __init__(self, goal_id: str, job_id: str) -> None:
+        super().__init__(
+            f"a backfill of goal {goal_id!r} is already running (job {job_id}); wait "
+            "for it to end (GET /v1/jobs/{job_id})",
+            [FieldProblem("goal_id", f"has a backfill running: {job_id}")],
+        )
+        self.job_id = job_id
+
+
+class JobMovedOn(GoalkeeperError):
+    """Another write reached the job first: that write's record drives the job now.
+    Never an answer to a request (jobs run from the stream)."""

@@ -40,6 +40,10 @@ STATUS_BY_ERROR: dict[type[GoalkeeperError], HTTPStatus] = {
     errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.NotFound: HTTPStatus.NOT_FOUND,
     errors.Conflict: HTTPStatus.CONFLICT,
+    errors.KeyLimitReached: HTTPStatus.CONFLICT,
+    errors.LastActiveKey: HTTPStatus.CONFLICT,
+    errors.GoalLimitReached: HTTPStatus.CONFLICT,
+    errors.JobRunning: HTTPStatus.CONFLICT,
     errors.EventIdConflict: HTTPStatus.CONFLICT,
     errors.StoreUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }

@@ -11,23 +11,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from goalkeeper.auth import Principal
-    from goalkeeper.storage import Store
+    from goalkeeper.dal import Dal
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 @lru_cache(maxsize=1)
-def store() -> "Store":
+def dal() -> "Dal":
+    """Every aggregate's data access (goalkeeper.dal), sharing one table and one client;
+    the client (and boto3) is created on first use."""
+    from goalkeeper.dal import Dal
     from goalkeeper.settings import get_settings
-    from goalkeeper.storage import Store
 
-    return Store(get_settings().table_name)
+    return Dal.open(get_settings().table_name)
 
 
 def key_lookup(digest: str) -> "Principal | None":
     from goalkeeper.auth import stored_key_lookup
 
-    return stored_key_lookup(store())(digest)
+    return stored_key_lookup(dal().accounts)(digest)
 
 
 def tracing_enabled() -> bool:

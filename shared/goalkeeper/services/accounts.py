@@ -11,9 +11,8 @@ key). An account always keeps at least one active key of each role.
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
-from goalkeeper import keys
 from goalkeeper.auth import (
     KEY_ID_PATTERN,
     Role,
@@ -22,7 +21,8 @@ from goalkeeper.auth import (
     new_api_key,
     new_key_id,
 )
-from goalkeeper.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
+from goalkeeper.dal.accounts import Account, KeyRecord, NewAccountRecord
+from goalkeeper.errors import FieldProblem, Forbidden, InvalidInput, NotFound
 from goalkeeper.models.accounts import (
     AccountKeys,
     AccountRequest,
@@ -32,10 +32,27 @@ from goalkeeper.models.accounts import (
     NewApiKey,
 )
 from goalkeeper.models.common import iso
-from goalkeeper.models.goals import CallRule, GoalSpec
+from goalkeeper.models.goals import CallRule, Goal, GoalSpec
 from goalkeeper.pii import new_account_secret
-from goalkeeper.services.goals import new_goal_items
-from goalkeeper.storage import Store
+from goalkeeper.services.goals import new_goal
+
+
+class AccountRepository(Protocol):
+    """What this service needs of the accounts' data access (goalkeeper.dal.accounts)."""
+
+    def create(
+        self, new: NewAccountRecord, account_keys: list[KeyRecord], goals: list[Goal]
+    ) -> None: ...
+
+    def key(self, account_id: str, key_id: str) -> KeyRecord | None: ...
+
+    def keys_of_role(
+        self, account_id: str, role: str, limit: int, after_key_id: str | None = None
+    ) -> list[KeyRecord]: ...
+
+    def add_key(self, record: KeyRecord, max_active: int) -> None: ...
+
+    def revoke_key(self, record: KeyRecord, revoked_at: str, expires_at: int) -> None: ...
 
 
 def default_goals() -> tuple[GoalSpec, ...]:
@@ -65,58 +82,47 @@ MAX_ACTIVE_KEYS_PER_ROLE = 10
 REVOKED_KEY_RETENTION = timedelta(days=90)
 
 
-def _key_items(
+def _new_key(
     account_id: str, role: Role, now: datetime, label: str | None = None
-) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """A new key: (the key itself, its lookup item, its account record)."""
+) -> tuple[str, KeyRecord]:
+    """A new key: (the key itself, its record)."""
     key = new_api_key(role)
-    digest = key_digest(key)
-    key_id = new_key_id()
-    common = {"account_id": account_id, "key_id": key_id, "role": role.value}
-    lookup = keys.api_key(digest) | common | {"kind": "api_key", "created_at": iso(now)}
-    record = (
-        keys.account_key(account_id, key_id)
-        | common
-        | {
-            "kind": "api_key_record",
-            "prefix": key_prefix(key, role),
-            "label": label,
-            "created_at": iso(now),
-            "digest": digest,  # to revoke the lookup item; never leaves the table
-        }
+    record = KeyRecord(
+        account_id=account_id,
+        key_id=new_key_id(),
+        role=role.value,
+        digest=key_digest(key),
+        prefix=key_prefix(key, role),
+        created_at=iso(now),
+        label=label,
     )
-    return key, lookup, record
+    return key, record
 
 
-def _info(record: dict[str, Any]) -> ApiKeyInfo:
+def _info(record: KeyRecord) -> ApiKeyInfo:
     return ApiKeyInfo.model_validate(
-        {name: record.get(name) for name in ApiKeyInfo.model_fields if name in record}
+        {name: getattr(record, name) for name in ApiKeyInfo.model_fields}
     )
 
 
-def create_account(store: Store, request: AccountRequest, now: datetime) -> NewAccount:
+def create_account(
+    accounts: AccountRepository, request: AccountRequest, now: datetime
+) -> NewAccount:
     account_id = f"acc_{secrets.token_hex(8)}"
-    items: list[dict[str, Any]] = [
-        keys.account(account_id)
-        | {
-            "kind": "account",
-            "account_id": account_id,
-            "name": request.name,
-            "timezone": request.timezone,
-            "created_at": now.isoformat(),
-            # The secret of the account's keyed hashes of personal data (goalkeeper.pii).
-            "pii_key": new_account_secret(),
-        }
-        | {f"active_keys_{role.value}": 1 for role in ACCOUNT_ROLES}
-    ]
-    plain_keys = {}
+    account = Account(account_id, request.timezone, request.name, now.isoformat())
+    # The secret of the account's keyed hashes of personal data (goalkeeper.pii).
+    new = NewAccountRecord(account, pii_key=new_account_secret())
+    plain_keys: dict[Role, str] = {}
+    records: list[KeyRecord] = []
     for role in ACCOUNT_ROLES:
-        plain_keys[role], lookup, record = _key_items(account_id, role, now)
-        items += [lookup, record]
-    for position, spec in enumerate(default_goals()):
-        # Distinct creation instants keep the library's order as listed above.
-        items += new_goal_items(account_id, spec, now + timedelta(microseconds=position))
-    store.create_items(items)
+        plain_keys[role], record = _new_key(account_id, role, now)
+        records.append(record)
+    # Distinct creation instants keep the library's order as listed above.
+    goals = [
+        new_goal(spec, now + timedelta(microseconds=position))
+        for position, spec in enumerate(default_goals())
+    ]
+    accounts.create(new, records, goals)
     return NewAccount(
         account_id=account_id,
         name=request.name,
@@ -134,16 +140,13 @@ def _own_role(caller: Role, requested: str | None) -> Role:
 
 
 def issue_key(
-    store: Store, account_id: str, caller: Role, request: KeyRequest, now: datetime
+    accounts: AccountRepository, account_id: str, caller: Role, request: KeyRequest, now: datetime
 ) -> NewApiKey:
-    """A new key of the caller's role; every existing key stays valid until revoked."""
+    """A new key of the caller's role; every existing key stays valid until revoked.
+    KeyLimitReached when the role already has MAX_ACTIVE_KEYS_PER_ROLE active keys."""
     role = _own_role(caller, request.role)
-    key, lookup, record = _key_items(account_id, role, now, request.label)
-    if not store.add_api_key(account_id, lookup, record, MAX_ACTIVE_KEYS_PER_ROLE):
-        raise Conflict(
-            f"this account already has {MAX_ACTIVE_KEYS_PER_ROLE} active {role.value} keys; "
-            "revoke one first"
-        )
+    key, record = _new_key(account_id, role, now, request.label)
+    accounts.add_key(record, MAX_ACTIVE_KEYS_PER_ROLE)
     return NewApiKey(key=key, **_info(record).model_dump())
 
 
@@ -153,7 +156,11 @@ class KeyPage(NamedTuple):
 
 
 def list_keys(
-    store: Store, account_id: str, caller: Role, limit: int, cursor: str | None = None
+    accounts: AccountRepository,
+    account_id: str,
+    caller: Role,
+    limit: int,
+    cursor: str | None = None,
 ) -> KeyPage:
     """One page of the caller's role's keys, in key id order; the cursor is the last
     key id of the page before (ids are ours, so anything else is refused)."""
@@ -163,26 +170,23 @@ def list_keys(
             "the cursor is not valid",
             [FieldProblem("cursor", "must be the next_cursor of the previous page")],
         )
-    records = store.list_key_records(account_id, role.value, limit + 1, cursor)
+    records = accounts.keys_of_role(account_id, role.value, limit + 1, cursor)
     page = [_info(record) for record in records[:limit]]
     return KeyPage(page, page[-1].key_id if len(records) > limit else None)
 
 
 def revoke_key(
-    store: Store, account_id: str, caller: Role, key_id: str, now: datetime
+    accounts: AccountRepository, account_id: str, caller: Role, key_id: str, now: datetime
 ) -> ApiKeyInfo:
     """Refuse the key from now on (authentication reads it strongly consistently).
-    Revoking a revoked key changes nothing; the last active key of a role stays."""
+    Revoking a revoked key changes nothing; the last active key of a role stays
+    (LastActiveKey)."""
     role = _own_role(caller, None)
-    record = store.get_key_record(account_id, key_id)
-    if record is None or record["role"] != role.value:
+    record = accounts.key(account_id, key_id)
+    if record is None or record.role != role.value:
         raise NotFound(f"no {role.value} key {key_id!r} in this account")
-    if record.get("revoked_at"):
+    if record.revoked_at:
         return _info(record)
     expires_at = int((now + REVOKED_KEY_RETENTION).timestamp())
-    outcome = store.revoke_api_key(
-        account_id, key_id, record["digest"], role.value, iso(now), expires_at
-    )
-    if outcome == "last_key":
-        raise Conflict(f"this is the account's last active {role.value} key; issue a new one first")
-    return _info(store.get_key_record(account_id, key_id) or record)
+    accounts.revoke_key(record, iso(now), expires_at)
+    return _info(accounts.key(account_id, key_id) or record)

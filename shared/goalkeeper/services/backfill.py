@@ -2,7 +2,7 @@
 
 A backfill is a job item in the table. It reads the account's events day by day in
 time order (the day index), and decides the goal for each with the transaction live
-evaluation uses (`Store.decide_event`): conversion ids are digests of (event, goal),
+evaluation uses (`Decisions.decide_event`): conversion ids are digests of (event, goal),
 so an event already decided for the goal (by live evaluation, a racing delivery, an
 earlier run of the same page, or an earlier backfill) keeps its decision, and the
 counters, attribution, trace and health items are written by that same transaction.
@@ -27,15 +27,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from goalkeeper import keys
+from goalkeeper.dal import Dal
+from goalkeeper.dal.jobs import JobState
 from goalkeeper.dedup import library_layouts
-from goalkeeper.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from goalkeeper.errors import Conflict, FieldProblem, InvalidInput, JobMovedOn, NotFound
 from goalkeeper.history import stored_event
 from goalkeeper.models.common import iso, utc_now
 from goalkeeper.models.jobs import BackfillRequest, Job
 from goalkeeper.rules import GoalIndex
 from goalkeeper.services.evaluation import GoalLibrary, conversion_plans, occurrences
 from goalkeeper.services.goals import get_goal, list_goals
-from goalkeeper.storage import Store
 
 JOB_KIND = "backfill"
 ACTIVE = ("queued", "running")
@@ -85,7 +86,7 @@ def _range_problems(
 
 
 def start_backfill(
-    store: Store,
+    dal: Dal,
     account_id: str,
     goal_id: str,
     request: BackfillRequest,
@@ -93,15 +94,16 @@ def start_backfill(
     retention_days: int,
 ) -> dict[str, Any]:
     """A queued job deciding an active goal for the events of [from, to] (days in the
-    account's time zone); refused while another backfill of the goal has not ended."""
-    goal = get_goal(store, account_id, goal_id)
+    account's time zone); refused while another backfill of the goal has not ended
+    (JobRunning)."""
+    goal = get_goal(dal.goals, account_id, goal_id)
     if not goal.active:
         raise Conflict(
             f"goal {goal_id!r} is deactivated; reactivate it (PUT with active: true) to "
             "backfill it",
             [FieldProblem("goal_id", "is deactivated")],
         )
-    zone = ZoneInfo((store.get_account(account_id) or {}).get("timezone", "UTC"))
+    zone = ZoneInfo(dal.accounts.timezone(account_id))
     today = now.astimezone(zone).date()
     first, last = request.start, request.end or today
     problems = _range_problems(first, last, today, retention_days)
@@ -109,71 +111,57 @@ def start_backfill(
         raise InvalidInput("the backfill range is invalid", problems)
     start = datetime.combine(first, time(), zone)
     end = datetime.combine(last + timedelta(days=1), time(), zone)
-    job_id, at = _new_job_id(now), iso(now)
-    item = keys.job(account_id, job_id) | {
-        "kind": "job",
-        "job_type": JOB_KIND,
-        "account_id": account_id,
-        "job_id": job_id,
-        "goal_id": goal_id,
-        "goal_version": goal.version,
-        "status": "queued",
-        "from": first.isoformat(),
-        "to": last.isoformat(),
-        # Events of the range have day-index positions in [start_sk, end_sk).
-        "start_sk": iso(start),
-        "end_sk": iso(end),
-        "first_day": start.astimezone(UTC).date().isoformat(),
-        "last_day": (end - timedelta(microseconds=1)).astimezone(UTC).date().isoformat(),
-        "phase": "count",
-        "day": start.astimezone(UTC).date().isoformat(),
-        "after": iso(start),
-        "step": 0,
-        "attempts": 0,
-        "total": 0,
-        "processed": 0,
-        "counted": 0,
-        "void": 0,
-        "created_at": at,
-        "updated_at": at,
-    }
-    running = store.start_job(item, keys.goal_job_lock(account_id, goal_id))
-    if running is not None:
-        raise Conflict(
-            f"a backfill of goal {goal_id!r} is already running (job {running}); wait "
-            "for it to end (GET /v1/jobs/{job_id})",
-            [FieldProblem("goal_id", f"has a backfill running: {running}")],
-        )
-    return job_view(item)
+    at = iso(now)
+    job = JobState(
+        account_id=account_id,
+        job_id=_new_job_id(now),
+        job_type=JOB_KIND,
+        goal_id=goal_id,
+        goal_version=goal.version,
+        status="queued",
+        first=first.isoformat(),
+        last=last.isoformat(),
+        start_sk=iso(start),
+        end_sk=iso(end),
+        first_day=start.astimezone(UTC).date().isoformat(),
+        last_day=(end - timedelta(microseconds=1)).astimezone(UTC).date().isoformat(),
+        phase="count",
+        day=start.astimezone(UTC).date().isoformat(),
+        after=iso(start),
+        created_at=at,
+        updated_at=at,
+    )
+    dal.jobs.start(job)
+    return job_view(job)
 
 
-def job_view(item: dict[str, Any]) -> dict[str, Any]:
-    job = Job.model_validate(
+def job_view(job: JobState) -> dict[str, Any]:
+    view = Job.model_validate(
         {
-            "job_id": item["job_id"],
-            "kind": item["job_type"],
-            "goal_id": item["goal_id"],
-            "goal_version": item["goal_version"],
-            "status": item["status"],
-            "from": item["from"],
-            "to": item["to"],
-            "processed": item["processed"],
-            "total": None if item["phase"] == "count" else item["total"],
-            "counted": item["counted"],
-            "void": item["void"],
-            "created_at": item["created_at"],
-            "updated_at": item["updated_at"],
-            "error": item.get("error"),
+            "job_id": job.job_id,
+            "kind": job.job_type,
+            "goal_id": job.goal_id,
+            "goal_version": job.goal_version,
+            "status": job.status,
+            "from": job.first,
+            "to": job.last,
+            "processed": job.processed,
+            "total": None if job.phase == "count" else job.total,
+            "counted": job.counted,
+            "void": job.void,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "error": job.error,
         }
     )
-    return job.model_dump(mode="json", by_alias=True)
+    return view.model_dump(mode="json", by_alias=True)
 
 
-def get_job(store: Store, account_id: str, job_id: str) -> dict[str, Any]:
-    item = store.get_job(account_id, job_id)
-    if item is None:
+def get_job(dal: Dal, account_id: str, job_id: str) -> dict[str, Any]:
+    job = dal.jobs.get(account_id, job_id)
+    if job is None:
         raise NotFound(f"no job {job_id!r} in this account")
-    return job_view(item)
+    return job_view(job)
 
 
 class JobRun:
@@ -181,13 +169,13 @@ class JobRun:
 
     def __init__(
         self,
-        store: Store,
-        job: dict[str, Any],
+        dal: Dal,
+        job: JobState,
         shards: int,
         page_events: int,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.store = store
+        self.dal = dal
         self.job = job
         self._shards = shards
         self._page_events = page_events
@@ -195,18 +183,18 @@ class JobRun:
 
     @classmethod
     def resume(
-        cls, store: Store, seen: dict[str, Any], shards: int, page_events: int
+        cls, dal: Dal, seen: dict[str, Any], shards: int, page_events: int
     ) -> "JobRun | None":
         """A run for the job item `seen` (a stream record's image), or None when that is
         not the job's latest write: a later record drives it, or it has ended."""
-        job = store.get_job(seen["account_id"], seen["job_id"])
-        if job is None or job["status"] not in ACTIVE or job["step"] != seen["step"]:
+        job = dal.jobs.get(seen["account_id"], seen["job_id"])
+        if job is None or job.status not in ACTIVE or job.step != seen["step"]:
             return None
-        return cls(store, job, shards, page_events)
+        return cls(dal, job, shards, page_events)
 
     @property
     def status(self) -> str:
-        return str(self.job["status"])
+        return self.job.status
 
     def run(self, time_left: Callable[[], float]) -> None:
         """Pages, each checkpointed before the next, until the job ends or `time_left()`
@@ -221,7 +209,7 @@ class JobRun:
     def fail_page(self) -> None:
         """Count a failed attempt at the current page. The write is itself the record
         that runs the page again; after MAX_PAGE_ATTEMPTS the job fails."""
-        attempts = int(self.job["attempts"]) + 1
+        attempts = self.job.attempts + 1
         if attempts >= MAX_PAGE_ATTEMPTS:
             self._end(
                 f"a page of events failed {attempts} times; the decisions made so far "
@@ -233,32 +221,32 @@ class JobRun:
     def _library(self) -> GoalLibrary | None:
         """An index of this goal alone, with the layouts of the whole library: a
         counted conversion widens every claim some goal checks, as live ones do."""
-        account_id = self.job["account_id"]
-        goals = list_goals(self.store, account_id)
-        goal = next((g for g in goals if g.goal_id == self.job["goal_id"]), None)
-        if goal is None or not goal.active or goal.version != self.job["goal_version"]:
+        account_id = self.job.account_id
+        goals = list_goals(self.dal.goals, account_id)
+        goal = next((g for g in goals if g.goal_id == self.job.goal_id), None)
+        if goal is None or not goal.active or goal.version != self.job.goal_version:
             self._end(CHANGED_GOAL)
             return None
-        timezone = (self.store.get_account(account_id) or {}).get("timezone", "UTC")
+        timezone = self.dal.accounts.timezone(account_id)
         return GoalLibrary(GoalIndex.build([goal]), library_layouts(goals), timezone)
 
     def _page(self, library: GoalLibrary) -> tuple[dict[str, Any], bool]:
         """The next page's work, and the job's new position and counts (with whether
         the job is finished)."""
-        if self.job["phase"] == "count":
+        if self.job.phase == "count":
             return self._count_page(), False
         return self._decide_page(library)
 
     def _count_page(self) -> dict[str, Any]:
         job = self.job
-        day, after, total = job["day"], job["after"], int(job["total"])
+        day, after, total = job.day, job.after, job.total
         for _ in range(DAYS_PER_PAGE):
-            total += self.store.count_day_events(job["account_id"], day, after, job["end_sk"])
-            if day == job["last_day"]:
+            total += self.dal.events.count_day_events(job.account_id, day, after, job.end_sk)
+            if day == job.last_day:
                 return {
                     "phase": "decide",
-                    "day": job["first_day"],
-                    "after": job["start_sk"],
+                    "day": job.first_day,
+                    "after": job.start_sk,
                     "total": total,
                 }
             # A day's positions all begin with the day, so the day itself precedes them.
@@ -267,13 +255,13 @@ class JobRun:
 
     def _decide_page(self, library: GoalLibrary) -> tuple[dict[str, Any], bool]:
         job = self.job
-        day, after = job["day"], job["after"]
-        tally = {name: int(job[name]) for name in ("processed", "counted", "void")}
+        day, after = job.day, job.after
+        tally = {"processed": job.processed, "counted": job.counted, "void": job.void}
         budget, days, finished = self._page_events, 0, False
         while budget > 0 and days < DAYS_PER_PAGE and not finished:
-            page = self.store.day_events(job["account_id"], day, after, budget)
+            page = self.dal.events.day_events(job.account_id, day, after, budget)
             budget -= len(page.items)
-            in_range = [item for item in page.items if item["gsi3sk"] < job["end_sk"]]
+            in_range = [item for item in page.items if item["gsi3sk"] < job.end_sk]
             for item in in_range:
                 status = self._decide(library, item)
                 if status is not None:
@@ -283,7 +271,7 @@ class JobRun:
                 finished = True  # past the range's end, which lies in its last day
             elif page.cursor is not None:
                 after = page.cursor["gsi3sk"]
-            elif day == job["last_day"]:
+            elif day == job.last_day:
                 finished = True
             else:
                 day = after = _next_day(day)
@@ -296,10 +284,10 @@ class JobRun:
         order, so history rules (the N-th page view of a visit, a contact's entry into
         a tags rule) are reached by the event that carries them; the later events
         evaluation also decides for such a rule are decided when their turn comes."""
-        account_id = self.job["account_id"]
+        account_id = self.job.account_id
         event = stored_event(item)
-        own = occurrences(self.store, library, account_id, event, item)[0]
-        decisions = self.store.decide_event(
+        own = occurrences(self.dal, library, account_id, event, item)[0]
+        decisions = self.dal.decisions.decide_event(
             conversion_plans(library, account_id, own, self._shards)
         )
         if decisions:
@@ -307,9 +295,9 @@ class JobRun:
         if library.index.needs_contact_tags(event):  # type: ignore[arg-type]
             # A contact's entry into a tags rule that is already decided is not offered
             # again (history.tag_occurrences): its conversion, if any, says how it went.
-            conversion_id = keys.conversion_id(item["event_id"], self.job["goal_id"])
-            conversion = self.store.get_conversion(account_id, conversion_id)
-            return None if conversion is None else str(conversion["status"])
+            conversion_id = keys.conversion_id(item["event_id"], self.job.goal_id)
+            conversion = self.dal.decisions.conversion(account_id, conversion_id)
+            return None if conversion is None else conversion.status
         return None
 
     def _checkpoint(self, changes: dict[str, Any], finished: bool) -> bool:
@@ -323,8 +311,8 @@ class JobRun:
         """Record `changes` unless another write reached the job first: then this run
         stops, and the record of that write drives the job."""
         changes = changes | {"updated_at": iso(self._clock())}
-        lock = keys.goal_job_lock(self.job["account_id"], self.job["goal_id"])
-        if not self.store.update_job(self.job, changes, lock if release else None):
+        try:
+            self.job = self.dal.jobs.update(self.job, changes, release)
+        except JobMovedOn:
             return False
-        self.job = self.job | changes | {"step": self.job["step"] + 1}
         return True

@@ -20,7 +20,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from goalkeeper import keys
+from goalkeeper.dal import Dal
+from goalkeeper.dal.decisions import Conversion
+from goalkeeper.dal.events import EventItem
 from goalkeeper.dedup import (
     ClaimState,
     ConversionPlan,
@@ -37,7 +39,6 @@ from goalkeeper.rules import EVENT_TYPES_BY_KIND, GoalIndex
 from goalkeeper.services.evaluation import GoalLibrary, conversion_plans
 from goalkeeper.services.goals import list_goals
 from goalkeeper.services.reports import date_range
-from goalkeeper.storage import Store
 
 MAX_RANGE_DAYS = 31
 # Events one dry-run examines at most; when the range holds more, the answer says
@@ -50,31 +51,30 @@ CANDIDATE_ID = "dry-run"
 
 
 def dry_run(
-    store: Store, account_id: str, request: DryRunRequest, now: datetime, shards: int
+    dal: Dal, account_id: str, request: DryRunRequest, now: datetime, shards: int
 ) -> dict[str, Any]:
-    account = store.get_account(account_id) or {}
-    timezone = account.get("timezone", "UTC")
+    timezone = dal.accounts.timezone(account_id)
     span = date_range(request.start, request.end, timezone, now, max_days=MAX_RANGE_DAYS)
     # `active` is the library's switch; the dry-run shows what the rule would do when on.
     spec = request.goal.model_copy(update={"active": True})
     goal = Goal.from_spec(spec, CANDIDATE_ID, 1, now, now)
     library = GoalLibrary(
         GoalIndex.build([goal]),
-        library_layouts([*list_goals(store, account_id), goal]),
+        library_layouts([*list_goals(dal.goals, account_id), goal]),
         timezone,
     )
     start, end = _instants(span.start, span.end, timezone, now)
     # One more than the cap is read, to know whether the range holds more.
-    items = _range_events(store, account_id, start, end, MAX_EVENTS_EXAMINED + 1)
+    items = _range_events(dal, account_id, start, end, MAX_EVENTS_EXAMINED + 1)
     truncated = len(items) > MAX_EVENTS_EXAMINED
     items = items[:MAX_EVENTS_EXAMINED]
-    found = _occurrences(store, library.index, goal, account_id, items)
+    found = _occurrences(dal, library.index, goal, account_id, items)
     plans = [
         plan
         for occurrence in found
         for plan in conversion_plans(library, account_id, occurrence, shards)
     ]
-    judged = judge_in_order(plans, _stored_claims(store, account_id, plans))
+    judged = judge_in_order(plans, _stored_claims(dal, account_id, plans))
     counted = sum(decision.status == "counted" for _, decision in judged)
     return {
         "from": span.start.isoformat(),
@@ -85,7 +85,7 @@ def dry_run(
         "matched": len(judged),
         "would_count": counted,
         "would_void": len(judged) - counted,
-        "sample": _sample(store, account_id, judged[:SAMPLE_SIZE]),
+        "sample": _sample(dal, account_id, judged[:SAMPLE_SIZE]),
     }
 
 
@@ -108,8 +108,8 @@ def _utc_days(start: datetime, end: datetime) -> list[str]:
 
 
 def _range_events(
-    store: Store, account_id: str, start: datetime, end: datetime, cap: int
-) -> list[dict[str, Any]]:
+    dal: Dal, account_id: str, start: datetime, end: datetime, cap: int
+) -> list[EventItem]:
     """The account's events in [start, end), in time order, day by day from the day
     index; at most `cap`."""
     after, before = iso(start), iso(end)
@@ -117,7 +117,7 @@ def _range_events(
     for number, day in enumerate(_utc_days(start, end)):
         position: str | None = after if number == 0 else None
         while len(items) < cap:
-            page = store.day_events(account_id, day, position, cap - len(items), before)
+            page = dal.events.day_events(account_id, day, position, cap - len(items), before)
             items += page.items
             if page.cursor is None:
                 break
@@ -126,7 +126,7 @@ def _range_events(
 
 
 def _occurrences(
-    store: Store, index: GoalIndex, goal: Goal, account_id: str, items: list[dict[str, Any]]
+    dal: Dal, index: GoalIndex, goal: Goal, account_id: str, items: list[dict[str, Any]]
 ) -> list[Occurrence]:
     """The candidate's matches among the examined events, found as evaluation finds them."""
     kinds = EVENT_TYPES_BY_KIND[goal.rule.kind]
@@ -134,7 +134,7 @@ def _occurrences(
     if isinstance(goal.rule, PageViewsRule):
         return _page_view_occurrences(index, candidates)
     if isinstance(goal.rule, TagsRule):
-        return _tag_occurrences(store, index, account_id, candidates)
+        return _tag_occurrences(dal, index, account_id, candidates)
     found = []
     for item in candidates:
         event = stored_event(item)
@@ -160,7 +160,7 @@ def _page_view_occurrences(index: GoalIndex, pages: list[dict[str, Any]]) -> lis
 
 
 def _tag_occurrences(
-    store: Store, index: GoalIndex, account_id: str, changes: list[dict[str, Any]]
+    dal: Dal, index: GoalIndex, account_id: str, changes: list[dict[str, Any]]
 ) -> list[Occurrence]:
     """The examined tag changes that make a contact come to hold the tags, replayed over
     each contact's whole tag history (one Query per contact, as evaluation reads it)."""
@@ -171,7 +171,7 @@ def _tag_occurrences(
     found = []
     for contact_id, examined in contacts.items():
         # Examined events are placed in the history even if the index lags behind.
-        stored = store.contact_tag_events(account_id, contact_id)
+        stored = dal.events.contact_tag_events(account_id, contact_id)
         by_id = {item["event_id"]: item for item in [*stored, *examined]}
         history = sorted(by_id.values(), key=lambda item: item["gsi2sk"])
         ids = {item["event_id"] for item in examined}
@@ -186,26 +186,21 @@ def _tag_occurrences(
 
 
 def _stored_claims(
-    store: Store, account_id: str, plans: list[ConversionPlan]
+    dal: Dal, account_id: str, plans: list[ConversionPlan]
 ) -> dict[Slot, ClaimState]:
     """The claim items the plans' checks read, as stored now (BatchGetItem by exact key)."""
-    slots = {
-        _position(slot.key(account_id)): slot
+    slots = [
+        slot
         for plan in plans
         for check in plan.checks
         for slot in check.reads()
         if "goal" not in slot.layout.shape
-    }
-    found = store.get_many([slot.key(account_id) for slot in slots.values()])
-    return {slots[_position(item)]: ClaimState.of(item) for item in found}
-
-
-def _position(item: dict[str, Any]) -> tuple[str, str]:
-    return item[keys.PK], item[keys.SK]
+    ]
+    return dal.decisions.claims(account_id, slots)
 
 
 def _sample(
-    store: Store, account_id: str, judged: list[tuple[ConversionPlan, Decision]]
+    dal: Dal, account_id: str, judged: list[tuple[ConversionPlan, Decision]]
 ) -> list[dict[str, Any]]:
     """The first matches in time order, each void one with what it would duplicate: a
     stored conversion, or an earlier would-count match of this dry-run (in the sample
@@ -217,8 +212,8 @@ def _sample(
         if decision.duplicate_of and decision.duplicate_of not in own
     ]
     stored = {
-        item["conversion_id"]: item
-        for item in store.get_many([keys.conversion(account_id, c) for c in set(stored_ids)])
+        conversion.conversion_id: conversion
+        for conversion in dal.decisions.conversions(account_id, list(set(stored_ids)))
     }
     return [
         {
@@ -237,7 +232,7 @@ def _sample(
 def _duplicate(
     conversion_id: str | None,
     own: dict[str, ConversionPlan],
-    stored: dict[str, dict[str, Any]],
+    stored: dict[str, Conversion],
 ) -> dict[str, Any] | None:
     if conversion_id is None:
         return None
@@ -249,10 +244,10 @@ def _duplicate(
             "event_id": plan.event_id,
             "occurred_at": plan.occurred_at,
         }
-    item = stored.get(conversion_id, {})
+    conversion = stored.get(conversion_id)
     return {
         "conversion_id": conversion_id,
-        "goal_id": item.get("goal_id"),
-        "event_id": item.get("event_id"),
-        "occurred_at": item.get("occurred_at"),
+        "goal_id": conversion.goal_id if conversion else None,
+        "event_id": conversion.event_id if conversion else None,
+        "occurred_at": conversion.occurred_at if conversion else None,
     }

@@ -6,14 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.decision_writes import Sighting
+from goalkeeper.dal import Dal
+from goalkeeper.dal.decisions import Decisions, Sighting
+from goalkeeper.dal.goals import Goals, LibraryVersion
 from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, plan_conversion
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
 from goalkeeper.models.common import local_day
 from goalkeeper.models.events import EventBase, TagChange
 from goalkeeper.rules import GoalIndex
 from goalkeeper.services.goals import list_goals
-from goalkeeper.storage import Store
 from goalkeeper.values import conversion_value
 
 
@@ -34,10 +35,10 @@ class GoalLibraryCache:
     decided with that change, at the cost of one read per batch and account. One
     stream batch always uses one snapshot of the library."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, goals: Goals) -> None:
+        self._goals = goals
         self._checked: set[str] = set()
-        self._entries: dict[str, tuple[tuple[int, str], GoalLibrary]] = {}
+        self._entries: dict[str, tuple[LibraryVersion, GoalLibrary]] = {}
 
     def new_batch(self) -> None:
         self._checked.clear()
@@ -46,10 +47,10 @@ class GoalLibraryCache:
         cached = self._entries.get(account_id)
         if cached is not None and account_id in self._checked:
             return cached[1]
-        version = self._store.library_version(account_id) or (0, "UTC")
+        version = self._goals.library_version(account_id) or LibraryVersion(0, "UTC")
         if cached is None or cached[0] != version:
-            goals = list_goals(self._store, account_id)
-            library = GoalLibrary(GoalIndex.build(goals), library_layouts(goals), version[1])
+            goals = list_goals(self._goals, account_id)
+            library = GoalLibrary(GoalIndex.build(goals), library_layouts(goals), version.timezone)
             cached = self._entries[account_id] = (version, library)
         self._checked.add(account_id)
         return cached[1]
@@ -76,15 +77,17 @@ class SeenVisitors:
             self._seen.popitem(last=False)
 
 
-def count_deferred_sightings(store: Store, sightings: list[Sighting], seen: SeenVisitors) -> None:
-    store.count_sightings(sightings)
+def count_deferred_sightings(
+    decisions: Decisions, sightings: list[Sighting], seen: SeenVisitors
+) -> None:
+    decisions.count_sightings(sightings)
     for sighting in sightings:
         seen.add((sighting.account_id, sighting.day, sighting.visitor_id))
     sightings.clear()
 
 
 def occurrences(
-    store: Store, library: GoalLibrary, account_id: str, event: EventBase, item: dict[str, Any]
+    dal: Dal, library: GoalLibrary, account_id: str, event: EventBase, item: dict[str, Any]
 ) -> list[Occurrence]:
     """The evaluated event's goals, then the later events whose history rules its
     arrival completed. Only the history a candidate rule needs is read, through
@@ -92,12 +95,12 @@ def occurrences(
     shows it (a secondary index is updated a moment after the table)."""
     event_id, sort_key = item["event_id"], item.get("gsi2sk")
     if library.index.needs_visit_pages(event) and event.visit_id:  # type: ignore[arg-type]
-        before = store.visit_page_views_before(account_id, event.visit_id, sort_key)
-        later = store.visit_page_views_from(account_id, event.visit_id, sort_key)
+        before = dal.events.visit_page_views_before(account_id, event.visit_id, sort_key)
+        later = dal.events.visit_page_views_from(account_id, event.visit_id, sort_key)
         pages = [item] + [page for page in later if page["event_id"] != event_id]
         return list(page_view_occurrences(library.index, before, event.visit_id, pages))
     if library.index.needs_contact_tags(event) and isinstance(event, TagChange):  # type: ignore[arg-type]
-        stored = store.contact_tag_events(account_id, event.contact_id)
+        stored = dal.events.contact_tag_events(account_id, event.contact_id)
         history = sorted(
             [change for change in stored if change["event_id"] != event_id] + [item],
             key=lambda change: change["gsi2sk"],
@@ -105,7 +108,7 @@ def occurrences(
         contact_id = event.contact_id
 
         def held(goal_id: str) -> dict[str, int]:
-            return store.completions(account_id, goal_id, "contact", contact_id)
+            return dal.decisions.completions(account_id, goal_id, "contact", contact_id)
 
         return list(tag_occurrences(library.index, event_id, contact_id, history, held))
     return [
@@ -116,7 +119,7 @@ def occurrences(
 
 
 def evaluate_event_item(
-    store: Store,
+    dal: Dal,
     libraries: GoalLibraryCache,
     item: dict[str, Any],
     shards: int,
@@ -131,7 +134,7 @@ def evaluate_event_item(
     event = stored_event(item)
     library = libraries.get(account_id)
     day = local_day(event.occurred_at, library.timezone)  # type: ignore[arg-type]
-    found = occurrences(store, library, account_id, event, item)
+    found = occurrences(dal, library, account_id, event, item)
     own, later = found[0], found[1:]
     sighting = None
     seen_key = (account_id, day, event.visitor_id or "")
@@ -144,11 +147,13 @@ def evaluate_event_item(
     if not plans and sighting is not None and deferred_sightings is not None:
         deferred_sightings.append(sighting)  # counted with the batch's others, in one write
     elif plans or sighting:
-        decisions = store.decide_event(plans, sighting)
+        decisions = dal.decisions.decide_event(plans, sighting)
     if seen is not None and event.visitor_id:
         seen.add(seen_key)
     for occurrence in later:
-        decisions += store.decide_event(conversion_plans(library, account_id, occurrence, shards))
+        decisions += dal.decisions.decide_event(
+            conversion_plans(library, account_id, occurrence, shards)
+        )
     return decisions
 
 

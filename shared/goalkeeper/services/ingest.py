@@ -14,25 +14,33 @@ people see); see goalkeeper.pii.
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from goalkeeper import keys
+from goalkeeper.dal.events import EventItem
+from goalkeeper.dal.events import event_item as stored_event_item
 from goalkeeper.errors import EventIdConflict, FieldProblem, Forbidden
-from goalkeeper.models.common import iso, to_item
-from goalkeeper.models.events import (
-    Call,
-    EventBase,
-    EventBatch,
-    IngestResult,
-    PageView,
-    TagChange,
-)
+from goalkeeper.models.common import to_item
+from goalkeeper.models.events import Call, EventBase, EventBatch, IngestResult
 from goalkeeper.pii import caller_hash, mask_number, new_account_secret
-from goalkeeper.storage import Store
+
+
+class EventStore(Protocol):
+    """What ingestion needs of the events' data access (goalkeeper.dal.events)."""
+
+    def stored(self, account_id: str, event_ids: list[str]) -> dict[str, EventItem]: ...
+
+    def put_many(self, items: list[EventItem], concurrency: int) -> Sequence[EventItem | None]: ...
+
+
+class AccountSecrets(Protocol):
+    """Where an account's secret for keyed hashes is kept (goalkeeper.dal.accounts)."""
+
+    def pii_key(self, account_id: str, candidate: str) -> str | None: ...
+
 
 # account id -> the account's secret for keyed hashes (goalkeeper.pii.AccountSecrets.get)
 SecretLookup = Callable[[str], str]
@@ -54,8 +62,8 @@ IdConflict = tuple[str, FieldProblem]
 _EXACT = Context(prec=100)
 
 
-def load_account_secret(store: Store, account_id: str) -> str:
-    secret = store.account_pii_key(account_id, new_account_secret())
+def load_account_secret(accounts: AccountSecrets, account_id: str) -> str:
+    secret = accounts.pii_key(account_id, new_account_secret())
     if secret is None:
         raise Forbidden("the account of this key no longer exists")
     return secret
@@ -162,44 +170,27 @@ def event_item(
     request_id: str,
     retention_days: int,
     pii_secret: str | None = None,
-) -> dict[str, Any]:
+) -> EventItem:
+    """The item an event is stored as: with its id (the client's, or derived) and its
+    time (the time received when the client named none), the caller number hashed and
+    masked, and the digest of its content as sent."""
     event_id = event.event_id or derived_event_id(event, pii_secret)
-    occurred_at = event.occurred_at or received_at
     complete = event.model_copy(
-        update={"event_id": event_id, "occurred_at": occurred_at}
+        update={"event_id": event_id, "occurred_at": event.occurred_at or received_at}
         | _without_clear_caller(event, pii_secret)
     )
-    at = iso(occurred_at)
-    item: dict[str, Any] = keys.event(account_id, event_id) | {
-        "kind": "event",
-        "account_id": account_id,
-        "event_id": event_id,
-        "type": complete.type,  # type: ignore[attr-defined]
-        "occurred_at": at,
-        "received_at": iso(received_at),
-        "request_id": request_id,
-        "expires_at": int((received_at + timedelta(days=retention_days)).timestamp()),
-        "body": to_item(complete),
-    }
-    item["content_digest"] = content_digest(item["body"], event.occurred_at is not None)
-    item["gsi3pk"] = keys.events_day_pk(account_id, at[:10])
-    item["gsi3sk"] = keys.trace_sk(at, "E", event_id)
-    if event.visitor_id:
-        item["gsi1pk"] = keys.visitor_trace_pk(account_id, event.visitor_id)
-        item["gsi1sk"] = keys.trace_sk(at, "E", event_id)
-    # Rules that need history (tags held, pages seen in a visit) read it through
-    # this sparse index instead of keeping counters that a redelivery could double.
-    if isinstance(event, TagChange):
-        item["gsi2pk"] = keys.contact_scope_pk(account_id, event.contact_id)
-        item["gsi2sk"] = keys.trace_sk(at, "E", event_id)
-    elif isinstance(event, PageView) and event.visit_id:
-        item["gsi2pk"] = keys.visit_scope_pk(account_id, event.visit_id)
-        item["gsi2sk"] = keys.trace_sk(at, "E", event_id)
-    return item
+    return stored_event_item(
+        account_id,
+        complete,
+        received_at,
+        request_id,
+        expires_at=int((received_at + timedelta(days=retention_days)).timestamp()),
+        content_digest=content_digest(to_item(complete), event.occurred_at is not None),
+    )
 
 
 def ingest_events(
-    store: Store,
+    events: EventStore,
     account_id: str,
     batch: EventBatch,
     received_at: datetime,
@@ -233,10 +224,10 @@ def ingest_events(
     first: dict[str, dict[str, Any]] = {}
     for place in sent:
         first.setdefault(place.item["event_id"], place.item)
-    stored = store.stored_events(account_id, list(first))
+    stored = events.stored(account_id, list(first))
     _refuse(_conflicts(sent, stored), "nothing was stored")
     new = [item for event_id, item in first.items() if event_id not in stored]
-    found = zip(new, store.put_events(new, write_concurrency), strict=True)
+    found = zip(new, events.put_many(new, write_concurrency), strict=True)
     raced = {item["event_id"]: other for item, other in found if other is not None}
     _refuse(
         _conflicts([place for place in sent if place.item["event_id"] in raced], raced),

@@ -16,13 +16,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from goalkeeper import counters, keys
+from goalkeeper import keys
 from goalkeeper.counters import ATTRIBUTION_DIMENSIONS, NONE_LABEL
+from goalkeeper.dal import Dal
+from goalkeeper.dal.client import is_key_value
+from goalkeeper.dal.counters import AttributionCounter, DaySeen, GoalDay, Tally
+from goalkeeper.dal.events import is_trace_position
 from goalkeeper.errors import FieldProblem, InvalidInput, NotFound
 from goalkeeper.models.common import iso, money_text
 from goalkeeper.models.goals import Goal
 from goalkeeper.services.goals import get_goal, list_goals
-from goalkeeper.storage import Store, is_key_value, is_trace_position
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
@@ -92,14 +95,14 @@ class Totals:
     values: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     last_match_at: str | None = None
 
-    def add(self, item: dict[str, Any]) -> None:
+    def add(self, tally: Tally) -> None:
         """Counters of one goal-day or attribution item."""
-        self.counted += int(item.get(counters.COUNTED, 0))
-        self.void += int(item.get(counters.VOID, 0))
-        self.visitors_converted += int(item.get(counters.VISITORS_CONVERTED, 0))
-        for currency, amount in counters.values_of(item).items():
+        self.counted += tally.counted
+        self.void += tally.void
+        self.visitors_converted += tally.visitors_converted
+        for currency, amount in tally.values.items():
             self.values[currency] += amount
-        self.merge(Totals(last_match_at=item.get(counters.LAST_MATCH_AT)))
+        self.merge(Totals(last_match_at=tally.last_match_at))
 
     def merge(self, other: "Totals") -> None:
         self.counted += other.counted
@@ -138,37 +141,30 @@ class DailyTotals:
 
 
 def daily_totals(
-    store: Store, account_id: str, span: DateRange, shards: int, goal_id: str | None = None
+    dal: Dal, account_id: str, span: DateRange, shards: int, goal_id: str | None = None
 ) -> DailyTotals:
     """Every goal's counters in the range (one key range per shard: the items of the
     goals that reached a decision each day), or one goal's (exact keys, days x shards)."""
     totals = DailyTotals()
+    found: list[GoalDay | DaySeen]
     if goal_id is None:
-        first, last = keys.counters_range(span.start.isoformat(), span.end.isoformat())
-        items = store.counters_items(account_id, shards, first, last)
+        found = dal.counters.days(account_id, shards, span.start.isoformat(), span.end.isoformat())
     else:
-        items = store.get_many(
-            [
-                keys.goal_day_counters(account_id, shard, day, goal_id)
-                for day in span.days()
-                for shard in range(shards)
-            ]
-        )
-    for item in items:
-        day = item["day"]
-        if item.get("kind") == counters.GOAL_DAY_KIND:
-            totals.goals[item["goal_id"]].setdefault(day, Totals()).add(item)
+        found = list(dal.counters.goal_days(account_id, goal_id, span.days(), shards))
+    for counted in found:
+        if isinstance(counted, GoalDay):
+            totals.goals[counted.goal_id].setdefault(counted.day, Totals()).add(counted.tally)
         else:
-            totals.visitors_seen[day] += int(item.get(counters.VISITORS_SEEN, 0))
+            totals.visitors_seen[counted.day] += counted.visitors_seen
     return totals
 
 
-def goals_report(store: Store, account_id: str, span: DateRange, shards: int) -> dict[str, Any]:
-    daily = daily_totals(store, account_id, span, shards)
+def goals_report(dal: Dal, account_id: str, span: DateRange, shards: int) -> dict[str, Any]:
+    daily = daily_totals(dal, account_id, span, shards)
     visitors_seen = sum(daily.visitors_seen.values())
     rows = []
     groups = {"converting": Totals(), "non_converting": Totals()}
-    for goal in list_goals(store, account_id):
+    for goal in list_goals(dal.goals, account_id):
         totals = daily.goal_total(goal.goal_id)
         groups["converting" if goal.converting else "non_converting"].merge(totals)
         rows.append(
@@ -202,10 +198,10 @@ def goals_report(store: Store, account_id: str, span: DateRange, shards: int) ->
 
 
 def goal_timeseries(
-    store: Store, account_id: str, goal_id: str, span: DateRange, shards: int
+    dal: Dal, account_id: str, goal_id: str, span: DateRange, shards: int
 ) -> dict[str, Any]:
-    goal = get_goal(store, account_id, goal_id)
-    by_day = daily_totals(store, account_id, span, shards, goal_id).for_goal(goal_id)
+    goal = get_goal(dal.goals, account_id, goal_id)
+    by_day = daily_totals(dal, account_id, span, shards, goal_id).for_goal(goal_id)
     days = []
     for day in span.days():
         totals = by_day.get(day, Totals())
@@ -234,15 +230,15 @@ def _in_group(goal: Goal | None, group: str) -> bool:
 
 
 def _attribution_rows(
-    items: list[dict[str, Any]], goals: dict[str, Goal], dimension: str, group: str
+    items: list[AttributionCounter], goals: dict[str, Goal], dimension: str, group: str
 ) -> list[dict[str, Any]]:
     """The counters summed per label of `dimension`, most conversions first."""
     by_label: dict[str, Totals] = defaultdict(Totals)
     goals_by_label: dict[str, set[str]] = defaultdict(set)
     for item in items:
-        if _in_group(goals.get(item.get("goal_id", "")), group):
-            by_label[item[dimension]].add(item)
-            goals_by_label[item[dimension]].add(item["goal_id"])
+        if _in_group(goals.get(item.goal_id), group):
+            by_label[item.labels[dimension]].add(item.tally)
+            goals_by_label[item.labels[dimension]].add(item.goal_id)
     rows = [
         {
             dimension: label,
@@ -265,24 +261,24 @@ class CounterPosition:
 
 
 def _read_counters(
-    store: Store,
+    dal: Dal,
     account_id: str,
     span: DateRange,
     shards: int,
     position: CounterPosition,
     budget: int,
-) -> tuple[list[dict[str, Any]], CounterPosition | None]:
+) -> tuple[list[AttributionCounter], CounterPosition | None]:
     """At most `budget` attribution counters of the range, shard after shard from
     `position`, and the position to continue from (None: the range is read)."""
-    items: list[dict[str, Any]] = []
+    items: list[AttributionCounter] = []
     shard, after = position.shard, position.after
     while shard < shards and len(items) < budget:
-        page = store.attribution_page(
+        page = dal.counters.attribution_page(
             account_id, shard, span.attribution_keys, after, budget - len(items)
         )
         items.extend(page.items)
-        if page.cursor:
-            after = page.cursor[keys.SK]
+        if page.after:
+            after = page.after
         else:
             shard, after = shard + 1, None
     return items, CounterPosition(shard, after) if shard < shards else None
@@ -301,7 +297,7 @@ def _check_choices(dimension: str, group: str) -> None:
 
 
 def attribution_report(
-    store: Store,
+    dal: Dal,
     account_id: str,
     span: DateRange,
     shards: int,
@@ -318,8 +314,8 @@ def attribution_report(
     """
     _check_choices(dimension, group)
     position = _counter_position(cursor, span, shards) if cursor else CounterPosition()
-    items, following = _read_counters(store, account_id, span, shards, position, limit)
-    goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
+    items, following = _read_counters(dal, account_id, span, shards, position, limit)
+    goals = {goal.goal_id: goal for goal in list_goals(dal.goals, account_id)}
     return {
         "from": span.start.isoformat(),
         "to": span.end.isoformat(),
@@ -331,12 +327,12 @@ def attribution_report(
 
 
 def top_keywords(
-    store: Store, account_id: str, span: DateRange, shards: int, limit: int
+    dal: Dal, account_id: str, span: DateRange, shards: int, limit: int
 ) -> dict[str, Any]:
     """A ranking needs every counter of the range: at most TOP_KEYWORDS_MAX_ITEMS are
     read, and a range holding more is refused rather than ranked on a part of it."""
     items, _ = _read_counters(
-        store, account_id, span, shards, CounterPosition(), TOP_KEYWORDS_MAX_ITEMS + 1
+        dal, account_id, span, shards, CounterPosition(), TOP_KEYWORDS_MAX_ITEMS + 1
     )
     if len(items) > TOP_KEYWORDS_MAX_ITEMS:
         raise InvalidInput(
@@ -350,20 +346,20 @@ def top_keywords(
                 )
             ],
         )
-    goals = {goal.goal_id: goal for goal in list_goals(store, account_id)}
+    goals = {goal.goal_id: goal for goal in list_goals(dal.goals, account_id)}
     rows = _attribution_rows(items, goals, "keyword", "converting")
     ranked = [row for row in rows if row["keyword"] != NONE_LABEL][:limit]
     return {"from": span.start.isoformat(), "to": span.end.isoformat(), "keywords": ranked}
 
 
 def goal_health(
-    store: Store, account_id: str, goal_id: str, shards: int, now: datetime
+    dal: Dal, account_id: str, goal_id: str, shards: int, now: datetime
 ) -> dict[str, Any]:
     """When the goal last matched an event, from its daily counters (last 30 days)."""
-    goal = get_goal(store, account_id, goal_id)
+    goal = get_goal(dal.goals, account_id, goal_id)
     today = now.date()
     span = DateRange(today - timedelta(days=HEALTH_LOOKBACK_DAYS), today + timedelta(days=1))
-    totals = daily_totals(store, account_id, span, shards, goal_id).goal_total(goal_id)
+    totals = daily_totals(dal, account_id, span, shards, goal_id).goal_total(goal_id)
     last = totals.last_match_at
     recent = last is not None and last >= iso(now - HEALTH_WINDOW)
     if not goal.active:
@@ -429,12 +425,12 @@ def _plain(data: Any) -> Any:
 
 
 def visitor_trace(
-    store: Store, account_id: str, visitor_id: str, limit: int, cursor: str | None
+    dal: Dal, account_id: str, visitor_id: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     start = _decode(cursor) if cursor else None
     if start is not None and not is_trace_position(start, account_id, visitor_id):
         raise _invalid_cursor("the cursor is not one this visitor's trace gave")
-    page = store.trace_page(account_id, visitor_id, limit, start)
+    page = dal.events.trace_page(account_id, visitor_id, limit, start)
     if start is None and not page.items:
         raise NotFound(f"no events for visitor {visitor_id!r} in this account")
     return {

@@ -1,4 +1,7 @@
-"""The transactions that record an event's goal decisions. Pure: items, not requests.
+"""Decisions: conversions, de-dup claims, history rules' completions and visitor
+markers, with the report counters they move, all written by the one transaction
+that decides (`Decisions`); the transactions themselves are built by pure code
+(items, not requests), tested on their own.
 
 One transaction decides a group of the goals one event reached (every goal, unless
 they need more than DynamoDB's 100 items; see `chunks`). Its items, by tag:
@@ -23,8 +26,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goalkeeper import counters, keys
+from goalkeeper.dal.client import (
+    TRANSACTION_CONFLICT_ATTEMPTS,
+    Table,
+    attempts,
+    back_off,
+)
+from goalkeeper.dal.transactions import (
+    MAX_ITEMS,
+    Expression,
+    Reason,
+    Transaction,
+    TransactionCancelled,
+)
 from goalkeeper.dedup import Check, ClaimState, ConversionPlan, Decision, Slot
-from goalkeeper.transactions import MAX_ITEMS, Expression, Reason, Transaction
 
 
 @dataclass(frozen=True)
@@ -103,9 +118,10 @@ class DecisionState:
         learned = False
         plans = {plan.goal_id: plan for plan in self.pending}
         for tag, reason in reasons.items():
-            if not reason.failed_condition:
+            if not reason.failed_condition or not isinstance(tag, tuple):
                 continue
-            kind, subject = tag[0], tag[1] if len(tag) > 1 else None  # type: ignore[index]
+            kind: str = tag[0]
+            subject: Any = tag[1] if len(tag) > 1 else None
             if kind == "conversion":
                 self.decided[subject] = plans[subject].already_decided(reason.item)
             elif kind == "completion":
@@ -195,8 +211,11 @@ def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: 
     plan = write.recorded
     expression = Expression()
     key = expression.value(plan.order_key)
-    recorded = (("key", key), ("at", expression.value(plan.occurred_at)))
-    recorded += (("conversion", expression.value(plan.conversion_id)),)
+    recorded = (
+        ("key", key),
+        ("at", expression.value(plan.occurred_at)),
+        ("conversion", expression.value(plan.conversion_id)),
+    )
 
     def sets(end: str, keep_existing: bool = False) -> list[str]:
         if keep_existing:
@@ -344,3 +363,127 @@ def sightings_transaction(table: str, sightings: list[Sighting]) -> Transaction:
     transaction = Transaction(table)
     _add_sightings(transaction, sightings)
     return transaction
+
+
+# Each sighting is a marker plus at most one counter update: 45 stay within 100 items.
+SIGHTINGS_PER_WRITE = 45
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A stored decision of one (event, goal), as far as callers other than the trace need it."""
+
+    conversion_id: str
+    goal_id: str
+    event_id: str
+    occurred_at: str
+    status: str
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> "Conversion":
+        return cls(
+            item["conversion_id"],
+            item["goal_id"],
+            item["event_id"],
+            item["occurred_at"],
+            item["status"],
+        )
+
+
+class Decisions:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def decide_event(
+        self, plans: list[ConversionPlan], sighting: Sighting | None = None
+    ) -> list[Decision]:
+        """Decide every goal one event reached, each group of goals in one atomic write
+        (see `chunks`).
+
+        All conditions are judged against the table as it was before the write, and
+        a claim period holding only this event's conversions blocks none of them, so
+        conversions of one event never void each other. A cancellation says which
+        conditions failed: a conversion that already exists was decided by an earlier
+        delivery (kept as it was); a failed claim makes the goals whose check it fails
+        void; the rest are written again, still under conditions.
+        """
+        decisions: list[Decision] = []
+        for state in chunks(plans, sighting, self._table.name):
+            self._decide(state)
+            decisions += state.results()
+        return decisions
+
+    def _decide(self, state: DecisionState) -> None:
+        exhausted = "conversion write kept conflicting with concurrent writes"
+        for attempt in attempts(
+            TRANSACTION_CONFLICT_ATTEMPTS + 4 * len(state.plans) + 1, exhausted
+        ):
+            if state.done:
+                return  # everything was decided by earlier deliveries
+            try:
+                self._table.commit(state.transaction(self._table.name))
+            except TransactionCancelled as cancelled:
+                if not state.learn(cancelled.reasons):
+                    back_off(cancelled, attempt)
+                continue
+            state.succeeded()
+            return
+
+    def count_sightings(self, sightings: list[Sighting]) -> None:
+        """Count each visitor-day once among the visitors seen, many per request.
+
+        A marker that already exists (an earlier event or delivery counted that
+        visitor that day) cancels the write; it is dropped and the rest retried.
+        """
+        unique = list({(s.account_id, s.day, s.visitor_id): s for s in sightings}.values())
+        exhausted = "counting visitors seen kept conflicting"
+        for start in range(0, len(unique), SIGHTINGS_PER_WRITE):
+            pending = unique[start : start + SIGHTINGS_PER_WRITE]
+            for attempt in attempts(TRANSACTION_CONFLICT_ATTEMPTS + SIGHTINGS_PER_WRITE, exhausted):
+                if not pending:
+                    break
+                try:
+                    self._table.commit(sightings_transaction(self._table.name, pending))
+                    break
+                except TransactionCancelled as cancelled:
+                    counted = {
+                        (tag[1], tag[2])
+                        for tag, reason in cancelled.reasons.items()
+                        if isinstance(tag, tuple) and tag[0] == "seen" and reason.failed_condition
+                    }
+                    if not counted:
+                        back_off(cancelled, attempt)
+                    pending = [s for s in pending if (s.visitor_id, s.day) not in counted]
+
+    def conversion(self, account_id: str, conversion_id: str) -> Conversion | None:
+        item = self._table.get(keys.conversion(account_id, conversion_id), consistent=True)
+        return Conversion.of(item) if item else None
+
+    def conversions(self, account_id: str, conversion_ids: list[str]) -> list[Conversion]:
+        """The stored conversions among these ids (BatchGetItem, eventually consistent)."""
+        found = self._table.get_many([keys.conversion(account_id, c) for c in conversion_ids])
+        return [Conversion.of(item) for item in found]
+
+    def claims(self, account_id: str, slots: list[Slot]) -> dict[Slot, ClaimState]:
+        """The claim items of these periods as stored now (BatchGetItem by exact key);
+        a period with no item is left out."""
+        by_key = {_position(slot.key(account_id)): slot for slot in slots}
+        found = self._table.get_many([slot.key(account_id) for slot in by_key.values()])
+        return {by_key[_position(item)]: ClaimState.of(item) for item in found}
+
+    def completions(
+        self, account_id: str, goal_id: str, scope: str, scope_id: str
+    ) -> dict[str, int]:
+        """The decided occurrences of a history rule in one scope: event id -> ordinal."""
+        expression = Expression()
+        pk = keys.completions_pk(account_id, goal_id, scope, scope_id)
+        items = self._table.query(
+            KeyConditionExpression=f"{expression.name(keys.PK)} = {expression.value(pk)}",
+            ConsistentRead=True,
+            **expression.request(),
+        )
+        return {item["event_id"]: int(item["ordinal"]) for item in items}
+
+
+def _position(item: dict[str, Any]) -> tuple[str, str]:
+    return item[keys.PK], item[keys.SK]

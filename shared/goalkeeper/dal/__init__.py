@@ -1,0 +1,58 @@
+"""Data access, one door per aggregate: every read and write of the table goes
+through this package.
+
+`client` holds what every door shares (the boto3 client and its retry figures, the
+one mapping of DynamoDB failures to domain errors, backoff, pagination, batched
+gets, transactions); each other module owns one aggregate's items, both ways (to
+an item, from an item), and answers with typed values or typed domain errors:
+
+    accounts   accounts and their API keys (lookup items and account records)
+    events     stored events and the indexes they carry (day, visit, contact, trace)
+    goals      the goal library, its versions, its count and version on the account
+    decisions  conversions, de-dup claims, completions, visitor markers (one write)
+    counters   the report counters those writes keep, read back for reports
+    jobs       background jobs and the per-goal locks they hold
+
+Keys come from goalkeeper.keys, the one place keys are built.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from goalkeeper.dal.accounts import Accounts
+from goalkeeper.dal.client import Table
+from goalkeeper.dal.counters import Counters
+from goalkeeper.dal.decisions import Decisions
+from goalkeeper.dal.events import Events
+from goalkeeper.dal.goals import Goals
+from goalkeeper.dal.jobs import Jobs
+
+
+@dataclass(frozen=True)
+class Dal:
+    """Every aggregate's door, sharing one table (and one client)."""
+
+    table: Table
+    accounts: Accounts
+    events: Events
+    goals: Goals
+    decisions: Decisions
+    counters: Counters
+    jobs: Jobs
+
+    @classmethod
+    def open(cls, table_name: str, client: Any | None = None) -> "Dal":
+        table = Table(table_name, client)
+        return cls(
+            table,
+            Accounts(table),
+            Events(table),
+            Goals(table),
+            Decisions(table),
+            Counters(table),
+            Jobs(table),
+        )
+
+    @property
+    def client(self) -> Any:
+        return self.table.client

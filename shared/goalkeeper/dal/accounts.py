@@ -1,0 +1,291 @@
+"""Accounts and their API keys.
+
+A key is stored twice, never in clear: a lookup item keyed by its SHA-256 (what
+authentication reads) and a record under the account (what listing and revocation
+read). The account item counts each role's active keys, so the last one of a role
+is never revoked and no role holds more than its limit; both are conditions of the
+same write that adds or revokes the key.
+"""
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from goalkeeper import keys
+from goalkeeper.attributes import from_attributes, to_attributes
+from goalkeeper.dal.client import ConditionFailed, Table
+from goalkeeper.dal.goals import goal_items
+from goalkeeper.dal.transactions import Expression, TransactionCancelled
+from goalkeeper.errors import KeyLimitReached, LastActiveKey
+from goalkeeper.models.goals import Goal
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    timezone: str = "UTC"
+    name: str | None = None
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class NewAccountRecord:
+    """A new account: its item, with the secret of its keyed hashes of personal data."""
+
+    account: Account
+    pii_key: str
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One API key as stored: by digest (authentication) and under its account."""
+
+    account_id: str
+    key_id: str
+    role: str
+    digest: str
+    prefix: str
+    created_at: str
+    label: str | None = None
+    revoked_at: str | None = None
+
+
+def _active(role: str) -> str:
+    """The account item's count of the role's active keys."""
+    return f"active_keys_{role}"
+
+
+def _account_item(new: NewAccountRecord, keys_held: list[KeyRecord]) -> dict[str, Any]:
+    account = new.account
+    return (
+        keys.account(account.account_id)
+        | {
+            "kind": "account",
+            "account_id": account.account_id,
+            "name": account.name,
+            "timezone": account.timezone,
+            "created_at": account.created_at,
+            "pii_key": new.pii_key,
+        }
+        | {_active(role): count for role, count in Counter(k.role for k in keys_held).items()}
+    )
+
+
+def _key_items(record: KeyRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the lookup item, the account's record) of a key."""
+    common = {"account_id": record.account_id, "key_id": record.key_id, "role": record.role}
+    lookup = (
+        keys.api_key(record.digest)
+        | common
+        | {"kind": "api_key", "created_at": record.created_at}
+        | ({"revoked_at": record.revoked_at} if record.revoked_at else {})
+    )
+    stored = (
+        keys.account_key(record.account_id, record.key_id)
+        | common
+        | {
+            "kind": "api_key_record",
+            "prefix": record.prefix,
+            "label": record.label,
+            "created_at": record.created_at,
+            "digest": record.digest,  # to revoke the lookup item; never leaves the table
+        }
+    )
+    return lookup, stored
+
+
+def _key_record(item: dict[str, Any]) -> KeyRecord:
+    return KeyRecord(
+        account_id=item["account_id"],
+        key_id=item["key_id"],
+        role=item["role"],
+        digest=item["digest"],
+        prefix=item["prefix"],
+        created_at=item["created_at"],
+        label=item.get("label"),
+        revoked_at=item.get("revoked_at"),
+    )
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """What a key's lookup item says: whose key it is, of which role, and whether revoked."""
+
+    account_id: str
+    role: str
+    revoked: bool
+
+
+class Accounts:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def create(
+        self, new: NewAccountRecord, account_keys: list[KeyRecord], goals: list[Goal]
+    ) -> None:
+        """The account, its keys and its first goals, all-or-nothing."""
+        account_id = new.account.account_id
+        transaction = self._table.transaction()
+        transaction.create("account", _account_item(new, account_keys))
+        for record in account_keys:
+            lookup, stored = _key_items(record)
+            transaction.create(("lookup", record.key_id), lookup)
+            transaction.create(("key", record.key_id), stored)
+        for goal in goals:
+            current, version = goal_items(account_id, goal)
+            transaction.create(("goal", goal.goal_id), current)
+            transaction.create(("version", goal.goal_id), version)
+        self._table.commit(transaction)
+
+    def get(self, account_id: str) -> Account | None:
+        item = self._table.get(keys.account(account_id))
+        if item is None:
+            return None
+        return Account(
+            account_id=account_id,
+            timezone=item.get("timezone", "UTC"),
+            name=item.get("name"),
+            created_at=item.get("created_at"),
+        )
+
+    def timezone(self, account_id: str) -> str:
+        """The account's time zone (UTC when unset, or for no such account)."""
+        account = self.get(account_id)
+        return account.timezone if account else "UTC"
+
+    def pii_key(self, account_id: str, candidate: str) -> str | None:
+        """The account's secret for keyed hashes of personal data (None: no such account).
+
+        Accounts get one at creation; an older account gets `candidate`, set at most
+        once (if_not_exists), so concurrent first uses agree on one secret.
+        """
+        expression = Expression()
+        pii_key = expression.name("pii_key")
+        item = self._table.get(
+            keys.account(account_id),
+            consistent=True,
+            ProjectionExpression=f"{expression.name(keys.PK)}, {pii_key}",
+            **expression.request(),
+        )
+        if item is None:
+            return None
+        if "pii_key" in item:
+            return str(item["pii_key"])
+        expression = Expression()
+        pii_key = expression.name("pii_key")
+        try:
+            response = self._table.call(
+                "update_item",
+                TableName=self._table.name,
+                Key=to_attributes(keys.account(account_id)),
+                UpdateExpression=(
+                    f"SET {pii_key} = if_not_exists({pii_key}, {expression.value(candidate)})"
+                ),
+                ConditionExpression=f"attribute_exists({expression.name(keys.PK)})",
+                ReturnValues="UPDATED_NEW",
+                **expression.request(),
+            )
+        except ConditionFailed:
+            return None
+        return str(from_attributes(response["Attributes"])["pii_key"])
+
+    # -- keys ------------------------------------------------------------------
+
+    def key_owner(self, digest: str) -> KeyOwner | None:
+        """Whose key this digest is. Strongly consistent: a key revoked a moment ago
+        must already be refused."""
+        item = self._table.get(keys.api_key(digest), consistent=True)
+        if item is None:
+            return None
+        return KeyOwner(item["account_id"], item["role"], bool(item.get("revoked_at")))
+
+    def key(self, account_id: str, key_id: str) -> KeyRecord | None:
+        item = self._table.get(keys.account_key(account_id, key_id), consistent=True)
+        return _key_record(item) if item else None
+
+    def keys_of_role(
+        self, account_id: str, role: str, limit: int, after_key_id: str | None = None
+    ) -> list[KeyRecord]:
+        """Up to `limit` of the account's keys of one role, in key id order, starting
+        after `after_key_id`. Every role's records share one partition, so DynamoDB's
+        filter may leave a page short: pages are read until `limit` are found."""
+        expression = Expression()
+        query: dict[str, Any] = {
+            "KeyConditionExpression": (
+                f"{expression.name(keys.PK)} = {expression.value(keys.account_keys_pk(account_id))}"
+            ),
+            "FilterExpression": f"{expression.name('role')} = {expression.value(role)}",
+            "ConsistentRead": True,
+            "Limit": limit,
+            **expression.request(),
+        }
+        if after_key_id is not None:
+            query["ExclusiveStartKey"] = to_attributes(keys.account_key(account_id, after_key_id))
+        items = itertools.islice(self._table.query(**query), limit)
+        return [_key_record(item) for item in items]
+
+    def add_key(self, record: KeyRecord, max_active: int) -> None:
+        """Store a new key (its lookup item and its account record) and count it as
+        active, all at once; KeyLimitReached when the account already has `max_active`
+        of that role."""
+        transaction = self._table.transaction()
+        lookup, stored = _key_items(record)
+        transaction.create("lookup", lookup)
+        transaction.create("record", stored)
+        expression = Expression()
+        active, pk = expression.name(_active(record.role)), expression.name(keys.PK)
+        transaction.update(
+            "account",
+            keys.account(record.account_id),
+            f"ADD {active} {expression.value(1)}",
+            expression,
+            f"attribute_exists({pk}) AND "
+            f"(attribute_not_exists({active}) OR {active} < {expression.value(max_active)})",
+        )
+        try:
+            self._table.commit(transaction)
+        except TransactionCancelled as cancelled:
+            if cancelled.reasons["account"].failed_condition:
+                raise KeyLimitReached(record.role, max_active) from cancelled
+            raise
+
+    def revoke_key(self, record: KeyRecord, revoked_at: str, expires_at: int) -> None:
+        """Revoke a key at once: its lookup item and its record, never the last active
+        key of its role (LastActiveKey); DynamoDB's TTL deletes both after `expires_at`
+        (epoch seconds). A key already revoked stays as it was."""
+        transaction = self._table.transaction()
+        for tag, key, owner in (
+            ("record", keys.account_key(record.account_id, record.key_id), None),
+            ("lookup", keys.api_key(record.digest), record.account_id),
+        ):
+            expression = Expression()
+            pk = expression.name(keys.PK)
+            if owner is None:
+                condition = f"attribute_exists({pk}) AND attribute_not_exists({{at}})"
+            else:
+                account = expression.name("account_id")
+                condition = f"attribute_exists({pk}) AND {account} = {expression.value(owner)}"
+            at = expression.name("revoked_at")
+            update = (
+                f"SET {at} = {expression.value(revoked_at)}, "
+                f"{expression.name('expires_at')} = {expression.value(expires_at)}"
+            )
+            transaction.update(tag, key, update, expression, condition.format(at=at))
+        expression = Expression()
+        active = expression.name(_active(record.role))
+        transaction.update(
+            "account",
+            keys.account(record.account_id),
+            f"ADD {active} {expression.value(-1)}",
+            expression,
+            f"{active} > {expression.value(1)}",
+        )
+        try:
+            self._table.commit(transaction)
+        except TransactionCancelled as cancelled:
+            if cancelled.reasons["record"].failed_condition:
+                return  # already revoked (by a request racing this one)
+            if cancelled.reasons["account"].failed_condition:
+                raise LastActiveKey(record.role) from cancelled
+            raise
