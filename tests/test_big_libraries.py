@@ -162,11 +162,11 @@ def test_a_write_dynamodb_refuses_as_invalid_fails_its_event_alone_and_alerts(
     """A ValidationException is a defect to alert on, not a busy store: the event's record
     fails alone (the events after it are decided, not deferred as after an outage) and
     counts in the DecisionWritesRejected metric (an error log says which event)."""
-    from goalkeeper import decision_writes
+    from goalkeeper.dal import decisions
 
-    converted_key = decision_writes._converted_key
+    converted_key = decisions._converted_key
     monkeypatch.setattr(
-        decision_writes,
+        decisions,
         "_converted_key",
         lambda plan: {"pk": "", "sk": "MARK"} if plan.event_id == "bad" else converted_key(plan),
     )
