@@ -89,11 +89,13 @@ def run(events: int = 1000, seed: int = 21, per_request: int = 100) -> dict[str,
 
 def _conversions(stack: Any) -> list[dict[str, Any]]:
     from goalkeeper.attributes import from_attributes
+    from goalkeeper.dal.transactions import Expression
 
+    expression = Expression()
     pages = stack.client.get_paginator("scan").paginate(
         TableName=stack.client.list_tables()["TableNames"][0],
-        FilterExpression="kind = :c",
-        ExpressionAttributeValues={":c": {"S": "conversion"}},
+        FilterExpression=f"{expression.name('kind')} = {expression.value('conversion')}",
+        **expression.request(),
     )
     return [from_attributes(item) for page in pages for item in page["Items"]]
 

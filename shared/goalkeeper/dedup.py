@@ -89,10 +89,6 @@ class ClaimState:
     hi_at: str | None = None
     hi_conversion: str | None = None
 
-    @classmethod
-    def of(cls, item: dict[str, Any]) -> "ClaimState":
-        return cls(**{name: item.get(name) for name in cls.__dataclass_fields__})
-
     @property
     def exists(self) -> bool:
         return self.hi_key is not None
@@ -200,28 +196,6 @@ class ConversionPlan:
             self.conversion_id, self.goal_id, "void", check.reason(), duplicate_of=duplicate_of
         )
 
-    def already_decided(self, item: dict[str, Any]) -> Decision:
-        return Decision(
-            self.conversion_id,
-            self.goal_id,
-            item.get("status", "counted"),
-            reason=item.get("reason"),
-            duplicate_of=item.get("duplicate_of"),
-            replayed=True,
-        )
-
-    def conversion_item(self, decision: Decision) -> dict[str, Any]:
-        item = dict(self.attributes)
-        item.update(keys.conversion(self.account_id, self.conversion_id))
-        item["status"] = decision.status
-        if decision.status == "void":
-            item["reason"] = decision.reason
-            item["duplicate_of"] = decision.duplicate_of
-        elif self.aggregate.value is not None:
-            item["value_amount"] = self.aggregate.value.amount
-            item["value_currency"] = self.aggregate.value.currency
-        return item
-
 
 def goal_layouts(goal: Goal) -> list[Layout]:
     layouts = []
@@ -307,19 +281,13 @@ def plan_conversion(
     completion: Completion | None = None,
 ) -> ConversionPlan:
     conversion_id = keys.conversion_id(event_id, goal.goal_id)
-    at = iso(occurred_at)
+    # What the conversion records of its event and goal (see dal.decisions.conversion_item).
     attributes: dict[str, Any] = {
-        "kind": "conversion",
-        "account_id": account_id,
-        "conversion_id": conversion_id,
-        "event_id": event_id,
         "event_type": getattr(event, "type", None),
         "goal_id": goal.goal_id,
         "goal_version": goal.version,
         "goal_name": goal.name,
         "converting": goal.converting,
-        "occurred_at": at,
-        "day": day,
         "visitor_id": event.visitor_id,
         "visit_id": event.visit_id,
         "contact_id": event.contact_id,
@@ -327,9 +295,6 @@ def plan_conversion(
         if event.attribution
         else None,
     }
-    if event.visitor_id:
-        attributes["gsi1pk"] = keys.visitor_trace_pk(account_id, event.visitor_id)
-        attributes["gsi1sk"] = keys.trace_sk(at, "G", conversion_id)
     checks, writes = plan_claims(event, event_id, occurred_at, goal, layouts)
     return ConversionPlan(
         account_id=account_id,

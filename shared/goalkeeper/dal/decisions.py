@@ -86,7 +86,7 @@ class DecisionState:
         for plan in self.pending:
             decision = self.voids.get(plan.goal_id) or plan.counted()
             transaction.create(
-                ("conversion", plan.goal_id), plan.conversion_item(decision), return_old=True
+                ("conversion", plan.goal_id), conversion_item(plan, decision), return_old=True
             )
             if plan.completion is not None:
                 _add_completion(transaction, plan)
@@ -123,7 +123,7 @@ class DecisionState:
             kind: str = tag[0]
             subject: Any = tag[1] if len(tag) > 1 else None
             if kind == "conversion":
-                self.decided[subject] = plans[subject].already_decided(reason.item)
+                self.decided[subject] = _already_decided(plans[subject], reason.item)
             elif kind == "completion":
                 self.superseded.add(subject)
             elif kind == "converted":
@@ -131,7 +131,7 @@ class DecisionState:
             elif kind == "seen":
                 self.sighting = None  # an earlier event already counted this visitor today
             elif kind in ("claim", "before", "after"):
-                learned |= self._learn_claim(kind, subject, ClaimState.of(reason.item))
+                learned |= self._learn_claim(kind, subject, claim_state(reason.item))
                 continue
             else:
                 continue
@@ -153,6 +153,51 @@ class DecisionState:
 
     def results(self) -> list[Decision]:
         return [self.decided[plan.goal_id] for plan in self.plans if plan.goal_id in self.decided]
+
+
+def conversion_item(plan: ConversionPlan, decision: Decision) -> dict[str, Any]:
+    """The conversion of one (event, goal): what it records, and how it was decided."""
+    item = (
+        keys.conversion(plan.account_id, plan.conversion_id)
+        | {
+            "kind": "conversion",
+            "account_id": plan.account_id,
+            "conversion_id": plan.conversion_id,
+            "event_id": plan.event_id,
+            "goal_id": plan.goal_id,
+            "occurred_at": plan.occurred_at,
+            "day": plan.aggregate.day,
+        }
+        | plan.attributes
+        | {"status": decision.status}
+    )
+    if plan.visitor_id:
+        item["gsi1pk"] = keys.visitor_trace_pk(plan.account_id, plan.visitor_id)
+        item["gsi1sk"] = keys.trace_sk(plan.occurred_at, "G", plan.conversion_id)
+    if decision.status == "void":
+        item["reason"] = decision.reason
+        item["duplicate_of"] = decision.duplicate_of
+    elif plan.aggregate.value is not None:
+        item["value_amount"] = plan.aggregate.value.amount
+        item["value_currency"] = plan.aggregate.value.currency
+    return item
+
+
+def _already_decided(plan: ConversionPlan, item: dict[str, Any]) -> Decision:
+    """The decision a stored conversion of the plan's (event, goal) holds."""
+    return Decision(
+        plan.conversion_id,
+        plan.goal_id,
+        item.get("status", "counted"),
+        reason=item.get("reason"),
+        duplicate_of=item.get("duplicate_of"),
+        replayed=True,
+    )
+
+
+def claim_state(item: dict[str, Any]) -> ClaimState:
+    """What a claim item says (a cancellation's item, or one read by key)."""
+    return ClaimState(**{name: item.get(name) for name in ClaimState.__dataclass_fields__})
 
 
 def chunks(
@@ -469,7 +514,7 @@ class Decisions:
         a period with no item is left out."""
         by_key = {_position(slot.key(account_id)): slot for slot in slots}
         found = self._table.get_many([slot.key(account_id) for slot in by_key.values()])
-        return {by_key[_position(item)]: ClaimState.of(item) for item in found}
+        return {by_key[_position(item)]: claim_state(item) for item in found}
 
     def completions(
         self, account_id: str, goal_id: str, scope: str, scope_id: str
