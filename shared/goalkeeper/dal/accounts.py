@@ -255,23 +255,22 @@ class Accounts:
         key of its role (LastActiveKey); DynamoDB's TTL deletes both after `expires_at`
         (epoch seconds). A key already revoked stays as it was."""
         transaction = self._table.transaction()
-        for tag, key, owner in (
-            ("record", keys.account_key(record.account_id, record.key_id), None),
-            ("lookup", keys.api_key(record.digest), record.account_id),
+        for tag, key in (
+            ("record", keys.account_key(record.account_id, record.key_id)),
+            ("lookup", keys.api_key(record.digest)),
         ):
             expression = Expression()
-            pk = expression.name(keys.PK)
-            if owner is None:
-                condition = f"attribute_exists({pk}) AND attribute_not_exists({{at}})"
-            else:
-                account = expression.name("account_id")
-                condition = f"attribute_exists({pk}) AND {account} = {expression.value(owner)}"
             at = expression.name("revoked_at")
             update = (
                 f"SET {at} = {expression.value(revoked_at)}, "
                 f"{expression.name('expires_at')} = {expression.value(expires_at)}"
             )
-            transaction.update(tag, key, update, expression, condition.format(at=at))
+            condition = f"attribute_exists({expression.name(keys.PK)}) AND " + (
+                f"attribute_not_exists({at})"
+                if tag == "record"
+                else f"{expression.name('account_id')} = {expression.value(record.account_id)}"
+            )
+            transaction.update(tag, key, update, expression, condition)
         expression = Expression()
         active = expression.name(_active(record.role))
         transaction.update(
