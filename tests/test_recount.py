@@ -74,13 +74,12 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
             kept_visitors[cell] += int(item.get(counters.VISITORS_CONVERTED, 0))
             for currency, amount in counters.values_of(item).items():
                 kept_daily[cell][f"value_{currency}"] += amount
-        elif item.get("kind") == "attribution":
-            labels = tuple(item[name] for name in ("source", "medium", "campaign", "keyword"))
+        elif item.get("kind") == counters.ATTRIBUTION_KIND:
+            labels = tuple(item[name] for name in counters.ATTRIBUTION_DIMENSIONS)
             key = (item["day"], item["goal_id"], labels)
-            kept_attributed[key]["counted"] += int(item["counted"])
-            for name, amount in item.items():
-                if name.startswith("value#"):
-                    kept_attributed[key][f"value_{name.split('#')[1]}"] += amount
+            kept_attributed[key]["counted"] += int(item[counters.COUNTED])
+            for currency, amount in counters.values_of(item).items():
+                kept_attributed[key][f"value_{currency}"] += amount
 
     visitor_days = {
         (item["occurred_at"][:10], item["body"]["visitor_id"])

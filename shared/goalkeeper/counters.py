@@ -9,6 +9,11 @@ size of the goal library.
 
 from typing import Any
 
+# Every counters item names its kind, its day and (but the day item) its goal.
+KIND = "kind"
+DAY = "day"
+GOAL_ID = "goal_id"
+
 DAY_KIND = "day_counters"
 GOAL_DAY_KIND = "goal_counters"
 ATTRIBUTION_KIND = "attribution"
@@ -22,6 +27,14 @@ _VALUE_PREFIX = "value#"
 
 ATTRIBUTION_DIMENSIONS = ("source", "medium", "campaign", "keyword")
 NONE_LABEL = "(none)"
+
+
+def item_labels(kind: str, day: str, goal_id: str | None = None) -> dict[str, str]:
+    """The attributes that name a counters item."""
+    labels = {KIND: kind, DAY: day}
+    if goal_id is not None:
+        labels[GOAL_ID] = goal_id
+    return labels
 
 
 def value_attribute(currency: str) -> str:

@@ -70,14 +70,14 @@ class AttributionPage:
 
 
 def _day_item(item: dict[str, Any]) -> GoalDay | DaySeen:
-    if item.get("kind") == counters.GOAL_DAY_KIND:
-        return GoalDay(item["day"], item["goal_id"], Tally.of(item))
-    return DaySeen(item["day"], int(item.get(counters.VISITORS_SEEN, 0)))
+    if item.get(counters.KIND) == counters.GOAL_DAY_KIND:
+        return GoalDay(item[counters.DAY], item[counters.GOAL_ID], Tally.of(item))
+    return DaySeen(item[counters.DAY], int(item.get(counters.VISITORS_SEEN, 0)))
 
 
 def _attribution(item: dict[str, Any]) -> AttributionCounter:
     labels = {name: item[name] for name in counters.ATTRIBUTION_DIMENSIONS}
-    return AttributionCounter(item["day"], item["goal_id"], labels, Tally.of(item))
+    return AttributionCounter(item[counters.DAY], item[counters.GOAL_ID], labels, Tally.of(item))
 
 
 def _shard_range(account_id: str, shard: int, sk_range: tuple[str, str]) -> dict[str, Any]:

@@ -354,7 +354,8 @@ def _add_goal_day(
     if counted and delta.value is not None:
         name = expression.name(counters.value_attribute(delta.value.currency))
         adds.append(f"{name} {expression.value(delta.value.amount)}")
-    sets = _labels(expression, kind=counters.GOAL_DAY_KIND, day=delta.day, goal_id=plan.goal_id)
+    names = counters.item_labels(counters.GOAL_DAY_KIND, delta.day, plan.goal_id)
+    sets = _labels(expression, names)
     sets.append(f"{expression.name(counters.LAST_MATCH_AT)} = {expression.value(plan.occurred_at)}")
     key = keys.goal_day_counters(plan.account_id, delta.shard, delta.day, plan.goal_id)
     update = f"ADD {', '.join(adds)} SET {', '.join(sets)}"
@@ -369,9 +370,8 @@ def _add_attribution(transaction: Transaction, plan: ConversionPlan) -> None:
     if delta.value is not None:
         name = expression.name(counters.value_attribute(delta.value.currency))
         adds.append(f"{name} {expression.value(delta.value.amount)}")
-    sets = _labels(
-        expression, kind=counters.ATTRIBUTION_KIND, day=delta.day, goal_id=plan.goal_id, **labels
-    )
+    names = counters.item_labels(counters.ATTRIBUTION_KIND, delta.day, plan.goal_id)
+    sets = _labels(expression, names | labels)
     key = keys.attribution(
         plan.account_id, delta.shard, delta.day, plan.goal_id, tuple(labels.values())
     )
@@ -379,7 +379,7 @@ def _add_attribution(transaction: Transaction, plan: ConversionPlan) -> None:
     transaction.update(("attribution", plan.goal_id), key, update, expression)
 
 
-def _labels(expression: Expression, **labels: str) -> list[str]:
+def _labels(expression: Expression, labels: dict[str, str]) -> list[str]:
     return [
         f"{expression.name(name)} = {expression.value(value)}" for name, value in labels.items()
     ]
@@ -396,7 +396,7 @@ def _add_sightings(transaction: Transaction, sightings: list[Sighting]) -> None:
     for (account_id, shard, day), count in per_item.items():
         expression = Expression()
         adds = f"{expression.name(counters.VISITORS_SEEN)} {expression.value(count)}"
-        sets = _labels(expression, kind=counters.DAY_KIND, day=day)
+        sets = _labels(expression, counters.item_labels(counters.DAY_KIND, day))
         update = f"ADD {adds} SET {', '.join(sets)}"
         transaction.update(
             ("day", shard, day), keys.day_counters(account_id, shard, day), update, expression
