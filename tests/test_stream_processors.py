@@ -255,6 +255,20 @@ def test_each_batch_reads_the_library_version_once_and_visitors_are_counted_once
     assert store.counted[-1] == []  # v1 was counted that day by this warm Lambda
 
 
+def test_a_batch_retried_after_its_sightings_failed_counts_them_again() -> None:
+    """Found by these tests: the visitors of deferred sightings were taken for seen
+    before their write, so when it failed, the batch retried in the same warm Lambda
+    deferred nothing and those visitor-days were never counted."""
+    store = FakeStore()
+    processor = evaluation(Evaluator(lambda: store, lambda: Settings(aggregate_shards=4)))
+    batch = page_views(("e0", "v1"), ("e1", "v2"))
+    store.sightings_fault = OUTAGE
+    assert failed(processor.handle(batch, CONTEXT)) == ["100", "101"]
+    store.sightings_fault = None
+    assert processor.handle(batch, CONTEXT) == {"batchItemFailures": []}
+    assert store.counted == [["v1", "v2"]]
+
+
 # -- backfill: each record on its own -----------------------------------------------------
 
 

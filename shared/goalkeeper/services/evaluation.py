@@ -77,9 +77,20 @@ class SeenVisitors:
         if len(self._seen) > self._capacity:
             self._seen.popitem(last=False)
 
+    def discard(self, key: tuple[str, str, str]) -> None:
+        self._seen.pop(key, None)
+
 
 def count_deferred_sightings(store: Store, sightings: list[Sighting], seen: SeenVisitors) -> None:
-    store.count_sightings(sightings)
+    """Count the sightings a batch deferred, in one write. Their visitors were taken for
+    seen when deferred (a batch defers a visitor-day once); when the write fails they
+    are forgotten again, so the retried batch, in this warm Lambda too, counts them."""
+    try:
+        store.count_sightings(sightings)
+    except Exception:
+        for sighting in sightings:
+            seen.discard((sighting.account_id, sighting.day, sighting.visitor_id))
+        raise
     for sighting in sightings:
         seen.add((sighting.account_id, sighting.day, sighting.visitor_id))
     sightings.clear()
