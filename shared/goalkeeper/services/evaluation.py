@@ -101,7 +101,8 @@ class Evaluator:
     account's goal library, one snapshot per stream batch (GoalLibraryCache); the
     visitors already counted among a day's visitors seen, while the Lambda is warm
     (SeenVisitors); the sightings of a batch's events that reached no goal, counted
-    together in one write at the end of the batch."""
+    together in one write at the end of the batch. The store and the settings are
+    fetched at each use (`runtime.store`, `get_settings`), as the handler did."""
 
     def __init__(self, store: Callable[[], Store], settings: Callable[[], Settings]) -> None:
         self._store = store
