@@ -28,8 +28,7 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 
 
 def _span(account_id: str, start: date | None, end: date | None) -> reports.DateRange:
-    account = runtime.store().get_account(account_id) or {}
-    return reports.date_range(start, end, account.get("timezone", "UTC"), datetime.now(UTC))
+    return reports.account_date_range(runtime.store(), account_id, start, end, datetime.now(UTC))
 
 
 def _shards() -> int:

@@ -82,6 +82,14 @@ def date_range(
     return DateRange(start, end)
 
 
+def account_date_range(
+    store: Store, account_id: str, start: date | None, end: date | None, now: datetime
+) -> DateRange:
+    """`date_range` in days of the account's own timezone."""
+    account = store.get_account(account_id) or {}
+    return date_range(start, end, account.get("timezone", "UTC"), now)
+
+
 @dataclass
 class Totals:
     """Counters summed over items; money per currency, never mixed."""
