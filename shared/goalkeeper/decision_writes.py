@@ -105,20 +105,20 @@ class DecisionState:
         for tag, reason in reasons.items():
             if not reason.failed_condition:
                 continue
-            kind, subject = tag[0], tag[1] if len(tag) > 1 else None  # type: ignore[index]
-            if kind == "conversion":
-                self.decided[subject] = plans[subject].already_decided(reason.item)
-            elif kind == "completion":
-                self.superseded.add(subject)
-            elif kind == "converted":
-                self.visitor_already_counted.add(subject)
-            elif kind == "seen":
-                self.sighting = None  # an earlier event already counted this visitor today
-            elif kind in ("claim", "before", "after"):
-                learned |= self._learn_claim(kind, subject, ClaimState.of(reason.item))
-                continue
-            else:
-                continue
+            match tag:  # the tags this module gives its items (see the module's doc)
+                case ("conversion", str(goal_id)):
+                    self.decided[goal_id] = plans[goal_id].already_decided(reason.item)
+                case ("completion", str(goal_id)):
+                    self.superseded.add(goal_id)
+                case ("converted", str(goal_id)):
+                    self.visitor_already_counted.add(goal_id)
+                case ("seen", *_):
+                    self.sighting = None  # an earlier event already counted this visitor today
+                case ("claim" | "before" | "after" as kind, Slot() as slot):
+                    learned |= self._learn_claim(kind, slot, ClaimState.of(reason.item))
+                    continue
+                case _:
+                    continue
             learned = True
         return learned
 
@@ -195,8 +195,11 @@ def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: 
     plan = write.recorded
     expression = Expression()
     key = expression.value(plan.order_key)
-    recorded = (("key", key), ("at", expression.value(plan.occurred_at)))
-    recorded += (("conversion", expression.value(plan.conversion_id)),)
+    recorded = (
+        ("key", key),
+        ("at", expression.value(plan.occurred_at)),
+        ("conversion", expression.value(plan.conversion_id)),
+    )
 
     def sets(end: str, keep_existing: bool = False) -> list[str]:
         if keep_existing:
@@ -214,10 +217,10 @@ def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: 
             f"AND {expression.name('hi_key')} = {key})"
         )
         assignments = sets("lo") + sets("hi")
-    elif not known.exists or known.hi_key <= plan.order_key:  # type: ignore[operator]
+    elif known.hi_key is None or known.hi_key <= plan.order_key:  # none yet, or ends before
         condition = f"attribute_not_exists(pk) OR {expression.name('hi_key')} <= {key}"
         assignments = sets("lo", keep_existing=True) + sets("hi")
-    elif known.lo_key > plan.order_key:  # type: ignore[operator]
+    elif known.lo_key is not None and known.lo_key > plan.order_key:
         condition = f"{expression.name('lo_key')} > {key}"
         assignments = sets("lo")
     else:
