@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from goalkeeper.local.template import (
+from goalkeeper_cli.local_stack.template import (
     EVALUATION_FUNCTION,
     REPO_ROOT,
     ApiRoute,

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 # The package is installed editable from the repository, so the template sits
-# three levels above goalkeeper/local/.
+# three levels above goalkeeper_cli/local_stack/.
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 

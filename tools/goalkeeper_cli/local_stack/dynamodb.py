@@ -6,11 +6,11 @@ and a rollback can erase a concurrent writer's item (../shared/LOCAL-STACK.md).
 Real DynamoDB is serializable. Serving one request at a time restores that
 property, so tests against this endpoint prove our conditions, not moto's races;
 and with requests serialized, transactions check every condition before writing
-(goalkeeper.local.atomic_transactions) instead of copying whole tables.
+(goalkeeper_cli.local_stack.atomic_transactions) instead of copying whole tables.
 
-`goalkeeper serve` runs the endpoint in a child process of its own
-(`python -m goalkeeper.local.dynamodb`, see goalkeeper.local.engines): one Python
-process runs Python code on one core at a time, and the endpoint's work would
+`goalkeeper serve` runs the endpoint in a child process of its own (`python -m
+goalkeeper_cli.local_stack.dynamodb`, see goalkeeper_cli.local_stack.engines): one
+Python process runs Python code on one core at a time, and the endpoint's work would
 otherwise queue behind the API and the functions for the same core.
 """
 
@@ -25,8 +25,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
-from goalkeeper.local import atomic_transactions, moto_speedups
-from goalkeeper.local.server import SWITCH_INTERVAL, BackgroundServer, SerializedApp
+from goalkeeper_cli.local_stack import atomic_transactions, moto_speedups
+from goalkeeper_cli.local_stack.server import SWITCH_INTERVAL, BackgroundServer, SerializedApp
 
 
 class EmbeddedDynamoDB(BackgroundServer):
