@@ -3,6 +3,7 @@ redrive` re-drives stream records that evaluation gave up on (locally or in AWS)
 `goalkeeper backfill` decides a goal for past events, over the API, with a progress bar."""
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -18,9 +19,27 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "local-stack.json"  # where `serve` tells `redrive` its endpoint
+# What `serve` and `redrive` import from pyproject.toml's `local` extra (moto[server],
+# which brings flask and werkzeug, and PyYAML); `backfill` needs none of it.
+LOCAL_EXTRA_MODULES = ("moto", "flask", "werkzeug", "yaml")
+LOCAL_EXTRA_INSTALL = "pip install -e '.[local]' in the repository (make serve does it for you)"
+
+
+def _local_extra_missing(command: str) -> bool:
+    """Say what to install, in one line, when the local extra is not installed."""
+    missing = [name for name in LOCAL_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"goalkeeper {command} needs the local extra ({', '.join(missing)} not installed): "
+            f"{LOCAL_EXTRA_INSTALL}",
+            file=sys.stderr,
+        )
+    return bool(missing)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if _local_extra_missing("serve"):
+        return 1
     from botocore.exceptions import BotoCoreError, ClientError
 
     from goalkeeper_cli.local_stack.dynamodb_local import EngineUnavailable
@@ -103,6 +122,8 @@ def _quiet_powertools() -> None:
 
 
 def _redrive(args: argparse.Namespace) -> int:
+    if _local_extra_missing("redrive"):
+        return 1
     import boto3
 
     from goalkeeper_cli import redrive
