@@ -9,10 +9,20 @@ every condition before writing anything is all-or-nothing without any copy.
 Should a write still fail half way (an invalid update expression), the items
 it touched are put back from their own before-images, and the stream records
 it emitted are withdrawn, so the table is exactly as before.
+
+Written for moto 5.2.5 only (see moto_version): another version is refused before
+its internals are imported.
 """
+
+# moto's version is checked before its internals are imported, hence code among imports.
+# ruff: noqa: E402
 
 import copy
 from typing import Any
+
+from goalkeeper_cli.local_stack import moto_version
+
+moto_version.check()
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -123,4 +133,5 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
 
 def install() -> None:
     """Make every moto DynamoDB backend in this process use the all-or-nothing version."""
+    moto_version.check()
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from goalkeeper_cli.local_stack import dynamodb_local
+from goalkeeper_cli.local_stack import dynamodb_local, moto_version
 
 MOTO = "moto"
 DYNAMODB_LOCAL = "dynamodb-local"
@@ -97,6 +97,9 @@ def start_engine(
     if engine == MOTO:
         if data_dir is not None:
             raise ValueError("the embedded moto engine keeps its data in memory only")
+        problem = moto_version.problem()  # refused here, before a child fails to start
+        if problem:
+            raise dynamodb_local.EngineUnavailable(problem)
         options = ["--host", host] + (["--log-requests"] if log_requests else [])
         process = ChildEndpoint("goalkeeper_cli.local_stack.dynamodb", *options)
         return Engine(DynamoDBEndpoint.at(process.url), "embedded moto, in memory", process)
