@@ -1,5 +1,5 @@
-"""Tenant isolation, route by route (DESIGN.md §5.4): a key of account B can
-neither read nor change anything of account A, and a key of the wrong role is
+"""Tenant isolation, route by route (an invariant every change keeps): a key of
+account B can neither read nor change anything of account A, and a key of the wrong role is
 refused. The routes come from template.yaml, so a new route without a case here
 fails the suite until someone decides how it must behave.
 

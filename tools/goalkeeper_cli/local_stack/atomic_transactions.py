@@ -2,8 +2,9 @@
 
 moto applies a transaction write by write and, on a failed condition, restores
 a deep copy of every table it touched. That copy makes each transaction cost
-time proportional to the table (58 tx/s empty, 7 tx/s at 4,000 items, per
-../shared/LOCAL-STACK.md) and, without a lock, lets two transactions both win.
+time proportional to the table (measured on moto 5.2.5's server, Nov 2026: 58
+transactions/s on an empty table, 23 at 1,000 items, 7 at 4,000) and, without a
+lock, lets two transactions both win (see goalkeeper_cli.local_stack.dynamodb).
 The embedded endpoint already serves one request at a time; with that, checking
 every condition before writing anything is all-or-nothing without any copy.
 Should a write still fail half way (an invalid update expression), the items
