@@ -9,7 +9,6 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
-import moto
 import pytest
 
 from goalkeeper_cli import REPO_ROOT
@@ -72,7 +71,16 @@ def test_the_moto_patches_were_written_for_the_moto_pyproject_pins() -> None:
     local = pyproject["project"]["optional-dependencies"]["local"]
     pins = [re.fullmatch(r"moto(\[[a-z,]+\])?==(.+)", requirement) for requirement in local]
     assert [pin.group(2) for pin in pins if pin] == [moto_version.WRITTEN_FOR]
-    assert moto.__version__ == moto_version.WRITTEN_FOR  # and it is what runs the tests
+    assert moto_version.installed() == moto_version.WRITTEN_FOR  # and it runs the tests
+
+
+# A fresh interpreter whose installed moto reads as 5.3.0.
+ANOTHER_MOTO = """
+import sys
+from importlib import metadata
+real_version = metadata.version
+metadata.version = lambda name: "5.3.0" if name == "moto" else real_version(name)
+"""
 
 
 def _one_line_naming_both_versions(message: str) -> None:
@@ -86,22 +94,23 @@ def _one_line_naming_both_versions(message: str) -> None:
 def test_the_moto_patches_refuse_another_moto_version(
     patches: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(moto, "__version__", "5.3.0")
+    monkeypatch.setattr(moto_version, "installed", lambda: "5.3.0")
     with pytest.raises(moto_version.MotoVersionMismatch) as refused:
         patches.install()
     _one_line_naming_both_versions(str(refused.value))
 
 
 def test_another_moto_is_refused_before_its_internals_are_imported() -> None:
-    script = """
-import sys, moto
-moto.__version__ = "5.3.0"
+    script = (
+        ANOTHER_MOTO
+        + """
 try:
     import goalkeeper_cli.local_stack.atomic_transactions
 except Exception as error:
     print(type(error).__name__, "moto.dynamodb" in sys.modules)
     print(error)
 """
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
@@ -113,15 +122,16 @@ except Exception as error:
 def test_serve_on_another_moto_says_so_in_one_line_and_starts_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(moto, "__version__", "5.3.0")
+    monkeypatch.setattr(moto_version, "installed", lambda: "5.3.0")
     with pytest.raises(EngineUnavailable, match=r"^moto 5\.3\.0 is installed"):
         start_engine(MOTO, "127.0.0.1")
-    script = """
-import sys, moto
-moto.__version__ = "5.3.0"
+    script = (
+        ANOTHER_MOTO
+        + """
 from goalkeeper_cli.commands import main
 sys.exit(main(["serve", "--port", "0"]))
 """
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
