@@ -126,12 +126,11 @@ def _third_party_problem(module: str, allowed: frozenset[str]) -> str | None:
 
 def _shared_files() -> list[tuple[Path, str]]:
     """(file, its package) for every module of shared/."""
-    files = []
-    for path in sorted(SHARED.rglob("*.py")):
-        parts = path.relative_to(SHARED).with_suffix("").parts
-        package = ".".join(parts if parts[-1] == "__init__" else parts[:-1])
-        files.append((path, package.removesuffix(".__init__")))
-    return files
+    # A module's package is its folder, and so is a package's own __init__.py's.
+    return [
+        (path, ".".join(path.relative_to(SHARED).parts[:-1]))
+        for path in sorted(SHARED.rglob("*.py"))
+    ]
 
 
 def test_the_template_builds_the_layer_from_shared_alone() -> None:
