@@ -12,12 +12,13 @@ import boto3
 import pytest
 
 from conftest import InProcessStack
-from goalkeeper import cli, keys
+from goalkeeper import keys
 from goalkeeper.errors import StoreUnavailable
 from goalkeeper.local.served import ServedStack
 from goalkeeper.services import backfill
 from goalkeeper.settings import get_settings
 from goalkeeper.storage import Store
+from goalkeeper_cli import commands
 
 TODAY = datetime.now(UTC).date()
 BASE = TODAY - timedelta(days=40)  # day 0 of every scenario
@@ -570,7 +571,7 @@ def test_goalkeeper_backfill_runs_a_job_with_a_progress_bar(
     assert status == 201, goal
     api = ["--api", f"{served.base_url}/v1", "--key", write]
 
-    code = cli.main(["backfill", goal["goal_id"], "--from", _day(0), "--to", _day(30), *api])
+    code = commands.main(["backfill", goal["goal_id"], "--from", _day(0), "--to", _day(30), *api])
 
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -585,9 +586,9 @@ def test_goalkeeper_backfill_runs_a_job_with_a_progress_bar(
     )
     assert sum(day["counted"] for day in report["days"]) == 12
 
-    assert cli.main(["backfill", "goal_unknown", "--from", _day(0), *api]) == 1
+    assert commands.main(["backfill", "goal_unknown", "--from", _day(0), *api]) == 1
     assert "404 not_found" in capsys.readouterr().err
-    assert cli.main(["backfill", goal["goal_id"], "--from", "yesterday", *api]) == 1
+    assert commands.main(["backfill", goal["goal_id"], "--from", "yesterday", *api]) == 1
     assert "from: must be a date, YYYY-MM-DD" in capsys.readouterr().err
 
 

@@ -26,10 +26,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from goalkeeper.local.poller import DeadLetterFile, lambda_record, sequence_number
-from goalkeeper.local.template import passes_filters
+from goalkeeper_cli.local_stack.poller import DeadLetterFile, lambda_record, sequence_number
+from goalkeeper_cli.local_stack.template import passes_filters
 
-log = logging.getLogger("goalkeeper.redrive")
+log = logging.getLogger("goalkeeper_cli.redrive")
 
 # Records in, sequence numbers of the records that failed out.
 Evaluate = Callable[[list[dict[str, Any]]], set[str]]
