@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "shared"))
+# The layer's package (shared/) and the local stack (tools/), as installed from here.
+sys.path[:0] = [str(REPO / "shared"), str(REPO / "tools")]
 
 ADMIN_KEY = "admin-bench-key"
 TABLE = "goalkeeper-bench"
@@ -55,10 +56,10 @@ class InProcessStack:
         import boto3
         from werkzeug.test import Client
 
-        from goalkeeper.local.functions import FunctionPool
-        from goalkeeper.local.gateway import local_api
-        from goalkeeper.local.poller import StreamPoller
-        from goalkeeper.local.template import (
+        from goalkeeper_cli.local_stack.functions import FunctionPool
+        from goalkeeper_cli.local_stack.gateway import local_api
+        from goalkeeper_cli.local_stack.poller import StreamPoller
+        from goalkeeper_cli.local_stack.template import (
             load_template,
             stream_subscriptions,
             table_create_kwargs,
@@ -131,8 +132,8 @@ def in_process_stack() -> Iterator[InProcessStack]:
     from moto import mock_aws
 
     from goalkeeper import runtime
-    from goalkeeper.local import atomic_transactions, moto_speedups
     from goalkeeper.settings import get_settings
+    from goalkeeper_cli.local_stack import atomic_transactions, moto_speedups
 
     get_settings.cache_clear()
     runtime.dal.cache_clear()

@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _stack  # noqa: F401  (puts shared/ on the path)
+from bench import _stack  # noqa: F401  (puts shared/ and tools/ on the path)
 
 TARGET = 100_000
 RATIO_TARGET = 3.0

@@ -47,7 +47,7 @@ def _store_events(account_id: str, seed: int, count: int) -> None:
     from goalkeeper.models.events import EventBatch
     from goalkeeper.services.ingest import event_item, load_account_secret
 
-    secret = load_account_secret(runtime.store(), account_id)
+    secret = load_account_secret(runtime.dal().accounts, account_id)
     sent = Workload(seed=seed, events=count, resend_share=0).generate()
     received = datetime.now(UTC)
     # Checked once by pydantic here; botocore's own parameter check would double the time.

@@ -15,12 +15,12 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client, TestResponse
 
-from goalkeeper.local import atomic_transactions, dynamodb_local, moto_speedups
-from goalkeeper.local.engines import DYNAMODB_LOCAL, ENGINES
-from goalkeeper.local.functions import FunctionPool, LocalFunction
-from goalkeeper.local.gateway import LocalApi, local_api
-from goalkeeper.local.poller import StreamPoller, dead_letter_file
-from goalkeeper.local.template import (
+from goalkeeper_cli.local_stack import atomic_transactions, dynamodb_local, moto_speedups
+from goalkeeper_cli.local_stack.engines import DYNAMODB_LOCAL, ENGINES
+from goalkeeper_cli.local_stack.functions import FunctionPool, LocalFunction
+from goalkeeper_cli.local_stack.gateway import LocalApi, local_api
+from goalkeeper_cli.local_stack.poller import StreamPoller, dead_letter_file
+from goalkeeper_cli.local_stack.template import (
     EVALUATION_FUNCTION,
     load_template,
     stream_subscriptions,

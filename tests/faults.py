@@ -32,9 +32,9 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from conftest import InProcessStack
-from goalkeeper.local.functions import LocalFunction
-from goalkeeper.local.poller import StreamPoller
-from goalkeeper.local.template import load_template, stream_subscriptions
+from goalkeeper_cli.local_stack.functions import LocalFunction
+from goalkeeper_cli.local_stack.poller import StreamPoller
+from goalkeeper_cli.local_stack.template import load_template, stream_subscriptions
 
 KINDS = ("throttle", "server_error", "timeout_after_write")
 _ERRORS = {

@@ -144,7 +144,7 @@ ADMIN_ROUTES = {("POST", "/v1/accounts")}
 
 
 def _routes() -> list[tuple[str, str]]:
-    from goalkeeper.local.template import api_routes, load_template
+    from goalkeeper_cli.local_stack.template import api_routes, load_template
 
     return [(route.method, route.path) for route in api_routes(load_template())]
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from conftest import InProcessStack
-from goalkeeper import cli, keys
+from goalkeeper import keys
 from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Decisions
 from goalkeeper.dal.events import Events
@@ -21,6 +21,7 @@ from goalkeeper.errors import JobRunning, StoreUnavailable
 from goalkeeper.local.served import ServedStack
 from goalkeeper.services import backfill
 from goalkeeper.settings import get_settings
+from goalkeeper_cli import commands
 
 TODAY = datetime.now(UTC).date()
 BASE = TODAY - timedelta(days=40)  # day 0 of every scenario
@@ -580,7 +581,7 @@ def test_goalkeeper_backfill_runs_a_job_with_a_progress_bar(
     assert status == 201, goal
     api = ["--api", f"{served.base_url}/v1", "--key", write]
 
-    code = cli.main(["backfill", goal["goal_id"], "--from", _day(0), "--to", _day(30), *api])
+    code = commands.main(["backfill", goal["goal_id"], "--from", _day(0), "--to", _day(30), *api])
 
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -595,9 +596,9 @@ def test_goalkeeper_backfill_runs_a_job_with_a_progress_bar(
     )
     assert sum(day["counted"] for day in report["days"]) == 12
 
-    assert cli.main(["backfill", "goal_unknown", "--from", _day(0), *api]) == 1
+    assert commands.main(["backfill", "goal_unknown", "--from", _day(0), *api]) == 1
     assert "404 not_found" in capsys.readouterr().err
-    assert cli.main(["backfill", goal["goal_id"], "--from", "yesterday", *api]) == 1
+    assert commands.main(["backfill", goal["goal_id"], "--from", "yesterday", *api]) == 1
     assert "from: must be a date, YYYY-MM-DD" in capsys.readouterr().err
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import InProcessStack
 from goalkeeper import counters
-from goalkeeper.local.template import load_template
+from goalkeeper_cli.local_stack.template import load_template
 
 GOALS = 40
 T = datetime(2026, 9, 1, 12, 0, 0)

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from goalkeeper.local.dynamodb import EmbeddedDynamoDB
-from goalkeeper.local.moto_speedups import simple_clauses
+from goalkeeper_cli.local_stack.dynamodb import EmbeddedDynamoDB
+from goalkeeper_cli.local_stack.moto_speedups import simple_clauses
 
 TABLE = "race"
 

@@ -35,8 +35,8 @@ from conftest import InProcessStack
 from goalkeeper.dal.client import Table
 from goalkeeper.dal.events import Events
 from goalkeeper.errors import StoreUnavailable
-from goalkeeper.local.poller import StreamPoller, invoke_batch
-from goalkeeper.redrive import redrive_file, table_reader
+from goalkeeper_cli.local_stack.poller import StreamPoller, invoke_batch
+from goalkeeper_cli.redrive import redrive_file, table_reader
 
 FAULT_RATE = float(os.environ.get("GOALKEEPER_FAULT_RATE", "0.10"))
 WORKLOAD_EVENTS = int(os.environ.get("GOALKEEPER_FAULT_EVENTS", "300"))

@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ADMIN_KEY, InProcessStack
-from goalkeeper.local.template import api_routes, load_template
 from goalkeeper.models.events import EVENT_TYPES
+from goalkeeper_cli.local_stack.template import api_routes, load_template
 
 EXAMPLES = int(os.environ.get("GOALKEEPER_FUZZ_EXAMPLES", "300"))
 # Inputs the generators leave out while a crash they found is being fixed (pin the

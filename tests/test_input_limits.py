@@ -1,5 +1,6 @@
-"""Hardened input (DESIGN.md §5.5): every rejection is a 4xx naming the field as the
-client wrote it (events[0].transaction.currency) with a reason, and stores nothing.
+"""Hardened input (an invariant every change keeps): every rejection is a 4xx naming
+the field as the client wrote it (events[0].transaction.currency) with a reason, and
+stores nothing.
 
 Unknown fields are refused everywhere (one rule, in the README), a batch with one
 bad event is refused whole, and a single event is named as a batch of one

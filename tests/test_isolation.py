@@ -1,5 +1,5 @@
-"""Tenant isolation, route by route (DESIGN.md §5.4): a key of account B can
-neither read nor change anything of account A, and a key of the wrong role is
+"""Tenant isolation, route by route (an invariant every change keeps): a key of
+account B can neither read nor change anything of account A, and a key of the wrong role is
 refused. The routes come from template.yaml, so a new route without a case here
 fails the suite until someone decides how it must behave.
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import ADMIN_KEY, InProcessStack
-from goalkeeper.local.template import ApiRoute, api_routes, load_template
+from goalkeeper_cli.local_stack.template import ApiRoute, api_routes, load_template
 
 ROUTES = api_routes(load_template())
 TAG = "7f3e"  # makes A's free-text values unmistakable in a response body
@@ -529,7 +529,7 @@ def test_each_function_is_granted_exactly_the_table_access_it_uses(
     import contextvars
 
     from goalkeeper import runtime
-    from goalkeeper.local.functions import LocalFunction
+    from goalkeeper_cli.local_stack.functions import LocalFunction
 
     calling: contextvars.ContextVar[str] = contextvars.ContextVar("calling", default="?")
     invoke = LocalFunction.invoke

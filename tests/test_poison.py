@@ -16,10 +16,10 @@ import pytest
 from faults import evaluation_poller
 
 from conftest import REGION, TABLE, InProcessStack
-from goalkeeper import cli
 from goalkeeper.attributes import from_attributes, to_attributes
-from goalkeeper.local.poller import StreamPoller, sequence_number
-from goalkeeper.local.template import StreamSubscription
+from goalkeeper_cli import commands
+from goalkeeper_cli.local_stack.poller import StreamPoller, sequence_number
+from goalkeeper_cli.local_stack.template import StreamSubscription
 
 TEMPLATE_RETRIES = 5  # MaximumRetryAttempts of the evaluation function in template.yaml
 
@@ -131,14 +131,14 @@ def test_poison_record_is_redriven_locally_once_its_item_is_fixed(
     scene = PoisonScene(stack, monkeypatch)
     redrive = ["redrive", "--dead-letters", str(stack.dead_letters), "--state-dir", str(tmp_path)]
 
-    assert cli.main(redrive) == 1  # not fixed yet: still failing, kept
+    assert commands.main(redrive) == 1  # not fixed yet: still failing, kept
     assert len(scene.poller.dead_letters.read()) == 1
 
     scene.fix()
-    assert cli.main(redrive) == 0
+    assert commands.main(redrive) == 0
     assert scene.poller.dead_letters.read() == []
     assert scene.statuses() == {"good-1": "counted", "poison-1": "counted", "good-2": "counted"}
-    assert cli.main(redrive) == 0  # nothing left to do
+    assert commands.main(redrive) == 0  # nothing left to do
 
 
 def test_poison_record_whose_item_was_deleted_is_dropped_by_redrive(
@@ -147,7 +147,7 @@ def test_poison_record_whose_item_was_deleted_is_dropped_by_redrive(
     scene = PoisonScene(stack, monkeypatch)
     stack.client.delete_item(TableName=TABLE, Key=to_attributes(scene.poison_key))
     redrive = ["redrive", "--dead-letters", str(stack.dead_letters), "--state-dir", str(tmp_path)]
-    assert cli.main(redrive) == 0
+    assert commands.main(redrive) == 0
     assert scene.poller.dead_letters.read() == []
     assert scene.statuses() == {"good-1": "counted", "good-2": "counted"}
 
@@ -165,16 +165,16 @@ def test_poison_record_is_redriven_from_the_sqs_on_failure_queue(
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
     redrive = ["redrive", "--queue-url", queue_url, "--wait-seconds", "0"]
 
-    assert cli.main(redrive) == 2  # the aggregate shards must be known
+    assert commands.main(redrive) == 2  # the aggregate shards must be known
     assert "--aggregate-shards" in capsys.readouterr().err
     redrive += ["--aggregate-shards", "4", "--visibility-timeout", "0"]
-    assert cli.main(redrive) == 1  # still poison: the message stays
+    assert commands.main(redrive) == 1  # still poison: the message stays
     assert "1 still failing" in capsys.readouterr().out
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "1"
 
     scene.fix()
-    assert cli.main(redrive) == 0
+    assert commands.main(redrive) == 0
     assert "1 batches cleared" in capsys.readouterr().out
     assert scene.statuses() == {"good-1": "counted", "poison-1": "counted", "good-2": "counted"}
     assert sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []

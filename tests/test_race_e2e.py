@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from goalkeeper.local.engines import DYNAMODB_LOCAL, MOTO
 from goalkeeper.local.served import ServedStack
+from goalkeeper_cli.local_stack.engines import DYNAMODB_LOCAL, MOTO
 
 THREADS = 32
 # The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 40

@@ -15,14 +15,18 @@ from botocore.credentials import Credentials
 from test_serve_e2e import CALL, _qualified, _wait_for_qualified
 
 from conftest import require_dynamodb_local
-from goalkeeper import cli
 from goalkeeper.attributes import from_attributes, to_attributes
-from goalkeeper.local import dynamodb_local
-from goalkeeper.local.engines import DYNAMODB_LOCAL, MOTO, DynamoDBEndpoint, start_engine
-from goalkeeper.local.poller import StreamPoller
 from goalkeeper.local.served import ServedStack
-from goalkeeper.local.template import load_template, stream_subscriptions, table_create_kwargs
-from goalkeeper.local.wire_streams import WireStreamsClient
+from goalkeeper_cli import commands
+from goalkeeper_cli.local_stack import dynamodb_local
+from goalkeeper_cli.local_stack.engines import DYNAMODB_LOCAL, MOTO, DynamoDBEndpoint, start_engine
+from goalkeeper_cli.local_stack.poller import StreamPoller
+from goalkeeper_cli.local_stack.template import (
+    load_template,
+    stream_subscriptions,
+    table_create_kwargs,
+)
+from goalkeeper_cli.local_stack.wire_streams import WireStreamsClient
 
 ADMIN = "engines-admin-key"
 
@@ -129,7 +133,7 @@ def test_an_endpoint_on_aws_is_called_with_its_region_and_streams_host() -> None
 
 def test_data_dir_without_dynamodb_local_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as refused:
-        cli.main(["serve", "--data-dir", "kept"])
+        commands.main(["serve", "--data-dir", "kept"])
     assert refused.value.code == 2
     assert "--data-dir needs --engine dynamodb-local" in capsys.readouterr().err
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from goalkeeper.local.template import (
+from goalkeeper_cli.local_stack.template import (
     EVALUATION_FUNCTION,
     REPO_ROOT,
     ApiRoute,
@@ -34,7 +34,8 @@ API_EVENT_FILES = [
 ]
 STREAM_EVENT_FILE = "stream_call_inserted.json"
 
-# DESIGN.md §8, route by route, with the function that owns it.
+# The API contract v1 (its routes' names are fixed; README, "API (v1)"), route by route,
+# with the function that owns it.
 EXPECTED_ROUTES = {
     ("POST", "/v1/accounts"): "IngestFunction",
     ("POST", "/v1/events"): "IngestFunction",

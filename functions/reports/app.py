@@ -28,8 +28,7 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 
 
 def _span(account_id: str, start: date | None, end: date | None) -> reports.DateRange:
-    timezone = runtime.dal().accounts.timezone(account_id)
-    return reports.date_range(start, end, timezone, datetime.now(UTC))
+    return reports.account_date_range(runtime.dal(), account_id, start, end, datetime.now(UTC))
 
 
 def _shards() -> int:

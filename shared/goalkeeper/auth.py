@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -87,10 +88,10 @@ def stored_key_lookup(accounts: Accounts) -> KeyLookup:
     return lookup
 
 
-def require(*roles: Role) -> Callable[..., Response]:
+def require(*roles: Role) -> Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]:
     """Route middleware: refuse keys of other roles (the key was resolved on entry)."""
 
-    def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
         principal = current_principal(app)
         if principal.role not in roles:
             allowed = " or ".join(role.value for role in roles)

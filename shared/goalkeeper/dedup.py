@@ -22,7 +22,7 @@ The store turns a plan into one TransactWriteItems whose conditions are the chec
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from goalkeeper import keys
 from goalkeeper.models.common import iso
@@ -129,11 +129,13 @@ class Check:
 
     def blocking_before(self, claim: ClaimState) -> str | None:
         lower, _ = self.bounds()
-        return claim.hi_conversion if claim.exists and claim.hi_at > lower else None  # type: ignore[operator]
+        ends = claim.hi_at if claim.exists else None
+        return claim.hi_conversion if ends is not None and ends > lower else None
 
     def blocking_after(self, claim: ClaimState) -> str | None:
         _, upper = self.bounds()
-        return claim.lo_conversion if claim.exists and claim.lo_at < upper else None  # type: ignore[operator]
+        starts = claim.lo_at if claim.exists else None
+        return claim.lo_conversion if starts is not None and starts < upper else None
 
 
 @dataclass(frozen=True)
@@ -258,13 +260,17 @@ def plan_claims(
         if "goal" in layout.shape and layout not in own:
             continue  # only this goal's own checks ever read a claim keyed by its id
         shape_values = tuple(values[name] for name in layout.shape)
-        if any(value is None for value in shape_values):
+        if not _all_known(shape_values):
             continue
-        slot = Slot(layout, shape_values, layout.bucket(at))  # type: ignore[arg-type]
+        slot = Slot(layout, shape_values, layout.bucket(at))
         writes.append(slot)
         if layout in own:
             checks.append(Check(slot, at, order_key))
     return tuple(checks), tuple(writes)
+
+
+def _all_known(values: tuple[str | None, ...]) -> TypeGuard[tuple[str, ...]]:
+    return all(value is not None for value in values)
 
 
 def plan_conversion(
@@ -349,10 +355,11 @@ def _widened(claim: ClaimState, plan: ConversionPlan) -> ClaimState:
     """The claim once `plan`'s counted conversion is recorded in it (lo moves back, hi on)."""
     lo = {"lo_key": plan.order_key, "lo_at": plan.occurred_at, "lo_conversion": plan.conversion_id}
     hi = {"hi_key": plan.order_key, "hi_at": plan.occurred_at, "hi_conversion": plan.conversion_id}
-    if not claim.exists:
+    if claim.hi_key is None:  # no period yet (see ClaimState.exists)
         return ClaimState(**lo, **hi)
-    if plan.order_key < claim.lo_key:  # type: ignore[operator]
-        claim = replace(claim, **lo)
-    if plan.order_key > claim.hi_key:  # type: ignore[operator]
-        claim = replace(claim, **hi)
-    return claim
+    widened = claim
+    if claim.lo_key is not None and plan.order_key < claim.lo_key:
+        widened = replace(widened, **lo)
+    if plan.order_key > claim.hi_key:
+        widened = replace(widened, **hi)
+    return widened

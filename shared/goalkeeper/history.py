@@ -20,22 +20,27 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from goalkeeper.dedup import Completion
-from goalkeeper.models.events import Event, EventBase, TagChange
+from goalkeeper.models.events import Event, TagChange
 from goalkeeper.models.goals import Goal, PageViewsRule, TagsRule
 from goalkeeper.rules import GoalIndex, RuleContext
 
 _event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def stored_event(item: dict[str, Any]) -> EventBase:
-    return _event_adapter.validate_python(item["body"])  # type: ignore[return-value]
+def stored_event(item: dict[str, Any]) -> Event:
+    return _event_adapter.validate_python(item["body"])
+
+
+def stored_tag_change(item: dict[str, Any]) -> TagChange:
+    """An event of a contact's tag history (the index of contacts holds tag changes only)."""
+    return TagChange.model_validate(item["body"])
 
 
 @dataclass(frozen=True)
 class Occurrence:
     """Goals one event reached, each with the completion it takes (history rules)."""
 
-    event: EventBase
+    event: Event
     event_id: str
     goals: tuple[tuple[Goal, Completion | None], ...]
 
@@ -52,8 +57,8 @@ def page_view_occurrences(
     reached: set[str] = set()
     for position, item in enumerate(pages_from, start=pages_before + 1):
         event = stored_event(item)
-        goals = []
-        for goal in index.matching_goals(event, RuleContext(visit_page_count=position)):  # type: ignore[arg-type]
+        goals: list[tuple[Goal, Completion | None]] = []
+        for goal in index.matching_goals(event, RuleContext(visit_page_count=position)):
             if not _reads_history(goal):
                 if position == pages_before + 1:
                     goals.append((goal, None))
@@ -82,11 +87,11 @@ def tag_occurrences(
     goals: dict[str, Goal] = {}
     events: dict[str, TagChange] = {}
     for item in history:
-        event: TagChange = stored_event(item)  # type: ignore[assignment]
+        event = stored_tag_change(item)
         events[item["event_id"]] = event
         after = (tags - set(event.removed)) | set(event.added)
         context = RuleContext(contact_tags_before=tags, contact_tags_after=after)
-        for goal in index.matching_goals(event, context):  # type: ignore[arg-type]
+        for goal in index.matching_goals(event, context):
             entered[goal.goal_id].append(item["event_id"])
             goals[goal.goal_id] = goal
         tags = after

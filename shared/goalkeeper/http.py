@@ -182,8 +182,8 @@ def problems_from_validation(details: Sequence[dict[str, Any]]) -> list[FieldPro
         grouped.setdefault(field_path(_location(detail)), []).append(detail)
     problems = []
     for field, group in grouped.items():
-        nouns = [_TYPE_NOUNS.get(str(detail.get("type"))) for detail in group]
-        if len(group) > 1 and all(nouns):
+        nouns = [noun for detail in group if (noun := _TYPE_NOUNS.get(str(detail.get("type"))))]
+        if len(group) > 1 and len(nouns) == len(group):
             distinct = list(dict.fromkeys(nouns))
             head = ", ".join(distinct[:-1])
             reason = "must be " + (f"{head} or {distinct[-1]}" if head else distinct[-1])
@@ -246,7 +246,7 @@ def _unknown_query_parameters(app: APIGatewayRestResolver) -> list[FieldProblem]
 
 def _refuse_unknown_query_parameters(
     app: APIGatewayRestResolver, next_middleware: NextMiddleware
-) -> Response:
+) -> Response[Any]:
     problems = _unknown_query_parameters(app)
     if problems:
         raise errors.InvalidInput("the request is invalid", problems)
@@ -366,8 +366,9 @@ def _refuse_top_level_array(event: dict[str, Any]) -> None:
 
 
 def _read_body_as_json(event: dict[str, Any]) -> None:
-    for headers in (event.get("headers"), event.get("multiValueHeaders")):
-        for key in [key for key in headers or {} if key.lower() == "content-type"]:
+    for name in ("headers", "multiValueHeaders"):
+        headers = event.get(name) or {}
+        for key in [key for key in headers if key.lower() == "content-type"]:
             del headers[key]
     if event.get("headers") is not None:
         event["headers"]["content-type"] = "application/json"

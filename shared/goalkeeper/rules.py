@@ -2,20 +2,34 @@
 
 Facts the event alone cannot carry (pages in the visit, the contact's tags) come in a
 RuleContext; GoalIndex says when a caller has to look them up.
+
+Each rule kind's matcher and finder is typed with the event class it reads (a URL
+rule's with PageView, a call rule's with Call). They are picked by the event's `type`,
+the one step a type checker cannot follow: where that happens (the index's finders by
+event type, goal_matches) they are held as taking any event.
 """
 
 import operator
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import chain
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeGuard, TypeVar, assert_never
 
 import re2
 
-from goalkeeper.models.events import Event, FieldValue
+from goalkeeper.models.events import (
+    Call,
+    CallRating,
+    CustomTrigger,
+    Event,
+    EventBase,
+    FieldValue,
+    PageView,
+    ServiceStatus,
+)
 from goalkeeper.models.goals import (
     CallRatingRule,
     CallRule,
@@ -24,6 +38,7 @@ from goalkeeper.models.goals import (
     Goal,
     LeadRule,
     PageViewsRule,
+    Rule,
     ServiceActivityRule,
     TagsRule,
     TransactionRule,
@@ -39,8 +54,14 @@ class RuleContext:
     contact_tags_after: frozenset[str] | None = None
 
 
-Matcher = Callable[[Event, RuleContext], bool]
+E = TypeVar("E")  # the event class a matcher or a finder reads
+E_contra = TypeVar("E_contra", contravariant=True)
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+Matcher = Callable[[E, RuleContext], bool]
 FieldTest = Callable[[Mapping[str, FieldValue]], bool]
+Number = int | Decimal
 
 # The event types each rule kind can match (transactions may ride on custom triggers).
 EVENT_TYPES_BY_KIND: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -62,29 +83,24 @@ def _rating_key(rating: str) -> str:
     return rating.strip().casefold()
 
 
-# Event types whose candidates are looked up by an exact key, and how to read it off an event.
-_EVENT_KEY: Mapping[str, Callable[[Event], str]] = {
-    "custom_trigger": lambda event: event.name,
-    "call_rating": lambda event: _rating_key(event.rating),
-    "service_status": lambda event: event.topic,
-    "page_view": lambda event: event.url.casefold(),
-}
+# The exact keys that events are looked up by, for the rules filed under such keys.
+def _folded_url(event: PageView) -> str:
+    return event.url.casefold()
 
 
-def _rule_keys(rule: object) -> list[str] | None:
-    """The exact keys a rule is filed under, or None when it must be tried on every event."""
-    if isinstance(rule, CustomTriggerRule):
-        return [rule.name]
-    if isinstance(rule, CallRatingRule):
-        return [_rating_key(rule.rating)]
-    if isinstance(rule, ServiceActivityRule):
-        return list(rule.topics)
-    if isinstance(rule, UrlRule) and rule.match == "exact":
-        return [rule.pattern.casefold()]
-    return None
+def _trigger_name(event: CustomTrigger) -> str:
+    return event.name
 
 
-def _is_number(value: object) -> bool:
+def _event_rating(event: CallRating) -> str:
+    return _rating_key(event.rating)
+
+
+def _event_topic(event: ServiceStatus) -> str:
+    return event.topic
+
+
+def _is_number(value: object) -> TypeGuard[Number]:
     return isinstance(value, int | Decimal) and not isinstance(value, bool)
 
 
@@ -120,11 +136,11 @@ def _field_test(cond: FieldCondition) -> FieldTest:
     return lambda fields: _is_number(got := fields.get(name)) and compare(got, want)
 
 
-def _url_matcher(rule: UrlRule) -> Matcher:
+def _url_matcher(rule: UrlRule) -> Matcher[PageView]:
     if rule.match == "regex":
         search = url_regex(rule.pattern, rule.case_sensitive).search
         return lambda event, ctx: search(event.url) is not None
-    fold = (lambda text: text) if rule.case_sensitive else str.casefold
+    fold: Callable[[str], str] = (lambda text: text) if rule.case_sensitive else str.casefold
     pattern = fold(rule.pattern)
     test: Callable[[str], bool] = {
         "exact": lambda url: url == pattern,
@@ -134,11 +150,11 @@ def _url_matcher(rule: UrlRule) -> Matcher:
     return lambda event, ctx: test(fold(event.url))
 
 
-def _call_matcher(rule: CallRule) -> Matcher:
+def _call_matcher(rule: CallRule) -> Matcher[Call]:
     # first_time_caller_days is de-duplication, decided where the call history is.
     connected, low, high = rule.connected, rule.min_bridged_seconds, rule.max_bridged_seconds
 
-    def match(event: Event, ctx: RuleContext) -> bool:
+    def match(event: Call, ctx: RuleContext) -> bool:
         return (
             (connected is None or event.connected is connected)
             and (low is None or event.bridged_seconds >= low)
@@ -148,15 +164,20 @@ def _call_matcher(rule: CallRule) -> Matcher:
     return match
 
 
-def _custom_trigger_matcher(rule: CustomTriggerRule) -> Matcher:
+def _custom_trigger_matcher(rule: CustomTriggerRule) -> Matcher[CustomTrigger]:
     name, tests = rule.name, tuple(_field_test(c) for c in rule.conditions)
     return lambda event, ctx: event.name == name and all(t(event.fields) for t in tests)
 
 
-def _transaction_matcher(rule: TransactionRule) -> Matcher:
+def _call_rating_matcher(rule: CallRatingRule) -> Matcher[CallRating]:
+    rating = _rating_key(rule.rating)
+    return lambda event, ctx: _rating_key(event.rating) == rating
+
+
+def _transaction_matcher(rule: TransactionRule) -> Matcher[EventBase]:
     low, inclusive, currency = rule.min_value, rule.inclusive, rule.currency
 
-    def match(event: Event, ctx: RuleContext) -> bool:
+    def match(event: EventBase, ctx: RuleContext) -> bool:
         sale = event.transaction_facts()
         if sale is None or (currency is not None and sale.currency != currency):
             return False
@@ -167,18 +188,31 @@ def _transaction_matcher(rule: TransactionRule) -> Matcher:
     return match
 
 
-def _service_matcher(rule: ServiceActivityRule) -> Matcher:
+def _lead_matcher(rule: LeadRule) -> Matcher[object]:
+    return lambda event, ctx: True
+
+
+def _service_matcher(rule: ServiceActivityRule) -> Matcher[ServiceStatus]:
     statuses = {topic: frozenset(wanted) for topic, wanted in rule.topics.items()}
     return lambda event, ctx: event.status in statuses.get(event.topic, ())
 
 
-def _tags_matcher(rule: TagsRule) -> Matcher:
+def _page_views_matcher(rule: PageViewsRule) -> Matcher[EventBase]:
+    pages = rule.min_pages
+    return lambda event, ctx: (
+        event.visit_id is not None
+        and ctx.visit_page_count is not None
+        and ctx.visit_page_count >= pages
+    )
+
+
+def _tags_matcher(rule: TagsRule) -> Matcher[object]:
     tags, need_all = frozenset(rule.tags), rule.match == "all"
 
     def holds(have: frozenset[str]) -> bool:
         return tags <= have if need_all else not tags.isdisjoint(have)
 
-    def match(event: Event, ctx: RuleContext) -> bool:
+    def match(event: object, ctx: RuleContext) -> bool:
         before, after = ctx.contact_tags_before, ctx.contact_tags_after
         if before is None or after is None:
             return False
@@ -187,8 +221,9 @@ def _tags_matcher(rule: TagsRule) -> Matcher:
     return match
 
 
-def _compile(rule: object) -> Matcher:
-    """One matcher per rule; it assumes the event is of a type the rule's kind can match."""
+def _compile(rule: Rule) -> Matcher[Any]:
+    """One matcher per rule. It takes the events of the types the rule's kind can match
+    (EVENT_TYPES_BY_KIND), so which class it reads is known with the rule, not before."""
     if isinstance(rule, CallRule):
         return _call_matcher(rule)
     if isinstance(rule, UrlRule):
@@ -196,24 +231,18 @@ def _compile(rule: object) -> Matcher:
     if isinstance(rule, CustomTriggerRule):
         return _custom_trigger_matcher(rule)
     if isinstance(rule, CallRatingRule):
-        rating = _rating_key(rule.rating)
-        return lambda event, ctx: _rating_key(event.rating) == rating
+        return _call_rating_matcher(rule)
     if isinstance(rule, TransactionRule):
         return _transaction_matcher(rule)
     if isinstance(rule, LeadRule):
-        return lambda event, ctx: True
+        return _lead_matcher(rule)
     if isinstance(rule, ServiceActivityRule):
         return _service_matcher(rule)
     if isinstance(rule, PageViewsRule):
-        pages = rule.min_pages
-        return lambda event, ctx: (
-            event.visit_id is not None
-            and ctx.visit_page_count is not None
-            and ctx.visit_page_count >= pages
-        )
+        return _page_views_matcher(rule)
     if isinstance(rule, TagsRule):
         return _tags_matcher(rule)
-    raise TypeError(f"unknown rule {type(rule).__name__}")
+    assert_never(rule)
 
 
 def goal_matches(goal: Goal, event: Event, ctx: RuleContext = RuleContext()) -> bool:
@@ -227,14 +256,14 @@ def goal_matches(goal: Goal, event: Event, ctx: RuleContext = RuleContext()) -> 
 
 
 @dataclass(frozen=True)
-class _Entry:
+class _Entry(Generic[E_contra]):
     rank: int  # position in (created_at, goal_id) order, so results are deterministic
     goal: Goal
-    match: Matcher
+    match: Matcher[E_contra]
     found_is_match: bool  # the index's lookup decides this rule: no need to run `match`
 
 
-def _decided_by_lookup(rule: object) -> bool:
+def _decided_by_lookup(rule: Rule) -> bool:
     """Whether finding the rule in the index (with a context) already means it matches."""
     if isinstance(rule, UrlRule):
         # Folded keys and searches are exact without case; re2 sets run the rule's regex.
@@ -249,7 +278,7 @@ def _decided_by_lookup(rule: object) -> bool:
 # A finder narrows the goals of one lookup kind to those that may match an event; the
 # entry's matcher confirms. ctx is None when the caller has not looked up the context
 # yet: then the rules decided by context (page_views, tags) are all candidates.
-Finder = Callable[[Event, RuleContext | None], Sequence[_Entry]]
+Finder = Callable[[E, RuleContext | None], Sequence[_Entry[E]]]
 
 _BY_RANK = operator.attrgetter("rank")
 # re2.Set picks out every pattern occurring in a text in one pass. Chunks keep each set's
@@ -261,26 +290,15 @@ _SET_MAX_MEM = 64 << 20
 _SCAN_LIMIT = 24
 
 
-def _lookup_kind(rule: object) -> str:
-    """How the index finds a rule's goals for an event."""
-    if _rule_keys(rule) is not None:
-        return "keyed"
-    if isinstance(rule, UrlRule):
-        return rule.match  # prefix, contains or regex
-    if isinstance(rule, CallRule | TransactionRule | PageViewsRule | TagsRule):
-        return rule.kind
-    return "every"
-
-
-def _group(pairs: Sequence[tuple[object, _Entry]]) -> dict[object, list[_Entry]]:
-    """Entries by key, each list in rank order (pairs come in rank order)."""
-    groups: dict[object, list[_Entry]] = {}
-    for key, entry in pairs:
-        groups.setdefault(key, []).append(entry)
+def _group(pairs: Iterable[tuple[K, V]]) -> dict[K, list[V]]:
+    """Values by key, each list in the order of the pairs (rank order, for entries)."""
+    groups: dict[K, list[V]] = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
     return groups
 
 
-def _in_rank_order(pieces: Sequence[Sequence[_Entry]]) -> Sequence[_Entry]:
+def _in_rank_order(pieces: Sequence[Sequence[_Entry[E]]]) -> Sequence[_Entry[E]]:
     """One rank-ordered sequence out of rank-ordered pieces (usually at most one non-empty)."""
     pieces = [piece for piece in pieces if piece]
     if len(pieces) < 2:
@@ -288,16 +306,16 @@ def _in_rank_order(pieces: Sequence[Sequence[_Entry]]) -> Sequence[_Entry]:
     return sorted(chain.from_iterable(pieces), key=_BY_RANK)
 
 
-class _Thresholds:
+class _Thresholds(Generic[E]):
     """Entries filed by bucket and a lower bound: those whose bound is at most a value.
 
     For each distinct bound the answer is kept ready, in rank order (memory: distinct
     bounds x entries per bucket, fine for the hundreds of rules of one kind an account has).
     """
 
-    def __init__(self, items: Sequence[tuple[object, object, _Entry]]) -> None:
-        self._buckets: dict[object, tuple[list[Any], list[tuple[_Entry, ...]]]] = {}
-        by_bucket: dict[object, list[tuple[object, _Entry]]] = {}
+    def __init__(self, items: Sequence[tuple[Hashable, Number, _Entry[E]]]) -> None:
+        self._buckets: dict[Hashable, tuple[list[Number], list[tuple[_Entry[E], ...]]]] = {}
+        by_bucket: dict[Hashable, list[tuple[Number, _Entry[E]]]] = {}
         for bucket, bound, entry in items:
             by_bucket.setdefault(bucket, []).append((bound, entry))
         for bucket, pairs in by_bucket.items():
@@ -307,8 +325,8 @@ class _Thresholds:
                 [tuple(e for b, e in pairs if b <= bound) for bound in bounds],
             )
 
-    def upto(self, buckets: Sequence[object], value: object) -> Sequence[_Entry]:
-        pieces = []
+    def upto(self, buckets: Sequence[Hashable], value: Number) -> Sequence[_Entry[E]]:
+        pieces: list[Sequence[_Entry[E]]] = []
         for bucket in buckets:
             if bucket in self._buckets:
                 bounds, answers = self._buckets[bucket]
@@ -318,23 +336,26 @@ class _Thresholds:
         return _in_rank_order(pieces)
 
 
-def _bound(low: int | Decimal | None) -> int | Decimal:
+def _bound(low: Number | None) -> Number:
     return Decimal("-Infinity") if low is None else low
 
 
-def _keyed_finder(event_type: str, entries: Sequence[_Entry]) -> Finder:
-    by_key = _group([(key, e) for e in entries for key in _rule_keys(e.goal.rule) or ()])
-    key_of = _EVENT_KEY[event_type]
+# Each finder takes the rules it looks up with their entries, in rank order.
+UrlRules = Sequence[tuple[UrlRule, _Entry[PageView]]]
+
+
+def _keyed_finder(key_of: Callable[[E], str], keyed: Sequence[tuple[str, _Entry[E]]]) -> Finder[E]:
+    by_key = _group(keyed)
     return lambda event, ctx: by_key.get(key_of(event), ())
 
 
-def _prefix_finder(entries: Sequence[_Entry]) -> Finder:
+def _prefix_finder(urls: UrlRules) -> Finder[PageView]:
     # Filed by the case-folded prefix: folding is per character, so a case-sensitive
     # prefix of the URL is also a prefix of the folded URL. One lookup per prefix length.
-    by_prefix = _group([(e.goal.rule.pattern.casefold(), e) for e in entries])
+    by_prefix = _group([(rule.pattern.casefold(), e) for rule, e in urls])
     lengths = sorted({len(prefix) for prefix in by_prefix})
 
-    def find(event: Event, ctx: RuleContext | None) -> Sequence[_Entry]:
+    def find(event: PageView, ctx: RuleContext | None) -> Sequence[_Entry[PageView]]:
         url = event.url.casefold()
         return _in_rank_order(
             [hit for n in lengths if n <= len(url) and (hit := by_prefix.get(url[:n]))]
@@ -344,11 +365,11 @@ def _prefix_finder(entries: Sequence[_Entry]) -> Finder:
 
 
 def _search_sets(
-    patterns: Mapping[str, list[_Entry]], case_sensitive: bool
-) -> Callable[[str], list[Sequence[_Entry]]]:
+    patterns: Mapping[str, list[_Entry[E]]], case_sensitive: bool
+) -> Callable[[str], list[Sequence[_Entry[E]]]]:
     """A search for the entries whose pattern occurs in a text (pieces in rank order)."""
-    sets: list[tuple[Any, list[list[_Entry]]]] = []
-    alone: list[tuple[Callable[[str], Any], list[_Entry]]] = []
+    sets: list[tuple[Any, list[list[_Entry[E]]]]] = []
+    alone: list[tuple[Callable[[str], Any], list[_Entry[E]]]] = []
     items = list(patterns.items())
     for start in range(0, len(items), _SET_CHUNK):
         chunk = items[start : start + _SET_CHUNK]
@@ -366,8 +387,8 @@ def _search_sets(
         else:
             sets.append((searcher, [entries for _, entries in chunk]))
 
-    def search(text: str) -> list[Sequence[_Entry]]:
-        found: list[Sequence[_Entry]] = [entries for occurs, entries in alone if occurs(text)]
+    def search(text: str) -> list[Sequence[_Entry[E]]]:
+        found: list[Sequence[_Entry[E]]] = [entries for occurs, entries in alone if occurs(text)]
         for searcher, entries in sets:
             found += [entries[number] for number in searcher.Match(text) or ()]
         return found
@@ -375,14 +396,14 @@ def _search_sets(
     return search
 
 
-def _contains_finder(entries: Sequence[_Entry]) -> Finder:
+def _contains_finder(urls: UrlRules) -> Finder[PageView]:
     # Folded pattern in folded URL is necessary for both case modes (see prefixes). A few
     # patterns are quicker to try one by one than a call into re2.
-    folded = _group([(e.goal.rule.pattern.casefold(), e) for e in entries])
+    folded = _group([(rule.pattern.casefold(), e) for rule, e in urls])
     if len(folded) <= _SCAN_LIMIT:
         pairs = list(folded.items())
 
-        def scan(event: Event, ctx: RuleContext | None) -> Sequence[_Entry]:
+        def scan(event: PageView, ctx: RuleContext | None) -> Sequence[_Entry[PageView]]:
             url = event.url.casefold()
             return _in_rank_order([found for pattern, found in pairs if pattern in url])
 
@@ -392,41 +413,49 @@ def _contains_finder(entries: Sequence[_Entry]) -> Finder:
     return lambda event, ctx: _in_rank_order(search(event.url.casefold()))
 
 
-def _regex_finder(entries: Sequence[_Entry]) -> Finder:
-    modes = _group([(e.goal.rule.case_sensitive, e) for e in entries])
+def _regex_finder(urls: UrlRules) -> Finder[PageView]:
+    modes = _group([(rule.case_sensitive, (rule.pattern, e)) for rule, e in urls])
     searches = [
-        _search_sets(_group([(e.goal.rule.pattern, e) for e in group]), case_sensitive)
-        for case_sensitive, group in modes.items()
+        _search_sets(_group(patterns), case_sensitive) for case_sensitive, patterns in modes.items()
     ]
     return lambda event, ctx: _in_rank_order(
         [piece for search in searches for piece in search(event.url)]
     )
 
 
-def _call_finder(entries: Sequence[_Entry]) -> Finder:
+def _call_finder(calls: Sequence[tuple[CallRule, _Entry[Call]]]) -> Finder[Call]:
     # The upper bound is left to the matcher.
     index = _Thresholds(
-        [(e.goal.rule.connected, _bound(e.goal.rule.min_bridged_seconds), e) for e in entries]
+        [(rule.connected, _bound(rule.min_bridged_seconds), e) for rule, e in calls]
     )
     return lambda event, ctx: index.upto((None, event.connected), event.bridged_seconds)
 
 
-def _transaction_finder(entries: Sequence[_Entry]) -> Finder:
+def _transaction_finder(
+    sales: Sequence[tuple[TransactionRule, _Entry[EventBase]]],
+) -> Finder[EventBase]:
     # Exclusive bounds equal to the value are left to the matcher.
-    index = _Thresholds([(e.goal.rule.currency, _bound(e.goal.rule.min_value), e) for e in entries])
+    index = _Thresholds([(rule.currency, _bound(rule.min_value), e) for rule, e in sales])
 
-    def find(event: Event, ctx: RuleContext | None) -> Sequence[_Entry]:
+    def find(event: EventBase, ctx: RuleContext | None) -> Sequence[_Entry[EventBase]]:
         sale = event.transaction_facts()
         return () if sale is None else index.upto((None, sale.currency), sale.value)
 
     return find
 
 
-def _page_views_finder(entries: Sequence[_Entry]) -> Finder:
-    index = _Thresholds([(None, e.goal.rule.min_pages, e) for e in entries])
+def _every_finder(entries: Sequence[_Entry[E]]) -> Finder[E]:
     every = tuple(entries)
+    return lambda event, ctx: every
 
-    def find(event: Event, ctx: RuleContext | None) -> Sequence[_Entry]:
+
+def _page_views_finder(
+    page_views: Sequence[tuple[PageViewsRule, _Entry[EventBase]]],
+) -> Finder[EventBase]:
+    index = _Thresholds([(None, rule.min_pages, e) for rule, e in page_views])
+    every = tuple(e for _, e in page_views)
+
+    def find(event: EventBase, ctx: RuleContext | None) -> Sequence[_Entry[EventBase]]:
         if ctx is None:
             return every
         if event.visit_id is None or ctx.visit_page_count is None:
@@ -436,12 +465,12 @@ def _page_views_finder(entries: Sequence[_Entry]) -> Finder:
     return find
 
 
-def _tags_finder(entries: Sequence[_Entry]) -> Finder:
+def _tags_finder(tag_rules: Sequence[tuple[TagsRule, _Entry[object]]]) -> Finder[object]:
     # A tags rule turns true only if one of its tags is in `after` but not in `before`.
-    by_tag = _group([(tag, e) for e in entries for tag in e.goal.rule.tags])
-    every = tuple(entries)
+    by_tag = _group([(tag, e) for rule, e in tag_rules for tag in rule.tags])
+    every = tuple(e for _, e in tag_rules)
 
-    def find(event: Event, ctx: RuleContext | None) -> Sequence[_Entry]:
+    def find(event: object, ctx: RuleContext | None) -> Sequence[_Entry[object]]:
         if ctx is None:
             return every
         before, after = ctx.contact_tags_before, ctx.contact_tags_after
@@ -455,22 +484,92 @@ def _tags_finder(entries: Sequence[_Entry]) -> Finder:
     return find
 
 
-_FINDERS: Mapping[str, Callable[[Sequence[_Entry]], Finder]] = {
-    "prefix": _prefix_finder,
-    "contains": _contains_finder,
-    "regex": _regex_finder,
-    "call": _call_finder,
-    "transaction": _transaction_finder,
-    "page_views": _page_views_finder,
-    "tags": _tags_finder,
-    "every": lambda entries: lambda event, ctx, every=tuple(entries): every,
-}
+class _Filing:
+    """The active goals' entries, filed by how the index looks their rules up, each list
+    in rank order and typed with the rule and the event class its finder reads."""
 
+    def __init__(self) -> None:
+        self.exact_urls: list[tuple[str, _Entry[PageView]]] = []
+        self.url_prefixes: list[tuple[UrlRule, _Entry[PageView]]] = []
+        self.urls_containing: list[tuple[UrlRule, _Entry[PageView]]] = []
+        self.url_regexes: list[tuple[UrlRule, _Entry[PageView]]] = []
+        self.trigger_names: list[tuple[str, _Entry[CustomTrigger]]] = []
+        self.ratings: list[tuple[str, _Entry[CallRating]]] = []
+        self.topics: list[tuple[str, _Entry[ServiceStatus]]] = []
+        self.calls: list[tuple[CallRule, _Entry[Call]]] = []
+        self.sales: list[tuple[TransactionRule, _Entry[EventBase]]] = []
+        self.leads: list[_Entry[object]] = []
+        self.page_views: list[tuple[PageViewsRule, _Entry[EventBase]]] = []
+        self.tags: list[tuple[TagsRule, _Entry[object]]] = []
 
-def _finder(event_type: str, lookup: str, entries: Sequence[_Entry]) -> Finder:
-    if lookup == "keyed":
-        return _keyed_finder(event_type, entries)
-    return _FINDERS[lookup](entries)
+    def add(self, rank: int, goal: Goal) -> None:
+        rule, found = goal.rule, _decided_by_lookup(goal.rule)
+        if isinstance(rule, UrlRule):
+            page = _Entry(rank, goal, _url_matcher(rule), found)
+            if rule.match == "exact":
+                self.exact_urls.append((rule.pattern.casefold(), page))
+            elif rule.match == "prefix":
+                self.url_prefixes.append((rule, page))
+            elif rule.match == "contains":
+                self.urls_containing.append((rule, page))
+            else:
+                self.url_regexes.append((rule, page))
+        elif isinstance(rule, CustomTriggerRule):
+            trigger = _Entry(rank, goal, _custom_trigger_matcher(rule), found)
+            self.trigger_names.append((rule.name, trigger))
+        elif isinstance(rule, CallRatingRule):
+            rating = _Entry(rank, goal, _call_rating_matcher(rule), found)
+            self.ratings.append((_rating_key(rule.rating), rating))
+        elif isinstance(rule, ServiceActivityRule):
+            service = _Entry(rank, goal, _service_matcher(rule), found)
+            self.topics += [(topic, service) for topic in rule.topics]
+        elif isinstance(rule, CallRule):
+            self.calls.append((rule, _Entry(rank, goal, _call_matcher(rule), found)))
+        elif isinstance(rule, TransactionRule):
+            self.sales.append((rule, _Entry(rank, goal, _transaction_matcher(rule), found)))
+        elif isinstance(rule, LeadRule):
+            self.leads.append(_Entry(rank, goal, _lead_matcher(rule), found))
+        elif isinstance(rule, PageViewsRule):
+            self.page_views.append((rule, _Entry(rank, goal, _page_views_matcher(rule), found)))
+        elif isinstance(rule, TagsRule):
+            self.tags.append((rule, _Entry(rank, goal, _tags_matcher(rule), found)))
+        else:
+            assert_never(rule)
+
+    def finders(self) -> dict[str, tuple[Finder[Any], ...]]:
+        """Each event type's finders: one per lookup that has rules, under the event types
+        its rule kind can match."""
+        by_type: dict[str, list[Finder[Any]]] = {}
+
+        def file(kind: str, finder: Finder[Any]) -> None:
+            for event_type in EVENT_TYPES_BY_KIND[kind]:
+                by_type.setdefault(event_type, []).append(finder)
+
+        if self.exact_urls:
+            file("url", _keyed_finder(_folded_url, self.exact_urls))
+        if self.url_prefixes:
+            file("url", _prefix_finder(self.url_prefixes))
+        if self.urls_containing:
+            file("url", _contains_finder(self.urls_containing))
+        if self.url_regexes:
+            file("url", _regex_finder(self.url_regexes))
+        if self.trigger_names:
+            file("custom_trigger", _keyed_finder(_trigger_name, self.trigger_names))
+        if self.ratings:
+            file("call_rating", _keyed_finder(_event_rating, self.ratings))
+        if self.topics:
+            file("service_activity", _keyed_finder(_event_topic, self.topics))
+        if self.calls:
+            file("call", _call_finder(self.calls))
+        if self.sales:
+            file("transaction", _transaction_finder(self.sales))
+        if self.leads:
+            file("lead", _every_finder(self.leads))
+        if self.page_views:
+            file("page_views", _page_views_finder(self.page_views))
+        if self.tags:
+            file("tags", _tags_finder(self.tags))
+        return {event_type: tuple(found) for event_type, found in by_type.items()}
 
 
 class GoalIndex:
@@ -479,11 +578,13 @@ class GoalIndex:
     def __init__(
         self,
         goals: Mapping[str, Goal],
-        finders: Mapping[str, tuple[Finder, ...]],
+        finders: Mapping[str, tuple[Finder[Any], ...]],
         tag_names: frozenset[str],
         counts_pages: bool,
     ) -> None:
         self.goals = goals
+        # By event type; a finder filed under a type takes that type's events, whose class
+        # only the event's `type` tells: held here as taking any event.
         self._finders = finders
         self._tag_names = tag_names
         self._counts_pages = counts_pages
@@ -496,29 +597,19 @@ class GoalIndex:
                 raise ValueError(f"goal {goal.goal_id!r} appears twice")
             by_id[goal.goal_id] = goal
         active = sorted((g for g in goals if g.active), key=lambda g: (g.created_at, g.goal_id))
-        entries = [
-            _Entry(rank, goal, _compile(goal.rule), _decided_by_lookup(goal.rule))
-            for rank, goal in enumerate(active)
-        ]
-        groups = _group(
-            [
-                ((event_type, _lookup_kind(e.goal.rule)), e)
-                for e in entries
-                for event_type in EVENT_TYPES_BY_KIND[e.goal.rule.kind]
-            ]
-        )
-        finders: dict[str, list[Finder]] = {}
-        for (event_type, lookup), group in groups.items():
-            finders.setdefault(event_type, []).append(_finder(event_type, lookup, group))
+        filing = _Filing()
+        for rank, goal in enumerate(active):
+            filing.add(rank, goal)
         tag_names = {tag for g in active if isinstance(g.rule, TagsRule) for tag in g.rule.tags}
         return cls(
             MappingProxyType(by_id),
-            {event_type: tuple(found) for event_type, found in finders.items()},
+            filing.finders(),
             frozenset(tag_names),
             any(isinstance(goal.rule, PageViewsRule) for goal in active),
         )
 
-    def _entries(self, event: Event, ctx: RuleContext | None) -> Sequence[_Entry]:
+    def _entries(self, event: Event, ctx: RuleContext | None) -> Sequence[_Entry[Event]]:
+        # The finders filed under the event's type take it, and so do the entries they find.
         finders = self._finders.get(event.type, ())
         if len(finders) == 1:
             return finders[0](event, ctx)

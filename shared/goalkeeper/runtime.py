@@ -7,7 +7,7 @@ X-Ray SDK is loaded only when tracing is on.
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from goalkeeper.auth import Principal
@@ -47,4 +47,6 @@ def traced(handler: Handler) -> Handler:
         return handler
     from aws_lambda_powertools import Tracer
 
-    return Tracer().capture_lambda_handler(handler)
+    # Powertools types its wrapper Callable[..., Any]; it is called, and answers, as the
+    # handler it wraps is.
+    return cast(Handler, Tracer().capture_lambda_handler(handler))

@@ -26,7 +26,6 @@ class Settings(BaseSettings):
     # records its position and counts in the job item after each such page.
     backfill_page_events: int = Field(default=100, ge=1, le=1000)
     max_body_bytes: int = 256 * 1024
-    max_batch_events: int = 100
     # An ingestion request writes its events this many at a time (each a conditional
     # put): a 100-event batch waits for 13 round trips instead of 100.
     ingest_write_concurrency: int = Field(default=8, ge=1, le=10)

@@ -118,23 +118,22 @@ class DecisionState:
         learned = False
         plans = {plan.goal_id: plan for plan in self.pending}
         for tag, reason in reasons.items():
-            if not reason.failed_condition or not isinstance(tag, tuple):
+            if not reason.failed_condition:
                 continue
-            kind: str = tag[0]
-            subject: Any = tag[1] if len(tag) > 1 else None
-            if kind == "conversion":
-                self.decided[subject] = _already_decided(plans[subject], reason.item)
-            elif kind == "completion":
-                self.superseded.add(subject)
-            elif kind == "converted":
-                self.visitor_already_counted.add(subject)
-            elif kind == "seen":
-                self.sighting = None  # an earlier event already counted this visitor today
-            elif kind in ("claim", "before", "after"):
-                learned |= self._learn_claim(kind, subject, claim_state(reason.item))
-                continue
-            else:
-                continue
+            match tag:  # the tags this module gives its items (see the module's doc)
+                case ("conversion", str(goal_id)):
+                    self.decided[goal_id] = _already_decided(plans[goal_id], reason.item)
+                case ("completion", str(goal_id)):
+                    self.superseded.add(goal_id)
+                case ("converted", str(goal_id)):
+                    self.visitor_already_counted.add(goal_id)
+                case ("seen", *_):
+                    self.sighting = None  # an earlier event already counted this visitor today
+                case ("claim" | "before" | "after" as kind, Slot() as slot):
+                    learned |= self._learn_claim(kind, slot, claim_state(reason.item))
+                    continue
+                case _:
+                    continue
             learned = True
         return learned
 
@@ -278,10 +277,10 @@ def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: 
             f"AND {expression.name('hi_key')} = {key})"
         )
         assignments = sets("lo") + sets("hi")
-    elif not known.exists or known.hi_key <= plan.order_key:  # type: ignore[operator]
+    elif known.hi_key is None or known.hi_key <= plan.order_key:  # none yet, or ends before
         condition = f"attribute_not_exists(pk) OR {expression.name('hi_key')} <= {key}"
         assignments = sets("lo", keep_existing=True) + sets("hi")
-    elif known.lo_key > plan.order_key:  # type: ignore[operator]
+    elif known.lo_key is not None and known.lo_key > plan.order_key:
         condition = f"{expression.name('lo_key')} > {key}"
         assignments = sets("lo")
     else:

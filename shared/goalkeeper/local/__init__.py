@@ -1,1 +1,2 @@
-"""The local stack: the deployed shape, run in one process with no AWS account."""
+"""What the tests and the benchmarks share (served, metering, workload); the functions
+never import it. The local stack itself is goalkeeper_cli.local_stack, under tools/."""

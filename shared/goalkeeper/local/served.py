@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import goalkeeper
-from goalkeeper.cli import http_json
-from goalkeeper.local.server import free_port
+import goalkeeper_cli
+from goalkeeper_cli.commands import http_json
+from goalkeeper_cli.local_stack.server import free_port
 
 START_SECONDS = 60
 
@@ -35,10 +36,21 @@ class ServedStack:
         env |= {
             "GOALKEEPER_ADMIN_KEY": admin_key,
             "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(Path(goalkeeper.__file__).resolve().parents[1]),
+            "PYTHONPATH": os.pathsep.join(
+                str(Path(package.__file__).resolve().parents[1])
+                for package in (goalkeeper, goalkeeper_cli)
+            ),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "goalkeeper.cli", "serve", "--port", str(self.port), *options],
+            [
+                sys.executable,
+                "-m",
+                "goalkeeper_cli.commands",
+                "serve",
+                "--port",
+                str(self.port),
+                *options,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

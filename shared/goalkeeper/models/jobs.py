@@ -2,7 +2,7 @@
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -11,7 +11,7 @@ from goalkeeper.models.common import StrictModel
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _day_text(value: Any) -> Any:
+def _day_text(value: object) -> str:
     # pydantic would also read a number (seconds since 1970) or a midnight timestamp as a
     # date; a range is written as days, so anything else is refused.
     if not isinstance(value, str) or not _DAY.fullmatch(value):

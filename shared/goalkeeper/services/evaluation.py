@@ -1,6 +1,7 @@
 """Deciding goals for one stored event: rules (pure) first, then atomic decisions."""
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from goalkeeper.models.common import local_day
 from goalkeeper.models.events import EventBase, TagChange
 from goalkeeper.rules import GoalIndex
 from goalkeeper.services.goals import list_goals
+from goalkeeper.settings import Settings
 from goalkeeper.values import conversion_value
 
 
@@ -76,14 +78,60 @@ class SeenVisitors:
         if len(self._seen) > self._capacity:
             self._seen.popitem(last=False)
 
+    def discard(self, key: tuple[str, str, str]) -> None:
+        self._seen.pop(key, None)
+
 
 def count_deferred_sightings(
     decisions: Decisions, sightings: list[Sighting], seen: SeenVisitors
 ) -> None:
-    decisions.count_sightings(sightings)
+    """Count the sightings a batch deferred, in one write. Their visitors were taken for
+    seen when deferred (a batch defers a visitor-day once); when the write fails they
+    are forgotten again, so the retried batch, in this warm Lambda too, counts them."""
+    try:
+        decisions.count_sightings(sightings)
+    except Exception:
+        for sighting in sightings:
+            seen.discard((sighting.account_id, sighting.day, sighting.visitor_id))
+        raise
     for sighting in sightings:
         seen.add((sighting.account_id, sighting.day, sighting.visitor_id))
     sightings.clear()
+
+
+class Evaluator:
+    """Evaluation as a warm Lambda keeps it, with the lifetimes of what it keeps: each
+    account's goal library, one snapshot per stream batch (GoalLibraryCache); the
+    visitors already counted among a day's visitors seen, while the Lambda is warm
+    (SeenVisitors); the sightings of a batch's events that reached no goal, counted
+    together in one write at the end of the batch. The data access and the settings
+    are fetched at each use (`runtime.dal`, `get_settings`), as the handler did."""
+
+    def __init__(self, dal: Callable[[], Dal], settings: Callable[[], Settings]) -> None:
+        self._dal = dal
+        self._settings = settings
+        self.libraries = GoalLibraryCache(dal().goals)
+        self.seen_visitors = SeenVisitors()
+        self.deferred_sightings: list[Sighting] = []
+
+    def new_batch(self) -> None:
+        self.libraries.new_batch()
+        self.deferred_sightings.clear()
+
+    def evaluate(self, item: dict[str, Any]) -> list[Decision]:
+        """Decide one stored event of the batch (see evaluate_event_item)."""
+        return evaluate_event_item(
+            self._dal(),
+            self.libraries,
+            item,
+            self._settings().aggregate_shards,
+            self.seen_visitors,
+            self.deferred_sightings,
+        )
+
+    def count_sightings(self) -> None:
+        """Count the batch's deferred sightings, in one write."""
+        count_deferred_sightings(self._dal().decisions, self.deferred_sightings, self.seen_visitors)
 
 
 def occurrences(

@@ -85,6 +85,13 @@ def date_range(
     return DateRange(start, end)
 
 
+def account_date_range(
+    dal: Dal, account_id: str, start: date | None, end: date | None, now: datetime
+) -> DateRange:
+    """`date_range` in days of the account's own timezone."""
+    return date_range(start, end, dal.accounts.timezone(account_id), now)
+
+
 @dataclass
 class Totals:
     """Counters summed over items; money per currency, never mixed."""

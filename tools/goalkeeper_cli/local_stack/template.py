@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
-# The package is installed editable from the repository, so the template sits
-# three levels above goalkeeper/local/.
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from goalkeeper_cli import REPO_ROOT
+
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"

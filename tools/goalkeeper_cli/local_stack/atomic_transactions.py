@@ -2,17 +2,28 @@
 
 moto applies a transaction write by write and, on a failed condition, restores
 a deep copy of every table it touched. That copy makes each transaction cost
-time proportional to the table (58 tx/s empty, 7 tx/s at 4,000 items, per
-../shared/LOCAL-STACK.md) and, without a lock, lets two transactions both win.
+time proportional to the table (measured on moto 5.2.5's server, Nov 2026: 58
+transactions/s on an empty table, 23 at 1,000 items, 7 at 4,000) and, without a
+lock, lets two transactions both win (see goalkeeper_cli.local_stack.dynamodb).
 The embedded endpoint already serves one request at a time; with that, checking
 every condition before writing anything is all-or-nothing without any copy.
 Should a write still fail half way (an invalid update expression), the items
 it touched are put back from their own before-images, and the stream records
 it emitted are withdrawn, so the table is exactly as before.
+
+Written for moto 5.2.5 only (see moto_version): another version is refused before
+its internals are imported.
 """
+
+# moto's version is checked before its internals are imported, hence code among imports.
+# ruff: noqa: E402
 
 import copy
 from typing import Any
+
+from goalkeeper_cli.local_stack import moto_version
+
+moto_version.check()
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -123,4 +134,5 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
 
 def install() -> None:
     """Make every moto DynamoDB backend in this process use the all-or-nothing version."""
+    moto_version.check()
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

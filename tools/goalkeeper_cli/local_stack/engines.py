@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from goalkeeper.local import dynamodb_local
+from goalkeeper_cli.local_stack import dynamodb_local, moto_version
 
 MOTO = "moto"
 DYNAMODB_LOCAL = "dynamodb-local"
@@ -97,8 +97,11 @@ def start_engine(
     if engine == MOTO:
         if data_dir is not None:
             raise ValueError("the embedded moto engine keeps its data in memory only")
+        problem = moto_version.problem()  # refused here, before a child fails to start
+        if problem:
+            raise dynamodb_local.EngineUnavailable(problem)
         options = ["--host", host] + (["--log-requests"] if log_requests else [])
-        process = ChildEndpoint("goalkeeper.local.dynamodb", *options)
+        process = ChildEndpoint("goalkeeper_cli.local_stack.dynamodb", *options)
         return Engine(DynamoDBEndpoint.at(process.url), "embedded moto, in memory", process)
     if engine != DYNAMODB_LOCAL:
         raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
@@ -109,7 +112,7 @@ def start_engine(
     options = ["--host", host] + (["--log"] if log_requests else [])
     if data_dir is not None:
         options += ["--data-dir", str(data_dir.resolve())]
-    process = ChildEndpoint("goalkeeper.local.dynamodb_local", *options)
+    process = ChildEndpoint("goalkeeper_cli.local_stack.dynamodb_local", *options)
     where = f"data in {data_dir.resolve()}" if data_dir else "in memory"
     return Engine(DynamoDBEndpoint.at(process.url), f"DynamoDB Local, {where}", process)
 

@@ -14,8 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from goalkeeper.local.functions import LocalFunction
-from goalkeeper.local.template import EVALUATION_FUNCTION, StreamSubscription, passes_filters
+from goalkeeper_cli.local_stack.functions import LocalFunction
+from goalkeeper_cli.local_stack.template import (
+    EVALUATION_FUNCTION,
+    StreamSubscription,
+    passes_filters,
+)
 
 log = logging.getLogger("local-stack")
 

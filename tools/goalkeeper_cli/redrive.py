@@ -21,14 +21,15 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from goalkeeper.local.poller import DeadLetterFile, lambda_record, sequence_number
-from goalkeeper.local.template import passes_filters
+from goalkeeper_cli.local_stack.poller import DeadLetterFile, lambda_record, sequence_number
+from goalkeeper_cli.local_stack.template import passes_filters
 
-log = logging.getLogger("goalkeeper.redrive")
+log = logging.getLogger("goalkeeper_cli.redrive")
 
 # Records in, sequence numbers of the records that failed out.
 Evaluate = Callable[[list[dict[str, Any]]], set[str]]
@@ -94,7 +95,7 @@ def _evaluate_current(
     return succeeded, failed, len(dropped)
 
 
-def redrive_file(path: Any, evaluate: Evaluate, current_item: CurrentItem) -> RedriveReport:
+def redrive_file(path: Path, evaluate: Evaluate, current_item: CurrentItem) -> RedriveReport:
     """Replay the local dead-letter file; keep only the records that still fail."""
     dead_letters = DeadLetterFile(path)
     report = RedriveReport()
@@ -143,7 +144,9 @@ def stream_range(streams_client: Any, info: dict[str, Any]) -> list[dict[str, An
     return records
 
 
-def _messages(sqs_client: Any, queue_url: str, wait_seconds: int, visibility: int) -> Iterator[Any]:
+def _messages(
+    sqs_client: Any, queue_url: str, wait_seconds: int, visibility: int
+) -> Iterator[dict[str, Any]]:
     """Each message of the queue once, until a receive brings nothing new."""
     seen: set[str] = set()
     while True:

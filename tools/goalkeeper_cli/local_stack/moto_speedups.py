@@ -38,7 +38,13 @@
 8. Routing. moto's server finds the service of every request by listing its own
    package directory and stat-ing each of ~170 entries (a tenth of the endpoint's
    time under load). The list cannot change while the process runs: it is read once.
+
+Written for moto 5.2.5 only (see moto_version): another version is refused before
+its internals are imported.
 """
+
+# moto's version is checked before its internals are imported, hence code among imports.
+# ruff: noqa: E402
 
 import base64
 import copy
@@ -49,6 +55,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from goalkeeper_cli.local_stack import moto_version
+
+moto_version.check()
 
 from moto import backends
 from moto.core.responses import ActionContext, ActionResult
@@ -322,6 +332,7 @@ class _ParsedOnce:
 
 
 def install() -> None:
+    moto_version.check()
     StreamRecord.__init__ = _stream_record_init  # type: ignore[method-assign]
     comparisons.create_condition_expression_parser = _condition_parser  # type: ignore[assignment]
     responses.create_condition_expression_parser = _condition_parser  # type: ignore[assignment]

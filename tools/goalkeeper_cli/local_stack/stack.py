@@ -8,18 +8,18 @@ from pathlib import Path
 
 import boto3
 
-from goalkeeper.local.engines import MOTO, DynamoDBEndpoint, external_engine, start_engine
-from goalkeeper.local.functions import FunctionPool
-from goalkeeper.local.gateway import ApiServer, local_api
-from goalkeeper.local.poller import StreamPoller, dead_letter_file
-from goalkeeper.local.template import (
+from goalkeeper_cli.local_stack.engines import MOTO, DynamoDBEndpoint, external_engine, start_engine
+from goalkeeper_cli.local_stack.functions import FunctionPool
+from goalkeeper_cli.local_stack.gateway import ApiServer, local_api
+from goalkeeper_cli.local_stack.poller import StreamPoller, dead_letter_file
+from goalkeeper_cli.local_stack.template import (
     load_template,
     stream_subscriptions,
     table_create_kwargs,
     table_differences,
     ttl_attribute,
 )
-from goalkeeper.local.wire_streams import WireStreamsClient
+from goalkeeper_cli.local_stack.wire_streams import WireStreamsClient
 
 # A table created on AWS is usable within seconds; polled each second, for at most 5 minutes.
 TABLE_WAITER = {"Delay": 1, "MaxAttempts": 300}

@@ -7,9 +7,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from goalkeeper.local.functions import FunctionPool, LocalFunction
-from goalkeeper.local.server import BackgroundServer, SerializedApp
-from goalkeeper.local.template import ApiRoute, api_routes
+from goalkeeper_cli.local_stack.functions import FunctionPool, LocalFunction
+from goalkeeper_cli.local_stack.server import BackgroundServer, SerializedApp
+from goalkeeper_cli.local_stack.template import ApiRoute, api_routes
 
 
 def _specificity(route: ApiRoute) -> int:

@@ -3,6 +3,7 @@ redrive` re-drives stream records that evaluation gave up on (locally or in AWS)
 `goalkeeper backfill` decides a goal for past events, over the API, with a progress bar."""
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -18,14 +19,32 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "local-stack.json"  # where `serve` tells `redrive` its endpoint
+# What `serve` and `redrive` import from pyproject.toml's `local` extra (moto[server],
+# which brings flask and werkzeug, and PyYAML); `backfill` needs none of it.
+LOCAL_EXTRA_MODULES = ("moto", "flask", "werkzeug", "yaml")
+LOCAL_EXTRA_INSTALL = "pip install -e '.[local]' in the repository (make serve does it for you)"
+
+
+def _local_extra_missing(command: str) -> bool:
+    """Say what to install, in one line, when the local extra is not installed."""
+    missing = [name for name in LOCAL_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"goalkeeper {command} needs the local extra ({', '.join(missing)} not installed): "
+            f"{LOCAL_EXTRA_INSTALL}",
+            file=sys.stderr,
+        )
+    return bool(missing)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if _local_extra_missing("serve"):
+        return 1
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from goalkeeper.local.dynamodb_local import EngineUnavailable
-    from goalkeeper.local.server import SWITCH_INTERVAL
-    from goalkeeper.local.stack import LocalStack, StackConfig, TableMismatch
+    from goalkeeper_cli.local_stack.dynamodb_local import EngineUnavailable
+    from goalkeeper_cli.local_stack.server import SWITCH_INTERVAL
+    from goalkeeper_cli.local_stack.stack import LocalStack, StackConfig, TableMismatch
 
     sys.setswitchinterval(SWITCH_INTERVAL)
 
@@ -78,9 +97,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _evaluation_function() -> Any:
     """The evaluation handler of template.yaml, run in this process."""
-    from goalkeeper.local.functions import LocalFunction
-    from goalkeeper.local.poller import invoke_batch
-    from goalkeeper.local.template import EVALUATION_FUNCTION, load_template, stream_subscription
+    from goalkeeper_cli.local_stack.functions import LocalFunction
+    from goalkeeper_cli.local_stack.poller import invoke_batch
+    from goalkeeper_cli.local_stack.template import (
+        EVALUATION_FUNCTION,
+        load_template,
+        stream_subscription,
+    )
 
     subscription = stream_subscription(load_template(), EVALUATION_FUNCTION)
     function = LocalFunction(subscription.function, subscription.code_uri, subscription.handler)
@@ -99,9 +122,11 @@ def _quiet_powertools() -> None:
 
 
 def _redrive(args: argparse.Namespace) -> int:
+    if _local_extra_missing("redrive"):
+        return 1
     import boto3
 
-    from goalkeeper import redrive
+    from goalkeeper_cli import redrive
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     _quiet_powertools()
@@ -137,8 +162,8 @@ def _redrive(args: argparse.Namespace) -> int:
             endpoint = endpoint or state["dynamodb_endpoint"]
             table = table or state["table"]
         if endpoint:
-            from goalkeeper.local.engines import DynamoDBEndpoint
-            from goalkeeper.local.stack import StackConfig, local_environment
+            from goalkeeper_cli.local_stack.engines import DynamoDBEndpoint
+            from goalkeeper_cli.local_stack.stack import StackConfig, local_environment
 
             environment = local_environment(
                 StackConfig(table_name=table or "goalkeeper"), DynamoDBEndpoint.at(endpoint)
@@ -256,7 +281,7 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from goalkeeper.local.engines import DYNAMODB_LOCAL, ENGINES, MOTO
+    from goalkeeper_cli.local_stack.engines import DYNAMODB_LOCAL, ENGINES, MOTO
 
     parser = argparse.ArgumentParser(prog="goalkeeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

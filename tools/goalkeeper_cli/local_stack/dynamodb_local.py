@@ -7,8 +7,8 @@ jar's own download host is not reachable from every network), fetched once with
 `npm pack` at a pinned version and checked against its pinned digest, into a
 folder of the repository that git ignores. Running it needs Java 17.
 
-`python -m goalkeeper.local.dynamodb_local` runs it the way the embedded moto
-endpoint runs (`goalkeeper.local.dynamodb`): a child that prints its endpoint's
+`python -m goalkeeper_cli.local_stack.dynamodb_local` runs it the way the embedded moto
+endpoint runs (`goalkeeper_cli.local_stack.dynamodb`): a child that prints its endpoint's
 URL once it answers, and stops Java when its stdin closes.
 """
 
@@ -26,8 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from goalkeeper.local.server import free_port
-from goalkeeper.local.template import REPO_ROOT
+from goalkeeper_cli import REPO_ROOT
 
 PACKAGE = "amplify-dynamodb-simulator"
 PACKAGE_VERSION = "2.9.30"  # carries DynamoDBLocal.jar 1.25.1
@@ -134,6 +133,10 @@ def _wait_until_answering(url: str, java: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> None:
+    # Here, not at the top: the `goalkeeper` command reads the engines' names through
+    # this module, without the local extra (server.py needs werkzeug).
+    from goalkeeper_cli.local_stack.server import free_port
+
     parser = argparse.ArgumentParser(description="Run DynamoDB Local until stdin closes.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data-dir", type=Path, help="keep the data there (default: in memory)")

@@ -1,0 +1,59 @@
+"""Goal backfills' stream batches: records of job items that are queued or running.
+
+A job's creation and each checkpoint it writes are stream records; the record of the
+job's latest write runs its next pages (see goalkeeper.services.backfill). Records of
+older writes find the job moved on and do nothing, so redeliveries are harmless. Each
+record is decided on its own: a record that fails is retried alone.
+"""
+
+from collections.abc import Callable
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from goalkeeper.dal import Dal
+from goalkeeper.errors import StoreUnavailable
+from goalkeeper.services.backfill import ACTIVE, JobRun
+from goalkeeper.services.streams import MetricSink, StreamProcessor
+from goalkeeper.settings import Settings
+
+
+class BackfillProcessor(StreamProcessor):
+    """Backfill jobs' pages, run from the table's stream (see the module's notes)."""
+
+    def __init__(
+        self,
+        dal: Callable[[], Dal],
+        settings: Callable[[], Settings],
+        logger: Logger,
+        metrics: MetricSink,
+    ) -> None:
+        super().__init__(logger, metrics)
+        self._dal = dal
+        self._settings = settings
+
+    def record_handler(self, record: DynamoDBRecord, lambda_context: LambdaContext) -> None:
+        seen = record.dynamodb.new_image
+        settings = self._settings()
+        run = JobRun.resume(
+            self._dal(), seen, settings.aggregate_shards, settings.backfill_page_events
+        )
+        if run is None:
+            return
+        where = {"job_id": seen["job_id"], "goal_id": seen["goal_id"]}
+        try:
+            run.run(lambda: lambda_context.get_remaining_time_in_millis() / 1000)
+        except StoreUnavailable:
+            # Nothing of the page was recorded: the stream retries this record, which is
+            # still the job's latest, and the page is decided again (changing nothing
+            # that was decided).
+            self.log.warning("store unavailable; the job's page is retried", extra=where)
+            raise
+        except Exception:
+            self.log.exception("a backfill page failed; it is retried", extra=where)
+            self.metrics.add_metric("BackfillPageFailures", MetricUnit.Count, 1)
+            run.fail_page()
+        if run.status not in ACTIVE:
+            self.log.info(f"backfill {run.status}", extra=where | {"error": run.job.error})

@@ -1,0 +1,1 @@
+"""The local stack: the deployed shape, run on one machine with no AWS account."""
