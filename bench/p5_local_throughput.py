@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._stack import fmt
-from goalkeeper.local.served import ServedStack
+from support.served import ServedStack
 
 ADMIN = "admin-bench-p5"
 CLIENTS = 4
@@ -131,7 +131,7 @@ def _wait_quiet(served: ServedStack, read: str, quiet: float = 2.0) -> tuple[int
 
 
 def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int) -> dict[str, Any]:
-    from goalkeeper.local.workload import Workload
+    from support.workload import Workload
 
     sent = Workload(seed=seed, events=count).generate()
     before, _ = _wait_quiet(served, read, quiet=1.0)
@@ -176,8 +176,8 @@ def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int
 
 
 def run(large: int = 20_000, events: int = 1000) -> dict[str, Any]:
-    from goalkeeper.local.served import ServedStack
-    from goalkeeper.local.workload import GOALS
+    from support.served import ServedStack
+    from support.workload import GOALS
 
     served = ServedStack(ADMIN)
     try:
