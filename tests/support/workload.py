@@ -4,6 +4,10 @@ Page views (some reaching a thank-you page), calls of every length, sales in
 three currencies (some sent twice under one order reference), leads and
 webinar sign-ups, from a pool of visitors over a span of days, with paid and
 organic attribution; a few events are re-sent with the same id.
+
+IndexWorkload is the mix whose goals make evaluation query an index for every event:
+page views of visits several pages long (a page_views goal counts a visit's earlier
+page views) and tag changes of contacts (a tags goal replays a contact's tag history).
 """
 
 import random
@@ -110,3 +114,41 @@ class Workload:
         if roll < 0.97:
             return {"type": "lead", "lead_id": f"lead-{number}"}
         return {"type": "custom_trigger", "name": "webinar", "fields": {"seats": rng.randrange(3)}}
+
+
+# Goals whose evaluation reads the scope index (gsi2): a visit's page views, a
+# contact's tag history.
+INDEX_GOALS: tuple[dict[str, Any], ...] = (
+    {"name": "Three-page visit", "rule": {"kind": "page_views", "min_pages": 3}},
+    {"name": "VIP gold", "rule": {"kind": "tags", "tags": ["vip", "gold"], "match": "all"}},
+    {
+        "name": "Any trial",
+        "rule": {"kind": "tags", "tags": ["trial", "vip"], "match": "any"},
+        "dedup": {"keys": ["visitor"], "window_days": 30},
+    },
+)
+TAGS = ("vip", "gold", "trial", "newsletter")
+
+
+@dataclass
+class IndexWorkload(Workload):
+    """Page views (7 in 10) and tag changes (3 in 10). Fewer visitors over fewer days
+    than the default mix, so a visit holds several page views and a contact several
+    changes: each page view's evaluation counts its visit's earlier ones, each tag
+    change's replays its contact's history."""
+
+    days: int = 5
+    visitors: int = 60
+
+    @staticmethod
+    def _body(rng: random.Random, number: int) -> dict[str, Any]:
+        if rng.random() < 0.7:
+            return {"type": "page_view", "url": f"https://acme.example{rng.choice(PAGES)}"}
+        added = rng.sample(TAGS, rng.randrange(1, 3))
+        removed = [tag for tag in rng.sample(TAGS, 1) if tag not in added]
+        return {
+            "type": "tag",
+            "contact_id": f"ct-{rng.randrange(40)}",
+            "added": added,
+            "removed": removed,
+        }
