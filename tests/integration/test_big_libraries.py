@@ -8,6 +8,7 @@ import pytest
 
 from goalkeeper import counters
 from goalkeeper.local.template import load_template
+from support.faults import FaultInjector
 from support.stack import InProcessStack
 
 GOALS = 40
@@ -162,15 +163,9 @@ def test_a_write_dynamodb_refuses_as_invalid_fails_its_event_alone_and_alerts(
     """A ValidationException is a defect to alert on, not a busy store: the event's record
     fails alone (the events after it are decided, not deferred as after an outage) and
     counts in the DecisionWritesRejected metric (an error log says which event)."""
-    from goalkeeper import decision_writes
-
-    converted_key = decision_writes._converted_key
-    monkeypatch.setattr(
-        decision_writes,
-        "_converted_key",
-        lambda plan: {"pk": "", "sk": "MARK"} if plan.event_id == "bad" else converted_key(plan),
-    )
     from aws_lambda_powertools import Metrics
+
+    from goalkeeper import runtime
 
     metrics: list[str] = []
     monkeypatch.setattr(
@@ -180,7 +175,16 @@ def test_a_write_dynamodb_refuses_as_invalid_fails_its_event_alone_and_alerts(
     _library(stack, write)
     events = [_sale("before", 0), _sale("bad", 1), _sale("after", 2)]
     assert stack.api.request("POST", "/v1/events", write, {"events": events})[0] == 202
-    stack.evaluate_pending()
+    # DynamoDB refuses every decision transaction of event "bad" as invalid.
+    faults = FaultInjector(rate=0, seed=1).refuse(
+        "TransactWriteItems", lambda request: b'"event_id": {"S": "bad"}' in request.body
+    )
+    faults.attach(runtime.store().client)
+    try:
+        stack.evaluate_pending()
+    finally:
+        faults.detach()
+    assert faults.total(operation="TransactWriteItems") >= 1
     decided = {item["event_id"] for item in stack.items() if item.get("kind") == "conversion"}
     assert decided == {"before", "after"}
     assert "DecisionWritesRejected" in metrics

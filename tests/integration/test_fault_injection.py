@@ -62,7 +62,7 @@ def faults(
     injector.backoff = backoff  # type: ignore[attr-defined]
     injector.enabled = False
     injector.attach(runtime.store().client)
-    injector.attach(poller._client)
+    injector.attach(stack.streams_client)  # the client of every poller of the stack
     try:
         yield injector
     finally:

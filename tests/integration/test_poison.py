@@ -119,7 +119,7 @@ def test_a_poison_record_fails_alone_and_is_dead_lettered_after_bounded_retries(
     assert [sequence_number(record) for record in failure["records"]] == [poison]
     assert failure["requestContext"]["approximateInvokeCount"] == TEMPLATE_RETRIES + 1
     assert failure["DDBStreamBatchInfo"]["startSequenceNumber"] == poison
-    assert failure["DDBStreamBatchInfo"]["streamArn"].endswith(scene.poller._arn.split("/")[-1])
+    assert failure["DDBStreamBatchInfo"]["streamArn"].endswith(stack.stream_arn.split("/")[-1])
     # The shard moved on: the next poll delivers nothing again.
     scene.poller.poll_once()
     assert len(calls) == TEMPLATE_RETRIES + 1

@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 
 from goalkeeper.local.functions import LocalFunction
 from goalkeeper.local.poller import StreamPoller
@@ -41,6 +42,7 @@ _ERRORS = {
     "ThrottlingException": (400, "Rate of requests exceeds the allowed throughput."),
     "ProvisionedThroughputExceededException": (400, "The level of configured provisioned "),
     "InternalServerError": (500, "Internal server error"),
+    "ValidationException": (400, "One or more parameter values were invalid"),
 }
 
 
@@ -90,6 +92,7 @@ class FaultInjector:
         self._outage_left = 0
         self.outages = 0
         self._scripts: dict[str, list[str | None]] = {}
+        self._refusals: list[tuple[str, Callable[[AWSPreparedRequest], bool], str]] = []
         self.attempts: Counter[str] = Counter()  # per operation, while enabled
         self.injected: Counter[tuple[str, str]] = Counter()  # per (operation, kind)
         self._detach: list[Callable[[], None]] = []
@@ -97,6 +100,17 @@ class FaultInjector:
     def script(self, operation: str, *kinds: str | None) -> "FaultInjector":
         """The next attempts of `operation` meet these faults (None: no fault), in order."""
         self._scripts.setdefault(operation, []).extend(kinds)
+        return self
+
+    def refuse(
+        self,
+        operation: str,
+        when: Callable[[AWSPreparedRequest], bool],
+        code: str = "ValidationException",
+    ) -> "FaultInjector":
+        """Every attempt of `operation` that `when` picks out is answered with `code`
+        before it reaches the table (a ValidationException: botocore does not retry)."""
+        self._refusals.append((operation, when, code))
         return self
 
     # -- wiring ------------------------------------------------------------
@@ -111,7 +125,8 @@ class FaultInjector:
                 return transport("before-send", request)
 
         else:
-            send = client._endpoint.http_session.send
+            # A real endpoint: the attempt goes out through an HTTP session of our own.
+            send = URLLib3Session().send
 
         def before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
             return self._send(request, send)
@@ -147,6 +162,10 @@ class FaultInjector:
             return send(request)
         operation = operation_of(request)
         self.attempts[operation] += 1
+        for refused, when, code in self._refusals:
+            if refused == operation and when(request):
+                self.injected[(operation, code)] += 1
+                return error_response(request, code)
         if self._scripts.get(operation):
             scripted = self._scripts[operation].pop(0)
             if scripted is None:
@@ -453,5 +472,5 @@ def evaluation_poller(stack: InProcessStack, function: Any = None) -> StreamPoll
     if function is None:
         function = LocalFunction(subscription.function, subscription.code_uri, subscription.handler)
     return StreamPoller(
-        stack.poller._client, stack.poller._arn, subscription, function, stack.dead_letters
+        stack.streams_client, stack.stream_arn, subscription, function, stack.dead_letters
     )
