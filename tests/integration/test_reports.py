@@ -277,6 +277,31 @@ def test_visitor_trace_pages(stack: InProcessStack, shop: dict) -> None:
     )
     assert len(first["items"]) == 4 and len(rest["items"]) == 2
     assert rest["next_cursor"] is None
+    # The pages are the whole trace cut in two: every item exactly once, in order.
+    whole = _get(stack, "/v1/visitors/ann/trace", shop["read"])
+    assert whole["next_cursor"] is None
+    assert first["items"] + rest["items"] == whole["items"]
+    ids = [item.get("conversion_id") or item["event_id"] for item in whole["items"]]
+    assert len(set(ids)) == len(ids) == 6
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+def test_visitor_trace_pages_of_any_size_hold_each_item_once_in_order(
+    stack: InProcessStack, shop: dict, limit: int
+) -> None:
+    whole = _get(stack, "/v1/visitors/ann/trace", shop["read"])["items"]
+    paged, cursor = [], None
+    for _ in range(len(whole) + 1):
+        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        page = _get(stack, "/v1/visitors/ann/trace", shop["read"], **query)
+        assert len(page["items"]) <= limit
+        assert page["items"] or page["next_cursor"] is None  # no empty page leads on
+        paged += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert cursor is None
+    assert paged == whole
 
 
 def test_health_says_when_a_goal_last_matched(stack: InProcessStack) -> None:
