@@ -1,8 +1,13 @@
 """The embedded DynamoDB endpoint over HTTP: serialized, all-or-nothing transactions,
 and the local shortcuts returning what moto itself returns."""
 
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -11,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from goalkeeper.local.dynamodb import EmbeddedDynamoDB
 from goalkeeper.local.moto_speedups import simple_clauses
+from goalkeeper.local.server import free_port
 
 TABLE = "race"
 
@@ -34,7 +40,12 @@ def _client(endpoint: str, service: str = "dynamodb") -> Any:
 
 @pytest.fixture(scope="module")
 def table(endpoint: str) -> str:
-    _client(endpoint).create_table(
+    _create_table(_client(endpoint))
+    return TABLE
+
+
+def _create_table(client: Any) -> None:
+    client.create_table(
         TableName=TABLE,
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
@@ -47,7 +58,6 @@ def table(endpoint: str) -> str:
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
-    return TABLE
 
 
 def _claim(round_number: int, writer: int) -> list[dict]:
@@ -136,25 +146,91 @@ def test_a_cancelled_transaction_writes_nothing_and_streams_nothing(
     assert streams.get_records(ShardIterator=iterator)["Records"] == []
 
 
-def test_simple_updates_match_what_moto_computes(endpoint: str, table: str) -> None:
-    client = _client(endpoint)
-    key = {"pk": {"S": "counter"}, "sk": {"S": "C"}}
-    for _ in range(3):
-        client.update_item(
-            TableName=table,
-            Key=key,
-            UpdateExpression="ADD #n :one, amount :cents SET label = :label",
-            ExpressionAttributeNames={"#n": "count"},
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":cents": {"N": "0.10"},
-                ":label": {"S": "x"},
-            },
-        )
-    item = client.get_item(TableName=table, Key=key)["Item"]
-    assert item["count"] == {"N": "3"}
-    assert item["amount"] == {"N": "0.3"}
-    assert item["label"] == {"S": "x"}
+@pytest.fixture(scope="module")
+def stock_moto() -> Iterator[str]:
+    """moto's own server, in a child of its own: none of the local stack's shortcuts."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def _numbers_as_decimals(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"N"}:
+            return Decimal(value["N"])
+        return {name: _numbers_as_decimals(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_decimals(item) for item in value]
+    return value
+
+
+# (UpdateExpression, names, values), each applied three times to one item.
+SHORTCUT_UPDATES = [
+    (
+        "ADD #n :one, amount :cents SET label = :label",
+        {"#n": "count"},
+        {":one": {"N": "1"}, ":cents": {"N": "0.10"}, ":label": {"S": "x"}},
+    ),
+    (
+        "SET tags = :tags, doc = :doc ADD big :big, small :small, #minus :minus",
+        {"#minus": "minus"},  # a reserved word: DynamoDB and moto refuse it unquoted
+        {
+            ":tags": {"SS": ["b", "a"]},
+            ":doc": {"M": {"l": {"L": [{"N": "1.50"}, {"NULL": True}]}, "b": {"BOOL": False}}},
+            ":big": {"N": "12345678901234567890.5"},
+            ":small": {"N": "0.000001"},
+            ":minus": {"N": "-2.25"},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("number", range(len(SHORTCUT_UPDATES)))
+def test_simple_updates_match_what_moto_computes(
+    endpoint: str, table: str, stock_moto: str, number: int
+) -> None:
+    expression, names, values = SHORTCUT_UPDATES[number]
+    assert simple_clauses(expression) is not None  # the embedded endpoint's shortcut applies
+    items = []
+    for url in (endpoint, stock_moto):
+        client = _client(url)
+        if url == stock_moto and number == 0:
+            _create_table(client)
+        key = {"pk": {"S": f"counter-{number}"}, "sk": {"S": "C"}}
+        for _ in range(3):
+            client.update_item(
+                TableName=TABLE,
+                Key=key,
+                UpdateExpression=expression,
+                **({"ExpressionAttributeNames": names} if names else {}),
+                ExpressionAttributeValues=values,
+            )
+        items.append(client.get_item(TableName=TABLE, Key=key)["Item"])
+    shortcut, moto = items
+    # The same attributes and values; number text as DynamoDB stores it (0.3, where
+    # moto keeps the 0.30 it computed).
+    assert _numbers_as_decimals(shortcut) == _numbers_as_decimals(moto)
+    if number == 0:
+        assert shortcut["count"] == {"N": "3"}
+        assert shortcut["amount"] == {"N": "0.3"}
+        assert shortcut["label"] == {"S": "x"}
 
 
 @pytest.mark.parametrize(
