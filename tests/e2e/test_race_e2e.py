@@ -11,6 +11,7 @@ import pytest
 
 from goalkeeper.local.engines import DYNAMODB_LOCAL, MOTO
 from support.served import ServedStack
+from support.window_rule import GOAL_SPECS, assert_window_rule, random_events
 
 THREADS = 32
 # The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 40
@@ -97,8 +98,6 @@ def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
     counters equal a recount of the conversions in the visitors' traces."""
     import random
 
-    from test_arrival_order import GOAL_SPECS, _assert_window_rule, _random_events
-
     account = served.request("POST", "/v1/accounts", served.admin_key, {})[1]
     write, read = account["keys"]["write"], account["keys"]["read"]
     goals = {}
@@ -112,7 +111,7 @@ def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
         assert status == 201, goal
         goals[goal["goal_id"]] = spec
     rng = random.Random(2026)
-    events = _random_events(rng, 500)
+    events = random_events(rng, 500)
     rng.shuffle(events)
     batches = [events[start : start + 10] for start in range(0, len(events), 10)]
     statuses: list[int] = []
@@ -143,7 +142,7 @@ def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
     assert len(decided_events) == len(events)  # every event reaches at least one goal
     for conversion in conversions:
         conversion["occurred_at"] = conversion["at"]
-    _assert_window_rule(goals, conversions, {event["event_id"]: event for event in events})
+    assert_window_rule(goals, conversions, {event["event_id"]: event for event in events})
 
     report = served.request("GET", "/v1/reports/goals?from=2026-08-01", read)[1]
     rows = {row["goal_id"]: row for row in report["goals"]}

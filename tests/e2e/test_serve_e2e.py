@@ -31,15 +31,15 @@ def served(serve_engine: str) -> Iterator[ServedStack]:
         stack.stop()
 
 
-def _qualified(served: ServedStack, read_key: str) -> int:
+def qualified_calls(served: ServedStack, read_key: str) -> int:
     status, report = served.request("GET", REPORT, read_key)
     assert status == 200, report
     return next(row["counted"] for row in report["goals"] if row["name"] == "Call Qualified")
 
 
-def _wait_for_qualified(served: ServedStack, read_key: str, expected: int) -> int:
+def wait_for_qualified(served: ServedStack, read_key: str, expected: int) -> int:
     deadline = time.monotonic() + 10
-    while (count := _qualified(served, read_key)) != expected and time.monotonic() < deadline:
+    while (count := qualified_calls(served, read_key)) != expected and time.monotonic() < deadline:
         time.sleep(0.2)
     return count
 
@@ -53,12 +53,12 @@ def test_readme_walkthrough_counts_a_qualified_call_once(served: ServedStack) ->
 
     status, body = served.request("POST", "/v1/events", write, CALL)
     assert (status, body) == (202, {"accepted": ["call-0001"], "duplicates": []})
-    assert _wait_for_qualified(served, read, 1) == 1
+    assert wait_for_qualified(served, read, 1) == 1
 
     status, body = served.request("POST", "/v1/events", write, CALL)
     assert (status, body) == (202, {"accepted": [], "duplicates": ["call-0001"]})
     time.sleep(1.0)  # give a wrongly re-evaluated duplicate time to show up
-    assert _qualified(served, read) == 1
+    assert qualified_calls(served, read) == 1
 
 
 @pytest.mark.server

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.credentials import Credentials
-from test_serve_e2e import CALL, _qualified, _wait_for_qualified
+from test_serve_e2e import CALL, qualified_calls, wait_for_qualified
 
 from goalkeeper import cli
 from goalkeeper.attributes import from_attributes, to_attributes
@@ -36,7 +36,7 @@ def _count_a_call(served: ServedStack) -> tuple[str, str]:
     assert status == 201, account
     write, read = account["keys"]["write"], account["keys"]["read"]
     assert served.request("POST", "/v1/events", write, CALL)[0] == 202
-    assert _wait_for_qualified(served, read, 1) == 1
+    assert wait_for_qualified(served, read, 1) == 1
     return write, read
 
 
@@ -46,7 +46,7 @@ def _still_counted_once(served: ServedStack, write: str, read: str) -> None:
     status, body = served.request("POST", "/v1/events", write, CALL)
     assert (status, body) == (202, {"accepted": [], "duplicates": [CALL["event_id"]]})
     time.sleep(1.0)  # give a wrongly re-evaluated record time to show up
-    assert _qualified(served, read) == 1
+    assert qualified_calls(served, read) == 1
 
 
 @pytest.mark.server

@@ -8,36 +8,22 @@ import itertools
 import os
 import random
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from support.stack import InProcessStack
+from support.window_rule import GOAL_SPECS, T, assert_window_rule, at, random_events, trigger
 
-T = datetime(2026, 9, 30, 12, 0, 0)
 # Rounds of the randomized property test; GOALKEEPER_ORDER_ROUNDS=200 for the long claim.
 ROUNDS = int(os.environ.get("GOALKEEPER_ORDER_ROUNDS", "6"))
-
-
-def _at(days: float) -> str:
-    return (T + timedelta(days=days)).isoformat() + "Z"
 
 
 def _goal(stack: InProcessStack, write: str, spec: dict[str, Any]) -> str:
     status, goal = stack.api.request("POST", "/v1/goals", write, spec)
     assert status == 201, goal
     return goal["goal_id"]
-
-
-def _trigger(event_id: str, name: str, days: float, visitor: str = "v1", **extra: Any) -> dict:
-    return {
-        "event_id": event_id,
-        "type": "custom_trigger",
-        "name": name,
-        "occurred_at": _at(days),
-        "visitor_id": visitor,
-    } | extra
 
 
 def _send_one_by_one(stack: InProcessStack, write: str, *events: dict) -> None:
@@ -82,9 +68,9 @@ def test_an_older_conversion_of_another_goal_does_not_reopen_a_window(
     _send_one_by_one(
         stack,
         write,
-        _trigger("signup-2d", "signup", -2),
-        _trigger("ping-20d", "ping", -20),
-        _trigger("signup-1d", "signup", -1),
+        trigger("signup-2d", "signup", -2),
+        trigger("ping-20d", "ping", -20),
+        trigger("signup-1d", "signup", -1),
     )
     found = _conversions(stack)
     assert found[("signup-2d", weekly)]["status"] == "counted"
@@ -101,7 +87,7 @@ def _call(event_id: str, days: float, caller: str = "+442071234567") -> dict:
         "event_id": event_id,
         "type": "call",
         "call_id": event_id,
-        "occurred_at": _at(days),
+        "occurred_at": at(days),
         "caller_number": caller,
         "connected": True,
         "bridged_seconds": 120,
@@ -148,7 +134,7 @@ def test_a_late_event_is_void_only_within_the_window_on_either_side(
         },
     )
     _send_one_by_one(
-        stack, write, _trigger("recent", "signup", -1), _trigger("late", "signup", late_days)
+        stack, write, trigger("recent", "signup", -1), trigger("late", "signup", late_days)
     )
     found = _conversions(stack)
     assert found[("recent", weekly)]["status"] == "counted"
@@ -160,83 +146,6 @@ def test_a_late_event_is_void_only_within_the_window_on_either_side(
 
 
 # --- the rule, over random workloads in random arrival order ---------------------------
-
-GOAL_SPECS = [
-    {"name": "3d-visitor", "trigger": "buy", "dedup": {"keys": ["visitor"], "window_days": 3}},
-    {"name": "7d-goal", "trigger": "buy", "dedup": {"keys": ["visitor", "goal"], "window_days": 7}},
-    {"name": "every", "trigger": "ping", "dedup": {"keys": []}},
-    {"name": "forever-ref", "trigger": "buy", "dedup": {"keys": ["visitor", "transaction_ref"]}},
-    {"name": "2d-visit", "trigger": "ping", "dedup": {"keys": ["visit"], "window_days": 2}},
-]
-
-
-def _random_events(rng: random.Random, count: int) -> list[dict]:
-    events = []
-    for n in range(count):
-        event = _trigger(
-            f"e{n}",
-            rng.choice(["buy", "ping"]),
-            -rng.uniform(0, 40),
-            visitor=f"v{rng.randrange(6)}",
-            visit_id=f"s{rng.randrange(10)}",
-        )
-        if rng.random() < 0.7:
-            event["transaction"] = {"value": "10", "currency": "USD", "reference": f"r{n % 7}"}
-        events.append(event)
-    return events
-
-
-def _key_values(shape: tuple[str, ...], conversion: dict, event: dict) -> tuple | None:
-    values = {
-        "visitor": event.get("visitor_id"),
-        "goal": conversion["goal_id"],
-        "visit": event.get("visit_id"),
-        "transaction_ref": (event.get("transaction") or {}).get("reference"),
-    }
-    found = tuple(values[name] for name in shape)
-    return None if None in found else found
-
-
-def _assert_window_rule(goals: dict[str, dict], conversions: list[dict], events: dict) -> None:
-    """For every goal G with window W on shape S: no two counted conversions of goals
-    checking that same layout (S, W) share S's values less than W apart; each void
-    conversion of G has its duplicate counted within W, sharing S's values (of any
-    goal when S does not name one). A goal that checks nothing may count next to G's
-    conversion: the rule of G applies to G's events."""
-    by_id = {c["conversion_id"]: c for c in conversions}
-    counted = [c for c in conversions if c["status"] == "counted"]
-    for goal_id, spec in goals.items():
-        shape = tuple(spec["dedup"]["keys"])
-        window = spec["dedup"].get("window_days")
-        if not shape:
-            continue
-        span = timedelta(days=window) if window else timedelta.max
-
-        def at(conversion: dict) -> datetime:
-            return datetime.fromisoformat(conversion["occurred_at"].replace("Z", "+00:00"))
-
-        def same_layout(other: dict, spec: dict = spec) -> bool:
-            return other["dedup"] == spec["dedup"]
-
-        mine = [c for c in conversions if c["goal_id"] == goal_id]
-        for conversion in mine:
-            values = _key_values(shape, conversion, events[conversion["event_id"]])
-            if values is None:
-                continue
-            near = [
-                other
-                for other in counted
-                if other["event_id"] != conversion["event_id"]
-                and ("goal" not in shape or other["goal_id"] == goal_id)
-                and _key_values(shape, other, events[other["event_id"]]) == values
-                and abs(at(other) - at(conversion)) < span
-            ]
-            if conversion["status"] == "counted":
-                rivals = [other for other in near if same_layout(goals[other["goal_id"]])]
-                assert not rivals, (spec["name"], conversion["event_id"], rivals[0]["event_id"])
-            else:
-                duplicate = by_id[conversion["duplicate_of"]]
-                assert duplicate in near, (spec["name"], conversion["event_id"])
 
 
 @pytest.mark.parametrize("seed", range(ROUNDS))
@@ -255,7 +164,7 @@ def test_the_window_rule_holds_for_any_arrival_order(stack: InProcessStack, seed
         ): spec
         for spec in GOAL_SPECS
     }
-    events = _random_events(rng, 500 if seed == 0 else 120)
+    events = random_events(rng, 500 if seed == 0 else 120)
     rng.shuffle(events)
     sent = 0
     while sent < len(events):  # batches of random size, each evaluated before the next
@@ -268,7 +177,7 @@ def test_the_window_rule_holds_for_any_arrival_order(stack: InProcessStack, seed
     stack.evaluate_pending()
     conversions = [c for c in _conversions(stack).values()]
     assert len(conversions) > len(events) // 2
-    _assert_window_rule(goals, conversions, {e["event_id"]: e for e in events})
+    assert_window_rule(goals, conversions, {e["event_id"]: e for e in events})
 
 
 # --- history rules ---------------------------------------------------------------------
@@ -327,7 +236,7 @@ def test_an_all_tags_goal_fires_when_tag_events_arrive_in_reverse_order(
             "type": "tag",
             "contact_id": "ct1",
             "added": [tag],
-            "occurred_at": _at(n),
+            "occurred_at": at(n),
         }
         for n, tag in enumerate(["webinar", "customer"])
     ]
@@ -354,7 +263,7 @@ def test_a_tags_goal_fires_again_each_time_the_contact_comes_to_hold_the_tags(
         {"event_id": "add-2", "added": ["vip"]},
     ]
     events = [
-        change | {"type": "tag", "contact_id": "ct1", "occurred_at": _at(n)}
+        change | {"type": "tag", "contact_id": "ct1", "occurred_at": at(n)}
         for n, change in enumerate(changes)
     ]
     _send_one_by_one(stack, write, events[2], events[0], events[1])

@@ -15,11 +15,11 @@ EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "2000"))
 
 def _load(stack: InProcessStack, seed: int, events: int) -> str:
     write = stack.new_account()["keys"]["write"]
-    _load_more(stack, write, seed, events)
+    load_more(stack, write, seed, events)
     return write
 
 
-def _load_more(stack: InProcessStack, write: str, seed: int, events: int) -> None:
+def load_more(stack: InProcessStack, write: str, seed: int, events: int) -> None:
     """The workload's goals (once) and `events` of its events, sent in batches of 100."""
     _, library = stack.api.request("GET", "/v1/goals", write)
     names = {goal["name"] for goal in library["goals"]}

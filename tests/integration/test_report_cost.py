@@ -6,7 +6,7 @@ makes the same requests and reads at most one counters item per day, shard and
 
 import os
 
-from test_recount import _load_more
+from test_recount import load_more
 
 from goalkeeper import runtime
 from support.metering import Meter
@@ -30,13 +30,13 @@ def _cost(stack: InProcessStack, read: str, path: str) -> tuple:
 def test_report_cost_does_not_grow_with_stored_events(stack: InProcessStack) -> None:
     account = stack.new_account()
     write, read = account["keys"]["write"], account["keys"]["read"]
-    _load_more(stack, write, seed=11, events=SMALL)
+    load_more(stack, write, seed=11, events=SMALL)
     goal_id = stack.api.request("GET", "/v1/goals", read)[1]["goals"][0]["goal_id"]
     paths = ("/v1/reports/goals", f"/v1/reports/goals/{goal_id}/timeseries")
     before = [_cost(stack, read, path) for path in paths]
     counted_before = stack.api.request("GET", paths[0], read, query=RANGE)[1]
 
-    _load_more(stack, write, seed=12, events=LARGE - SMALL)
+    load_more(stack, write, seed=12, events=LARGE - SMALL)
     after = [_cost(stack, read, path) for path in paths]
     counted_after = stack.api.request("GET", paths[0], read, query=RANGE)[1]
 
