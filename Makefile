@@ -10,7 +10,7 @@ PORT ?= 3000
 # More `goalkeeper serve` options, e.g. make serve SERVE_OPTIONS='--engine dynamodb-local'
 SERVE_OPTIONS ?=
 
-.PHONY: serve test lint sam-build bench
+.PHONY: serve test test-unit lint sam-build bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
+# Every tier: tests/unit, tests/integration (in-process stack on moto), tests/e2e (goalkeeper serve).
 test: lint
 	$(BIN)/pytest -q
+
+# The pure tier alone: rules, de-dup planning, field paths, template reading (seconds).
+test-unit: $(VENV)/.installed
+	$(BIN)/pytest -q tests/unit
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py --quick

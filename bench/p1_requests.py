@@ -1,10 +1,10 @@
 """P1: DynamoDB requests per event through ingest and evaluation, in process.
 
-1,000 events of goalkeeper.local.workload (page views, calls, sales, leads,
+1,000 events of support.workload (page views, calls, sales, leads,
 webinar sign-ups; ~3% re-sent with the same id) are POSTed in batches of 100
 and evaluated from the stream in batches as template.yaml configures them.
 Every request the functions make to DynamoDB is counted per operation
-(goalkeeper.local.metering.Meter: botocore event hooks on the process-wide
+(support.metering.Meter: botocore event hooks on the process-wide
 client both functions share in process). Stream reads are Lambda's event source
 mapping, not the functions', and are not counted.
 
@@ -31,8 +31,8 @@ TARGET = 1.05
 
 def run(events: int = 1000, seed: int = 21, per_request: int = 100) -> dict[str, Any]:
     from goalkeeper import runtime
-    from goalkeeper.local.metering import Meter
-    from goalkeeper.local.workload import GOALS, Workload
+    from support.metering import Meter
+    from support.workload import GOALS, Workload
 
     sent = Workload(seed=seed, events=events).generate()
     with in_process_stack() as stack:
@@ -88,16 +88,7 @@ def run(events: int = 1000, seed: int = 21, per_request: int = 100) -> dict[str,
 
 
 def _conversions(stack: Any) -> list[dict[str, Any]]:
-    from goalkeeper.attributes import from_attributes
-    from goalkeeper.dal.transactions import Expression
-
-    expression = Expression()
-    pages = stack.client.get_paginator("scan").paginate(
-        TableName=stack.client.list_tables()["TableNames"][0],
-        FilterExpression=f"{expression.name('kind')} = {expression.value('conversion')}",
-        **expression.request(),
-    )
-    return [from_attributes(item) for page in pages for item in page["Items"]]
+    return [item for item in stack.items() if item.get("kind") == "conversion"]
 
 
 def report(result: dict[str, Any]) -> list[tuple[str, str, str]]:

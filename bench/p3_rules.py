@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _stack  # noqa: F401  (puts shared/ and tools/ on the path)
+from bench import _stack  # noqa: F401  (puts shared/, tools/ and tests/ on the path)
 
 TARGET = 100_000
 RATIO_TARGET = 3.0
@@ -103,8 +103,8 @@ def goal_library(size: int) -> list[Any]:
 def events(count: int, seed: int = 5) -> list[Any]:
     from pydantic import TypeAdapter
 
-    from goalkeeper.local.workload import Workload
     from goalkeeper.models.events import Event
+    from support.workload import Workload
 
     rng = random.Random(seed)
     raw = Workload(seed=seed, events=count).generate()

@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import fmt, in_process_stack
+from bench._stack import fmt, in_process_stack, metered
 
 SMALL = 1000
 RANGE = {"from": "2026-10-22", "to": "2026-11-20"}  # 30 days, the workload's span
@@ -25,25 +25,16 @@ RANGE = {"from": "2026-10-22", "to": "2026-11-20"}  # 30 days, the workload's sp
 
 def _cost(stack: Any, read: str, path: str) -> dict[str, Any]:
     from goalkeeper import runtime
-    from goalkeeper.local.metering import Meter
 
-    client = runtime.dal().client
-    meter = Meter().attach(client)
-    try:
-        status, body = stack.request("GET", path, read, query=RANGE)
-    finally:
-        meter.detach(client)
+    (status, body), cost = metered(
+        runtime.dal().client, lambda: stack.request("GET", path, read, query=RANGE)
+    )
     assert status == 200, body
-    return {
-        "requests": dict(meter.requests),
-        "keys": meter.keys_read,
-        "read_units": meter.read_units,
-        "body": body,
-    }
+    return cost | {"body": body}
 
 
 def _load(stack: Any, write: str, seed: int, count: int) -> None:
-    from goalkeeper.local.workload import Workload
+    from support.workload import Workload
 
     sent = Workload(seed=seed, events=count).generate()
     for start in range(0, len(sent), 500):
@@ -52,7 +43,7 @@ def _load(stack: Any, write: str, seed: int, count: int) -> None:
 
 
 def run(large: int = 3000) -> dict[str, Any]:
-    from goalkeeper.local.workload import GOALS
+    from support.workload import GOALS
 
     with in_process_stack() as stack:
         account = stack.new_account()

@@ -17,13 +17,26 @@ P5 = end-to-end events/s / floor put_item/s at the large size (target >= 0.5);
 also the end-to-end slowdown from 1k stored to the large size (target <= 1.5).
 The CPU time that `goalkeeper serve` and its embedded DynamoDB process used per
 event is printed too (from /proc), to show where the time goes.
+
+The index workload (support.workload.IndexWorkload, another account) runs the same
+way at every size, after the default one: page views of visits and tag changes of
+contacts, with page_views and tags goals, so evaluating every event queries the
+scope index (gsi2); most of its events decide nothing, so its clock stops when both
+processes of `goalkeeper serve` have gone idle (the stream drained) if that comes after
+the report's last change. Its events/s end to end against the same floor, its slowdown
+from 1k stored, and the time of one index Query (a visit's page views, a contact's
+tag changes; median of 20) against one Query of a table partition of about the same
+size (the account's goal library): index queries must cost in proportion to what
+they return, so that ratio should not grow with the items stored.
 """
 
 import argparse
 import os
+import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +44,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._stack import fmt
-from goalkeeper.local.served import ServedStack
+from support.served import ServedStack
+from support.workload import GOALS, INDEX_GOALS, IndexWorkload, Workload
 
 ADMIN = "admin-bench-p5"
 CLIENTS = 4
 PER_REQUEST = 100
+RESENDS = 5
 RANGE = "?from=2026-10-22&to=2026-11-20"
 
 
@@ -114,7 +129,10 @@ def floor_puts_per_second(client: Any, table: str, tag: str, seconds: float) -> 
 
 
 def _decided(served: ServedStack, read: str) -> int:
-    status, body = served.request("GET", "/v1/reports/goals" + RANGE, read)
+    for _ in range(RESENDS + 1):  # a 503 when the store is too slow: asked again
+        status, body = served.request("GET", "/v1/reports/goals" + RANGE, read)
+        if status != 503:
+            break
     assert status == 200, body
     return sum(goal["counted"] + goal["void"] for goal in body["goals"])
 
@@ -130,14 +148,36 @@ def _wait_quiet(served: ServedStack, read: str, quiet: float = 2.0) -> tuple[int
     return last, changed
 
 
-def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int) -> dict[str, Any]:
-    from goalkeeper.local.workload import Workload
+def _wait_idle(served: ServedStack, second: float = 1.0) -> float:
+    """When both processes of `goalkeeper serve` last began a second of (nearly) no CPU:
+    the stream is drained, whether or not its last events decided anything."""
+    before = cpu_seconds(served)
+    for _ in range(600):
+        started = time.perf_counter()
+        time.sleep(second)
+        now = cpu_seconds(served)
+        if sum(now.values()) - sum(before.values()) < 0.05 * second:
+            return started
+        before = now
+    raise RuntimeError("goalkeeper serve never went idle")
 
-    sent = Workload(seed=seed, events=count).generate()
+
+def end_to_end(
+    served: ServedStack,
+    write: str,
+    read: str,
+    sent: list[dict[str, Any]],
+    quiet: float = 2.0,
+    idle: bool = False,
+) -> dict[str, Any]:
+    """`idle`: the clock stops when the report last changed or, if later, when both
+    processes went idle (for a workload most of whose events decide nothing)."""
+    count = len(sent)
     before, _ = _wait_quiet(served, read, quiet=1.0)
     chunks = [sent[i : i + PER_REQUEST] for i in range(0, len(sent), PER_REQUEST)]
     lock = threading.Lock()
     errors: list[Any] = []
+    resent: list[int] = []
 
     def client() -> None:
         while True:
@@ -145,7 +185,13 @@ def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int
                 if not chunks:
                     return
                 chunk = chunks.pop(0)
-            status, body = served.request("POST", "/v1/events", write, {"events": chunk})
+            # A 503 (store_unavailable) is answered when the store is too slow to take
+            # the events: a client sends them again, as the API asks.
+            for _ in range(RESENDS + 1):
+                status, body = served.request("POST", "/v1/events", write, {"events": chunk})
+                if status != 503:
+                    break
+                resent.append(1)
             if status != 202:
                 errors.append(body)
 
@@ -159,11 +205,14 @@ def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int
     ingested = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"ingest failed: {errors[:2]}")
-    decided, last_change = _wait_quiet(served, read)
+    decided, last_change = _wait_quiet(served, read, quiet)
+    if idle:
+        last_change = max(last_change, _wait_idle(served))
     cpu_after = cpu_seconds(served)  # also counts the quiet wait's report reads
     elapsed = last_change - started
     return {
         "events": count,
+        "resent_requests": len(resent),
         "decided_total": decided,
         "decisions": decided - before,
         "ingest_events_per_second": count / ingested,
@@ -175,83 +224,207 @@ def end_to_end(served: ServedStack, write: str, read: str, seed: int, count: int
     }
 
 
-def run(large: int = 20_000, events: int = 1000) -> dict[str, Any]:
-    from goalkeeper.local.served import ServedStack
-    from goalkeeper.local.workload import GOALS
+class Account:
+    def __init__(self, served: ServedStack, goals: Any) -> None:
+        status, account = served.request("POST", "/v1/accounts", ADMIN, {})
+        assert status == 201, account
+        self.account_id = account["account_id"]
+        self.write, self.read = account["keys"]["write"], account["keys"]["read"]
+        for spec in goals:
+            status, body = served.request("POST", "/v1/goals", self.write, spec)
+            assert status == 201, body
 
+
+def query_ms(client: Any, table: str, rounds: int = 20, **query: Any) -> float:
+    """Median milliseconds of one Query (every page of it)."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        pages = client.get_paginator("query").paginate(TableName=table, **query)
+        items = sum(len(page["Items"]) for page in pages)
+        times.append(time.perf_counter() - started)
+    assert items, query
+    return 1000 * statistics.median(times)
+
+
+def _busiest(events: list[dict[str, Any]], field: str) -> str:
+    return Counter(event[field] for event in events if field in event).most_common(1)[0][0]
+
+
+def index_queries(client: Any, table: str, account: Account, sent: list[dict[str, Any]]) -> dict:
+    """One index Query of the busiest visit's page views and of the busiest contact's
+    tag changes, and one Query of the account's goal library (a table partition)."""
+    from goalkeeper import keys
+
+    def on_index(pk: str) -> float:
+        return query_ms(
+            client,
+            table,
+            IndexName=keys.SCOPE_INDEX,
+            KeyConditionExpression="gsi2pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+        )
+
+    visit = keys.visit_scope_pk(account.account_id, _busiest(sent, "visit_id"))
+    contact = keys.contact_scope_pk(account.account_id, _busiest(sent, "contact_id"))
+    library = keys.goal_library_pk(account.account_id)
+    return {
+        "visit_query_ms": on_index(visit),
+        "contact_query_ms": on_index(contact),
+        "table_query_ms": query_ms(
+            client,
+            table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": library}},
+        ),
+    }
+
+
+def _measured(
+    served: ServedStack,
+    client: Any,
+    table: str,
+    account: Account,
+    size: int,
+    sent: list,
+    quiet: float = 2.0,
+    idle: bool = False,
+) -> dict[str, Any]:
+    """End to end between two floors; fails if decisions come after the clock stopped
+    (`quiet`, `idle`: see end_to_end)."""
+    floors = [floor_puts_per_second(client, table, f"{size}-{account.account_id}-before", 3.0)]
+    e2e = end_to_end(served, account.write, account.read, sent, quiet, idle)
+    floors.append(floor_puts_per_second(client, table, f"{size}-{account.account_id}-after", 3.0))
+    late = _decided(served, account.read) - e2e["decided_total"]
+    if late:
+        raise RuntimeError(f"{late} decisions came after the clock stopped; run again")
+    return e2e | {"floor": sum(floors) / len(floors), "floors": floors}
+
+
+def _progress(what: str, figures: dict[str, Any]) -> None:
+    shown = {k: round(v, 1) for k, v in figures.items() if isinstance(v, float)}
+    print(f"  .. P5 {what}: {shown}, resent {figures['resent_requests']}", file=sys.stderr)
+
+
+def run(
+    large: int = 20_000, events: int = 1000, index_events: int | None = None, middle: int = 0
+) -> dict[str, Any]:
+    """At 1k stored, `middle` (if any) and `large`: the default workload's `events`, then
+    the index workload's `index_events` (as many by default)."""
+    index_events = events if index_events is None else index_events
+    sizes = sorted({1000, large} | ({middle} if middle else set()))
     served = ServedStack(ADMIN)
     try:
         client = _client(served)
         table = client.list_tables()["TableNames"][0]
-        status, account = served.request("POST", "/v1/accounts", ADMIN, {})
-        assert status == 201, account
-        write, read = account["keys"]["write"], account["keys"]["read"]
-        for spec in GOALS:
-            assert served.request("POST", "/v1/goals", write, spec)[0] == 201
-        results = {}
+        mixed, indexed = Account(served, GOALS), Account(served, INDEX_GOALS)
+        results, index_results = {}, {}
         stored = 0
-        for size, seed in ((1000, 41), (large, 42)):
+        for number, size in enumerate(sizes):
             load_started = time.perf_counter()
             preload(client, table, stored, size)
             stored = size
             load_seconds = time.perf_counter() - load_started
-            _wait_quiet(served, read, quiet=1.0)  # the poller has skipped the pre-loaded records
-            floors = [floor_puts_per_second(client, table, f"{size}-before", 3.0)]
-            e2e = end_to_end(served, write, read, seed, events)
-            floors.append(floor_puts_per_second(client, table, f"{size}-after", 3.0))
-            late = _decided(served, read) - e2e["decided_total"]
-            if late:
-                raise RuntimeError(f"{late} decisions came after the clock stopped; run again")
-            results[size] = e2e | {
-                "floor": sum(floors) / len(floors),
-                "floors": floors,
-                "preload_seconds": load_seconds,
+            # The poller has skipped the pre-loaded records.
+            _wait_quiet(served, mixed.read, quiet=1.0)
+            sent = Workload(seed=41 + number, events=events).generate()
+            results[size] = _measured(served, client, table, mixed, size, sent) | {
+                "preload_seconds": load_seconds
             }
+            _progress(f"default workload at {size} stored", results[size])
+            sent = IndexWorkload(seed=51 + number, events=index_events).generate()
+            # Most of its events decide nothing: the clock waits for the stream to drain.
+            index_results[size] = _measured(served, client, table, indexed, size, sent, 8.0, True)
+            index_results[size] |= index_queries(client, table, indexed, sent)
+            _progress(f"index workload at {size} stored", index_results[size])
     finally:
         served.stop()
     big, small = results[large], results[1000]
+    index_big, index_small = index_results[large], index_results[1000]
+
+    def query_ratio(r: dict[str, Any]) -> float:
+        return (r["visit_query_ms"] + r["contact_query_ms"]) / (2 * r["table_query_ms"])
+
     return {
         "large": large,
         "events": events,
+        "index_events": index_events,
         "sizes": results,
+        "index_sizes": index_results,
         "ratio": big["events_per_second"] / big["floor"],
         "slowdown": small["events_per_second"] / big["events_per_second"],
+        "index_ratio": index_big["events_per_second"] / index_big["floor"],
+        "index_slowdown": index_small["events_per_second"] / index_big["events_per_second"],
+        "query_ratios": {size: query_ratio(r) for size, r in index_results.items()},
     }
+
+
+def _serve_rows(label: str, size: int, r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    cpu = r["cpu_ms_per_event"]
+    resent = f", {r['resent_requests']} resent after a 503" if r["resent_requests"] else ""
+    return [
+        (
+            f"P5 {label}, {size // 1000}k stored",
+            f"{r['events_per_second']:.0f} events/s end to end ({r['decisions']} decisions; "
+            f"ingest {r['ingest_events_per_second']:.0f}/s{resent}), floor {r['floor']:.0f} "
+            f"put_item/s ({' and '.join(f'{floor:.0f}' for floor in r['floors'])})",
+            "",
+        ),
+        (
+            f"P5 {label} CPU ms/event, {size // 1000}k",
+            f"API+functions {cpu['serve']:.1f}, embedded DynamoDB {cpu['endpoint']:.1f}",
+            "",
+        ),
+    ]
 
 
 def report(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for size, r in result["sizes"].items():
+        rows += _serve_rows("serve", size, r)
+    for size, r in result["index_sizes"].items():
+        rows += _serve_rows("index goals", size, r)
         rows.append(
             (
-                f"P5 serve, {size // 1000}k stored",
-                f"{r['events_per_second']:.0f} events/s end to end ({r['decisions']} decisions; "
-                f"ingest {r['ingest_events_per_second']:.0f}/s), floor {r['floor']:.0f} put_item/s "
-                f"({' and '.join(f'{floor:.0f}' for floor in r['floors'])})",
-                "",
-            )
-        )
-        cpu = r["cpu_ms_per_event"]
-        rows.append(
-            (
-                f"P5 CPU ms/event, {size // 1000}k stored",
-                f"API+functions {cpu['serve']:.1f}, embedded DynamoDB {cpu['endpoint']:.1f}",
+                f"P5 index Query ms, {size // 1000}k stored",
+                f"visit's page views {r['visit_query_ms']:.1f}, contact's tags "
+                f"{r['contact_query_ms']:.1f}; table partition {r['table_query_ms']:.1f} "
+                f"(index / table {fmt(result['query_ratios'][size])})",
                 "",
             )
         )
     large = result["large"] // 1000
     rows.append((f"P5 e2e / floor @{large}k stored", fmt(result["ratio"]), ">= 0.5"))
     rows.append((f"P5 slowdown 1k -> {large}k stored", f"{fmt(result['slowdown'])}x", "<= 1.5"))
+    rows.append((f"P5 index goals e2e / floor @{large}k", fmt(result["index_ratio"]), ">= 0.5"))
+    rows.append(
+        (
+            f"P5 index goals slowdown 1k -> {large}k",
+            f"{fmt(result['index_slowdown'])}x",
+            "<= 1.5",
+        )
+    )
+    ratios = result["query_ratios"]
+    rows.append(
+        (
+            f"P5 index / table Query @{large}k ÷ @1k",
+            fmt(ratios[result["large"]] / ratios[1000]),
+            "≈ 1 (no growth)",
+        )
+    )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=int, default=20_000)
+    parser.add_argument("--middle", type=int, default=0, help="a third size, e.g. 10000")
     parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--index-events", type=int, default=None)
     args = parser.parse_args()
-    for name, value, target in report(run(args.large, args.events)):
-        print(f"{name:34} {value:80} {target}")
+    result = run(args.large, args.events, args.index_events, args.middle)
+    for name, value, target in report(result):
+        print(f"{name:38} {value:90} {target}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._stack import TABLE, fmt, in_process_stack
+from bench._stack import TABLE, fmt, in_process_stack, metered
 
 RANGE = {"from": "2026-10-21", "to": "2026-11-20"}  # 31 days, the workload's span
 # Reads the claims of a layout shared by every goal ("visitor", 30 days).
@@ -43,9 +43,9 @@ def _store_events(account_id: str, seed: int, count: int) -> None:
 
     from goalkeeper import runtime
     from goalkeeper.attributes import to_attributes
-    from goalkeeper.local.workload import Workload
     from goalkeeper.models.events import EventBatch
     from goalkeeper.services.ingest import event_item, load_account_secret
+    from support.workload import Workload
 
     secret = load_account_secret(runtime.dal().accounts, account_id)
     sent = Workload(seed=seed, events=count, resend_share=0).generate()
@@ -68,24 +68,17 @@ def _store_events(account_id: str, seed: int, count: int) -> None:
 
 def _cost(stack: Any, read: str) -> dict[str, Any]:
     from goalkeeper import runtime
-    from goalkeeper.local.metering import Meter
 
-    client = runtime.dal().client
-    meter = Meter().attach(client)
-    try:
-        status, body = stack.request("POST", "/v1/goals/dry-run", read, {"goal": CANDIDATE} | RANGE)
-    finally:
-        meter.detach(client)
+    request = {"goal": CANDIDATE} | RANGE
+    (status, body), cost = metered(
+        runtime.dal().client, lambda: stack.request("POST", "/v1/goals/dry-run", read, request)
+    )
     assert status == 200, body
-    return {
-        "requests": dict(meter.requests),
-        "keys": meter.keys_read,
-        "read_units": meter.read_units,
-    } | {name: body[name] for name in ("examined", "truncated", "matched", "would_count")}
+    return cost | {name: body[name] for name in ("examined", "truncated", "matched", "would_count")}
 
 
 def run(small: int = 10_000, large: int = 100_000) -> dict[str, Any]:
-    from goalkeeper.local.workload import GOALS
+    from support.workload import GOALS
 
     with in_process_stack() as stack:
         own, other = stack.new_account(), stack.new_account()

@@ -1,0 +1,574 @@
+"""Tenant isolation, route by route (an invariant every change keeps): a key of
+account B can neither read nor change anything of account A, and a key of the wrong role is
+refused. The routes come from template.yaml, so a new route without a case here
+fails the suite until someone decides how it must behave.
+
+Report routes still being built answer 404 "no such route"; their cases then
+hold to what is true either way: not 2xx, not 5xx, nothing of A's in the body.
+Once such a route exists it gets the full assertions automatically.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from goalkeeper_cli.local_stack.template import ApiRoute, api_routes, load_template
+from support.stack import ADMIN_KEY, InProcessStack
+
+ROUTES = api_routes(load_template())
+TAG = "7f3e"  # makes A's free-text values unmistakable in a response body
+
+
+@dataclass
+class Tenant:
+    account_id: str
+    write: str
+    read: str
+    goal_ids: list[str] = field(default_factory=list)
+    key_ids: dict[str, str] = field(default_factory=dict)
+    visitor_ids: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def key(self, role: str) -> str:
+        return {"write": self.write, "read": self.read, "admin": ADMIN_KEY}[role]
+
+    def markers(self) -> list[str]:
+        """Everything of this tenant another tenant's answer must never contain."""
+        return [
+            self.account_id,
+            self.write,
+            self.read,
+            *self.goal_ids,
+            *self.key_ids.values(),
+            *self.visitor_ids,
+            *self.event_ids,
+            *self.job_ids,
+            *self.texts,
+        ]
+
+
+GOAL_SPEC = {
+    "name": f"Thank-you page {TAG}",
+    "rule": {"kind": "url", "match": "prefix", "pattern": f"https://a.example/thanks-{TAG}"},
+}
+
+
+def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
+    created = stack.new_account(name=name)
+    tenant = Tenant(created["account_id"], created["keys"]["write"], created["keys"]["read"])
+    for role in ("write", "read"):
+        status, listed = stack.api.request("GET", "/v1/keys", tenant.key(role))
+        assert status == 200, listed
+        tenant.key_ids[role] = listed["keys"][0]["key_id"]
+    if not with_data:
+        return tenant
+    status, goal = stack.api.request("POST", "/v1/goals", tenant.write, GOAL_SPEC)
+    assert status == 201, goal
+    tenant.visitor_ids = [f"visitor-{TAG}-1", f"visitor-{TAG}-2"]
+    tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}"]
+    attribution = {"source": "google", "medium": "cpc", "campaign": f"campaign-{TAG}"}
+    attribution["keyword"] = f"keyword {TAG}"
+    events = [
+        {
+            "event_id": f"pv-{TAG}-1",
+            "type": "page_view",
+            "visitor_id": tenant.visitor_ids[0],
+            "url": f"https://a.example/thanks-{TAG}",
+            "attribution": attribution,
+        },
+        {
+            "event_id": f"call-{TAG}-1",
+            "type": "call",
+            "call_id": f"CA-{TAG}",
+            "visitor_id": tenant.visitor_ids[1],
+            "caller_number": "+442071234567",
+            "connected": True,
+            "bridged_seconds": 90,
+            "attribution": attribution,
+        },
+    ]
+    status, answer = stack.api.request("POST", "/v1/events", tenant.write, {"events": events})
+    assert status == 202, answer
+    tenant.event_ids = answer["accepted"]
+    stack.evaluate_pending()
+    status, library = stack.api.request("GET", "/v1/goals", tenant.read)
+    tenant.goal_ids = [g["goal_id"] for g in library["goals"]]
+    status, job = stack.api.request(
+        "POST", f"/v1/goals/{goal['goal_id']}/backfill", tenant.write, BACKFILL
+    )
+    assert status == 202, job
+    tenant.job_ids = [job["job_id"]]
+    return tenant
+
+
+@pytest.fixture
+def tenants(stack: InProcessStack) -> tuple[Tenant, Tenant]:
+    a = _tenant(stack, f"Acme {TAG}", with_data=True)
+    b = _tenant(stack, "Bravo", with_data=False)
+    assert any(i.get("kind") == "conversion" for i in _items_of(stack, a))  # A has reports
+    return a, b
+
+
+def _items_of(stack: InProcessStack, tenant: Tenant) -> list[dict[str, Any]]:
+    own = f"A#{tenant.account_id}"
+    return [
+        item
+        for item in stack.items()
+        if item["pk"] == own
+        or item["pk"].startswith(own + "#")
+        or (item["pk"].startswith("KEY#") and item.get("account_id") == tenant.account_id)
+    ]
+
+
+def _snapshot(stack: InProcessStack, tenant: Tenant) -> list[str]:
+    return sorted(
+        json.dumps(item, sort_keys=True, default=str) for item in _items_of(stack, tenant)
+    )
+
+
+# --- what each route is, and how B tries it against A ---------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    role: str  # B's key used
+    path: str
+    body: Any = None
+    query: dict[str, str] | None = None
+    own_data: bool = False  # acts on B's own account (2xx expected), else 403/404
+
+
+Cases = Callable[[Tenant, Tenant], list[Attempt]]
+NEW_GOAL = {"name": "B goal", "rule": {"kind": "lead"}}
+BACKFILL = {"from": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}
+REPORT_QUERY = {"from": "2026-01-01", "to": "2026-12-31"}
+
+ROLES: dict[tuple[str, str], set[str]] = {
+    ("POST", "/v1/accounts"): {"admin"},
+    ("POST", "/v1/events"): {"write"},
+    ("GET", "/v1/goals"): {"read", "write"},
+    ("POST", "/v1/goals"): {"write"},
+    ("POST", "/v1/goals/dry-run"): {"read", "write"},
+    ("GET", "/v1/goals/{goal_id}"): {"read", "write"},
+    ("PUT", "/v1/goals/{goal_id}"): {"write"},
+    ("DELETE", "/v1/goals/{goal_id}"): {"write"},
+    ("GET", "/v1/goals/{goal_id}/health"): {"read"},
+    ("POST", "/v1/keys"): {"read", "write"},
+    ("GET", "/v1/keys"): {"read", "write"},
+    ("DELETE", "/v1/keys/{key_id}"): {"read", "write"},
+    ("GET", "/v1/reports/goals"): {"read"},
+    ("GET", "/v1/reports/goals/{goal_id}/timeseries"): {"read"},
+    ("GET", "/v1/reports/attribution"): {"read"},
+    ("GET", "/v1/reports/top-keywords"): {"read"},
+    ("GET", "/v1/visitors/{visitor_id}/trace"): {"read"},
+    ("POST", "/v1/goals/{goal_id}/backfill"): {"write"},
+    ("GET", "/v1/jobs/{job_id}"): {"read", "write"},
+}
+
+
+def _b_event(a: Tenant) -> dict[str, Any]:
+    # B reuses A's event id and visitor id: it lands in B, as a new event of B's.
+    return {
+        "event_id": a.event_ids[0],
+        "type": "page_view",
+        "visitor_id": a.visitor_ids[0],
+        "url": f"https://a.example/thanks-{TAG}",
+    }
+
+
+CASES: dict[tuple[str, str], Cases] = {
+    ("POST", "/v1/accounts"): lambda a, b: [
+        Attempt("write", "/v1/accounts", {"name": "x"}),
+        Attempt("read", "/v1/accounts", {"name": "x"}),
+    ],
+    ("POST", "/v1/events"): lambda a, b: [
+        Attempt("write", "/v1/events", _b_event(a), own_data=True),
+        Attempt("read", "/v1/events", _b_event(a)),
+    ],
+    ("GET", "/v1/goals"): lambda a, b: [
+        Attempt("read", "/v1/goals", own_data=True),
+        Attempt("write", "/v1/goals", own_data=True),
+    ],
+    ("POST", "/v1/goals"): lambda a, b: [
+        Attempt("write", "/v1/goals", NEW_GOAL, own_data=True),
+        Attempt("read", "/v1/goals", NEW_GOAL),
+    ],
+    # B tries A's goal over the range of A's events: B's own events only (it has none).
+    ("POST", "/v1/goals/dry-run"): lambda a, b: [
+        Attempt(role, "/v1/goals/dry-run", {"goal": GOAL_SPEC}, own_data=True)
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/goals/{goal_id}"): lambda a, b: [
+        Attempt(role, f"/v1/goals/{goal_id}")
+        for goal_id in a.goal_ids
+        for role in ("read", "write")
+    ],
+    ("PUT", "/v1/goals/{goal_id}"): lambda a, b: [
+        Attempt(role, f"/v1/goals/{goal_id}", GOAL_SPEC | {"name": "taken over"})
+        for goal_id in a.goal_ids
+        for role in ("write", "read")
+    ],
+    ("DELETE", "/v1/goals/{goal_id}"): lambda a, b: [
+        Attempt(role, f"/v1/goals/{goal_id}")
+        for goal_id in a.goal_ids
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/goals/{goal_id}/health"): lambda a, b: [
+        Attempt(role, f"/v1/goals/{goal_id}/health")
+        for goal_id in a.goal_ids
+        for role in ("read", "write")
+    ],
+    ("POST", "/v1/keys"): lambda a, b: [
+        Attempt("write", "/v1/keys", {}, own_data=True),
+        Attempt("read", "/v1/keys", {"role": "read"}, own_data=True),
+    ],
+    ("GET", "/v1/keys"): lambda a, b: [
+        Attempt("write", "/v1/keys", own_data=True),
+        Attempt("read", "/v1/keys", own_data=True),
+    ],
+    ("DELETE", "/v1/keys/{key_id}"): lambda a, b: [
+        Attempt(role, f"/v1/keys/{key_id}")
+        for key_id in a.key_ids.values()
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/reports/goals"): lambda a, b: [
+        Attempt("read", "/v1/reports/goals", query=REPORT_QUERY, own_data=True),
+        Attempt("write", "/v1/reports/goals", query=REPORT_QUERY),
+    ],
+    ("GET", "/v1/reports/goals/{goal_id}/timeseries"): lambda a, b: [
+        Attempt(role, f"/v1/reports/goals/{goal_id}/timeseries", query=REPORT_QUERY)
+        for goal_id in a.goal_ids
+        for role in ("read", "write")
+    ],
+    ("GET", "/v1/reports/attribution"): lambda a, b: (
+        [
+            Attempt("read", "/v1/reports/attribution", query=REPORT_QUERY | q, own_data=True)
+            for q in (
+                {"dimension": "campaign", "group": "all"},
+                {"dimension": "keyword", "group": "converting"},
+            )
+        ]
+        + [Attempt("write", "/v1/reports/attribution", query={"dimension": "campaign"})]
+    ),
+    ("GET", "/v1/reports/top-keywords"): lambda a, b: [
+        Attempt("read", "/v1/reports/top-keywords", query=REPORT_QUERY, own_data=True),
+        Attempt("write", "/v1/reports/top-keywords", query=REPORT_QUERY),
+    ],
+    ("GET", "/v1/visitors/{visitor_id}/trace"): lambda a, b: [
+        Attempt(role, f"/v1/visitors/{visitor_id}/trace")
+        for visitor_id in a.visitor_ids
+        for role in ("read", "write")
+    ],
+    ("POST", "/v1/goals/{goal_id}/backfill"): lambda a, b: [
+        Attempt(role, f"/v1/goals/{goal_id}/backfill", BACKFILL)
+        for goal_id in a.goal_ids
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/jobs/{job_id}"): lambda a, b: [
+        Attempt(role, f"/v1/jobs/{job_id}") for job_id in a.job_ids for role in ("read", "write")
+    ],
+}
+
+
+def _route_key(route: ApiRoute) -> tuple[str, str]:
+    return route.method, route.path
+
+
+def test_every_template_route_has_an_isolation_case_and_a_role_rule() -> None:
+    routes = {_route_key(route) for route in ROUTES}
+    assert routes - CASES.keys() == set(), "add an isolation case for each new route"
+    assert routes - ROLES.keys() == set(), "say which roles each new route accepts"
+    assert CASES.keys() - routes == set(), "a case names a route template.yaml lacks"
+
+
+def _is_missing_route(status: int, body: Any) -> bool:
+    return status == 404 and (body or {}).get("error", {}).get("message") == "no such route"
+
+
+def _pending(stack: InProcessStack, owner: Tenant, route: ApiRoute) -> bool:
+    """A route still being built: A's own right key meets "no such route"."""
+    role = sorted(ROLES[_route_key(route)])[0]
+    path = _concrete(route, owner)
+    if route.method != "GET":
+        return False  # every non-GET route exists; probing one would change A
+    return _is_missing_route(*stack.api.request("GET", path, owner.key(role)))
+
+
+def _concrete(route: ApiRoute, owner: Tenant) -> str:
+    return (
+        route.path.replace("{goal_id}", owner.goal_ids[0])
+        .replace("{visitor_id}", owner.visitor_ids[0])
+        .replace("{key_id}", owner.key_ids["write"])
+        .replace("{job_id}", owner.job_ids[0])
+    )
+
+
+def _leaks(answer: Any, owner: Tenant, attempt: Attempt) -> list[str]:
+    """A's markers in the answer, except what the request itself carried (a 404 may
+    name the goal id it was asked about; that tells the caller nothing new)."""
+    text = json.dumps(answer)
+    sent = json.dumps([attempt.path, attempt.body, attempt.query])
+    return [m for m in owner.markers() if m in text and m not in sent]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_account_b_cannot_reach_account_a(
+    stack: InProcessStack, tenants: tuple[Tenant, Tenant], route: ApiRoute
+) -> None:
+    a, b = tenants
+    before = _snapshot(stack, a)
+    pending = _pending(stack, a, route)
+    attempts = CASES[_route_key(route)](a, b)
+    assert attempts, "every route needs at least one attempt"
+    for attempt in attempts:
+        status, answer = stack.api.request(
+            route.method, attempt.path, b.key(attempt.role), attempt.body, attempt.query
+        )
+        where = f"{route.method} {attempt.path} with B's {attempt.role} key -> {status} {answer}"
+        assert status < 500, where
+        assert _leaks(answer, a, attempt) == [], where
+        if pending:
+            assert _is_missing_route(status, answer), where
+        elif attempt.own_data:
+            assert 200 <= status < 300, where
+        else:
+            assert status in (403, 404), where
+        if status == 202:  # B's event is B's: A's id is no duplicate in B
+            assert answer == {"accepted": [a.event_ids[0]], "duplicates": []}, where
+    stack.evaluate_pending()
+    assert _snapshot(stack, a) == before, f"{route.method} {route.path} changed A's data"
+
+
+def _valid_body(route: ApiRoute) -> Any:
+    return {
+        ("POST", "/v1/accounts"): {},
+        ("POST", "/v1/events"): {"type": "lead", "lead_id": "l-1"},
+        ("POST", "/v1/goals"): NEW_GOAL,
+        ("POST", "/v1/goals/dry-run"): {"goal": NEW_GOAL},
+        ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
+        ("POST", "/v1/keys"): {},
+        ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
+    }.get(_route_key(route))
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_wrong_role_and_bad_keys_are_refused(
+    stack: InProcessStack, tenants: tuple[Tenant, Tenant], route: ApiRoute
+) -> None:
+    a, _ = tenants
+    path, body = _concrete(route, a), _valid_body(route)
+    revoked = _revoked_write_key(stack, a)
+    before = _snapshot(stack, a)
+    pending = _pending(stack, a, route)
+    for role in {"admin", "write", "read"} - ROLES[_route_key(route)]:
+        status, answer = stack.api.request(route.method, path, a.key(role), body, REPORT_QUERY)
+        where = f"{route.method} {path} with a {role} key -> {status} {answer}"
+        if pending:
+            assert _is_missing_route(status, answer), where
+        else:
+            assert status == 403, where
+            assert answer["error"]["code"] == "forbidden", where
+    for key in (None, "", "gk_write_not-a-key", a.write + "x", revoked):
+        status, answer = stack.api.request(route.method, path, key, body, REPORT_QUERY)
+        assert status == 401, f"{route.method} {path} with key {key!r} -> {status} {answer}"
+        assert answer["error"]["code"] == "unauthenticated"
+    assert _snapshot(stack, a) == before
+
+
+def _revoked_write_key(stack: InProcessStack, owner: Tenant) -> str:
+    status, issued = stack.api.request("POST", "/v1/keys", owner.write, {})
+    assert status == 201, issued
+    status, _ = stack.api.request("DELETE", f"/v1/keys/{issued['key_id']}", owner.write)
+    assert status == 200
+    owner.key_ids["revoked"] = issued["key_id"]
+    return str(issued["key"])
+
+
+# --- least privilege in template.yaml --------------------------------------------------
+#
+# Each function's table permissions must be exactly what it does: the test runs a
+# workload that reaches every route and rule history, records each DynamoDB call per
+# function (with the item actions inside transactions, and the indexes queried),
+# and compares with template.yaml both ways: nothing used is missing, nothing
+# granted is unused.
+
+TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def _statements(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in properties.get("Policies", []) for s in policy.get("Statement", [])]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _table_grants() -> dict[str, tuple[set[str], list[Any]]]:
+    """Per function: the table actions granted and the resources they are granted on."""
+    grants = {}
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        table = [
+            s
+            for s in _statements(resource["Properties"])
+            if s.get("Sid") != "StreamRead"
+            and any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
+        ]
+        assert len(table) == 1, f"{name}: one statement for the table"
+        actions = {a.removeprefix("dynamodb:") for a in _as_list(table[0]["Action"])}
+        grants[name] = (actions, _as_list(table[0]["Resource"]))
+    return grants
+
+
+def test_no_statement_grants_everything() -> None:
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for statement in _statements(resource["Properties"]):
+            assert statement["Effect"] == "Allow", name
+            assert "*" not in _as_list(statement["Resource"]), name
+            assert not any("*" in action for action in _as_list(statement["Action"])), name
+            assert "dynamodb:Scan" not in _as_list(statement["Action"]), name
+
+
+def _index_arn(index: str) -> dict[str, str]:
+    return {"Fn::Sub": f"${{Table.Arn}}/index/{index}"}
+
+
+def _workload(stack: InProcessStack) -> None:
+    account = stack.new_account(name="Acme")
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    goals = [
+        {"name": "Two pages", "rule": {"kind": "page_views", "min_pages": 2}},
+        {"name": "VIP", "rule": {"kind": "tags", "tags": ["vip", "gold"], "match": "all"}},
+        {"name": "Sale", "rule": {"kind": "transaction", "min_value": 1}},
+        {
+            "name": "Target call",
+            "rule": {"kind": "call", "connected": True, "first_time_caller_days": 30},
+            "dedup": {"keys": ["caller"], "window_days": 30},
+        },
+    ]
+    goal_ids = []
+    for goal in goals:
+        status, created = stack.api.request("POST", "/v1/goals", write, goal)
+        assert status == 201, created
+        goal_ids.append(created["goal_id"])
+    attribution = {"source": "google", "campaign": "winter", "keyword": "plumber"}
+    events = [
+        {"type": "page_view", "visitor_id": "v-1", "visit_id": "s-1", "url": "https://x/a"},
+        {"type": "page_view", "visitor_id": "v-1", "visit_id": "s-1", "url": "https://x/b"},
+        {"type": "tag", "visitor_id": "v-1", "contact_id": "ct-1", "added": ["vip"]},
+        {"type": "tag", "visitor_id": "v-1", "contact_id": "ct-1", "added": ["gold"]},
+        {
+            "type": "transaction",
+            "visitor_id": "v-1",
+            "transaction": {"value": 5, "currency": "EUR", "reference": "o-1"},
+            "attribution": attribution,
+        },
+        {
+            "type": "call",
+            "visitor_id": "v-2",
+            "call_id": "c-1",
+            "caller_number": "+442071234567",
+            "connected": True,
+            "bridged_seconds": 90,
+            "attribution": attribution,
+        },
+    ]
+    for event in events:  # one request each: rule history is read from earlier events
+        status, answer = stack.api.request("POST", "/v1/events", write, event)
+        assert status == 202, answer
+        stack.evaluate_pending()
+    # Backfills of a windowed goal (neighbouring claims checked) and of a history rule.
+    jobs = []
+    for goal_id in (goal_ids[3], goal_ids[0]):
+        status, job = stack.api.request("POST", f"/v1/goals/{goal_id}/backfill", write, BACKFILL)
+        assert status == 202, job
+        jobs.append(job["job_id"])
+    stack.run_backfills()
+    for job_id in jobs:
+        status, job = stack.api.request("GET", f"/v1/jobs/{job_id}", read)
+        assert (status, job["status"]) == (200, "done"), job
+    issued = stack.api.request("POST", "/v1/keys", write, {})[1]
+    for method, path, key, body, query in [
+        ("GET", "/v1/keys", write, None, None),
+        ("DELETE", f"/v1/keys/{issued['key_id']}", write, None, None),
+        ("GET", "/v1/goals", read, None, None),
+        ("GET", f"/v1/goals/{goal_ids[0]}", read, None, None),
+        ("POST", "/v1/goals/dry-run", read, {"goal": goals[1]}, None),
+        ("PUT", f"/v1/goals/{goal_ids[0]}", write, goals[0] | {"name": "Pages"}, None),
+        ("DELETE", f"/v1/goals/{goal_ids[1]}", write, None, None),
+        ("GET", "/v1/reports/goals", read, None, REPORT_QUERY),
+        ("GET", f"/v1/reports/goals/{goal_ids[2]}/timeseries", read, None, REPORT_QUERY),
+        ("GET", "/v1/reports/attribution", read, None, REPORT_QUERY),
+        ("GET", "/v1/reports/top-keywords", read, None, REPORT_QUERY),
+        ("GET", "/v1/visitors/v-1/trace", read, None, None),
+        ("GET", f"/v1/goals/{goal_ids[3]}/health", read, None, None),
+    ]:
+        status, answer = stack.api.request(method, path, key, body, query)
+        assert 200 <= status < 300, (method, path, status, answer)
+
+
+def test_each_function_is_granted_exactly_the_table_access_it_uses(
+    stack: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextvars
+
+    from goalkeeper import runtime
+    from goalkeeper_cli.local_stack.functions import LocalFunction
+
+    calling: contextvars.ContextVar[str] = contextvars.ContextVar("calling", default="?")
+    invoke = LocalFunction.invoke
+
+    def invoke_recording(self: LocalFunction, event: dict[str, Any]) -> Any:
+        token = calling.set(self.name)
+        try:
+            return invoke(self, event)
+        finally:
+            calling.reset(token)
+
+    used: dict[str, set[str]] = {}
+    indexes: dict[str, set[str]] = {}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        function = calling.get()
+        if model.name == "TransactWriteItems" or model.name == "TransactGetItems":
+            actions = {_TRANSACT_ACTIONS[kind] for item in params["TransactItems"] for kind in item}
+        else:
+            actions = {model.name}
+        used.setdefault(function, set()).update(actions)
+        if "IndexName" in params:
+            indexes.setdefault(function, set()).add(params["IndexName"])
+
+    monkeypatch.setattr(LocalFunction, "invoke", invoke_recording)
+    runtime.dal().client.meta.events.register("before-parameter-build.dynamodb", record)
+    _workload(stack)
+
+    assert "?" not in used, "a table call made outside any function"
+    grants = _table_grants()
+    assert used.keys() == grants.keys()
+    for function, (granted, resources) in grants.items():
+        assert used[function] == granted, f"{function}: uses {used[function]}, granted {granted}"
+        expected = [TABLE_ARN] + [_index_arn(i) for i in sorted(indexes.get(function, ()))]
+        assert resources == expected, f"{function}: resources {resources}, uses {expected}"
+
+
+def test_the_api_has_throttling_defaults() -> None:
+    api = load_template()["Resources"]["Api"]["Properties"]
+    (settings,) = api["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert 0 < settings["ThrottlingRateLimit"] <= settings["ThrottlingBurstLimit"]
