@@ -1,6 +1,8 @@
 """Goal backfills: DynamoDB stream records of job items that are queued or running, each
 running its job's next pages (see goalkeeper.services.backfill_stream)."""
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,5 +19,5 @@ processor = BackfillProcessor(runtime.dal, get_settings, logger, metrics)
 @logger.inject_lambda_context
 @runtime.traced
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return processor.handle(event, context)

@@ -6,6 +6,8 @@ template.yaml; after a store outage the rest of the batch is retried in stream o
 (see goalkeeper.services.evaluation_stream).
 """
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,5 +26,5 @@ processor = EvaluationProcessor(Evaluator(runtime.dal, get_settings), logger, me
 @logger.inject_lambda_context
 @runtime.traced
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return processor.handle(event, context)

@@ -2,7 +2,7 @@
 progress of background jobs."""
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -113,5 +113,5 @@ def get_job(job_id: Annotated[str, Path(min_length=1, max_length=128)]) -> JsonR
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @runtime.traced
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return entry(event, context)

@@ -292,7 +292,7 @@ class JobRun:
         )
         if decisions:
             return decisions[0].status
-        if library.index.needs_contact_tags(event):  # type: ignore[arg-type]
+        if library.index.needs_contact_tags(event):
             # A contact's entry into a tags rule that is already decided is not offered
             # again (history.tag_occurrences): its conversion, if any, says how it went.
             conversion_id = keys.conversion_id(item["event_id"], self.job.goal_id)

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper.dal import Dal
 from goalkeeper.errors import StoreUnavailable
 from goalkeeper.services.backfill import ACTIVE, JobRun
-from goalkeeper.services.streams import MetricSink, StreamProcessor
+from goalkeeper.services.streams import MetricSink, StreamProcessor, stream_change
 from goalkeeper.settings import Settings
 
 
@@ -35,7 +35,7 @@ class BackfillProcessor(StreamProcessor):
         self._settings = settings
 
     def record_handler(self, record: DynamoDBRecord, lambda_context: LambdaContext) -> None:
-        seen = record.dynamodb.new_image
+        seen = stream_change(record).new_image
         settings = self._settings()
         run = JobRun.resume(
             self._dal(), seen, settings.aggregate_shards, settings.backfill_page_events

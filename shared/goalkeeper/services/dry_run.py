@@ -138,7 +138,7 @@ def _occurrences(
     found = []
     for item in candidates:
         event = stored_event(item)
-        goals = index.matching_goals(event)  # type: ignore[arg-type]
+        goals = index.matching_goals(event)
         if goals:
             found.append(Occurrence(event, item["event_id"], tuple((g, None) for g in goals)))
     return found
@@ -166,7 +166,7 @@ def _tag_occurrences(
     each contact's whole tag history (one Query per contact, as evaluation reads it)."""
     contacts: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in changes:
-        if index.needs_contact_tags(stored_event(item)):  # type: ignore[arg-type]
+        if index.needs_contact_tags(stored_event(item)):
             contacts[item["body"]["contact_id"]].append(item)
     found = []
     for contact_id, examined in contacts.items():

@@ -13,7 +13,7 @@ from goalkeeper.dal.goals import Goals, LibraryVersion
 from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, plan_conversion
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
 from goalkeeper.models.common import local_day
-from goalkeeper.models.events import EventBase, TagChange
+from goalkeeper.models.events import Event, TagChange
 from goalkeeper.rules import GoalIndex
 from goalkeeper.services.goals import list_goals
 from goalkeeper.settings import Settings
@@ -135,19 +135,20 @@ class Evaluator:
 
 
 def occurrences(
-    dal: Dal, library: GoalLibrary, account_id: str, event: EventBase, item: dict[str, Any]
+    dal: Dal, library: GoalLibrary, account_id: str, event: Event, item: dict[str, Any]
 ) -> list[Occurrence]:
     """The evaluated event's goals, then the later events whose history rules its
     arrival completed. Only the history a candidate rule needs is read, through
     narrow index ranges; the event itself is placed in it even before the index
     shows it (a secondary index is updated a moment after the table)."""
-    event_id, sort_key = item["event_id"], item.get("gsi2sk")
-    if library.index.needs_visit_pages(event) and event.visit_id:  # type: ignore[arg-type]
+    event_id = item["event_id"]
+    if library.index.needs_visit_pages(event) and event.visit_id:
+        sort_key = item["gsi2sk"]  # a page view of a visit is in the visit's history index
         before = dal.events.visit_page_views_before(account_id, event.visit_id, sort_key)
         later = dal.events.visit_page_views_from(account_id, event.visit_id, sort_key)
         pages = [item] + [page for page in later if page["event_id"] != event_id]
         return list(page_view_occurrences(library.index, before, event.visit_id, pages))
-    if library.index.needs_contact_tags(event) and isinstance(event, TagChange):  # type: ignore[arg-type]
+    if library.index.needs_contact_tags(event) and isinstance(event, TagChange):
         stored = dal.events.contact_tag_events(account_id, event.contact_id)
         history = sorted(
             [change for change in stored if change["event_id"] != event_id] + [item],
@@ -163,7 +164,7 @@ def occurrences(
         Occurrence(
             event, event_id, tuple((goal, None) for goal in library.index.matching_goals(event))
         )
-    ]  # type: ignore[arg-type]
+    ]
 
 
 def evaluate_event_item(

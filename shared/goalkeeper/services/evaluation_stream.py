@@ -15,6 +15,7 @@
 """
 
 import sys
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
@@ -25,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper.errors import StoreUnavailable, WriteRejected
 from goalkeeper.services.evaluation import Evaluator
-from goalkeeper.services.streams import MetricSink, StreamProcessor
+from goalkeeper.services.streams import MetricSink, StreamProcessor, stream_change
 
 
 class Deferred(Exception):
@@ -49,7 +50,7 @@ class EvaluationProcessor(StreamProcessor):
         super()._prepare()
         self.evaluator.new_batch()
 
-    def _process_record(self, record: dict) -> SuccessResponse | FailureResponse:
+    def _process_record(self, record: dict[str, Any]) -> SuccessResponse | FailureResponse:
         if self._outage_met():
             return self.failure_handler(
                 record=self._to_batch_type(record, event_type=self.event_type, model=self.model),
@@ -79,8 +80,9 @@ class EvaluationProcessor(StreamProcessor):
             )
 
     def record_handler(self, record: DynamoDBRecord, lambda_context: LambdaContext) -> None:
-        item = record.dynamodb.new_image
-        where = {"event_id": item.get("event_id"), "sequence": record.dynamodb.sequence_number}
+        change = stream_change(record)
+        item = change.new_image
+        where = {"event_id": item.get("event_id"), "sequence": change.sequence_number}
         try:
             decisions = self.evaluator.evaluate(item)
         except StoreUnavailable:

@@ -481,12 +481,11 @@ def _counter_position(cursor: str, span: DateRange, shards: int) -> CounterPosit
     data = _decode(cursor)
     shard, after = data.get("shard"), data.get("after")
     low, high = span.attribution_keys
-    valid = (
+    if not (
         set(data) <= {"shard", "after"}
         and type(shard) is int
         and 0 <= shard < shards
         and (after is None or (is_key_value(after) and low <= after <= high))
-    )
-    if not valid:
+    ):
         raise _invalid_cursor("the cursor is not one this report gave for this date range")
     return CounterPosition(shard, after)

@@ -20,8 +20,20 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    StreamRecord,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+def stream_change(record: DynamoDBRecord) -> StreamRecord:
+    """The change a record carries: every record of the table's stream has one (Powertools
+    types it optional because a record's shape is not checked when it is read)."""
+    change = record.dynamodb
+    if change is None:
+        raise ValueError("a stream record without its change")
+    return change
 
 
 class MetricSink(Protocol):
