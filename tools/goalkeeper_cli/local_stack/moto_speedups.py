@@ -122,7 +122,9 @@ _moto_update_item = DynamoDBBackend.update_item
 
 _INDEX_NAME_POSITION = 6  # Table.query(hash_key, range_comparison, ..., index_name, ...)
 _PARTITIONS = "_goalkeeper_index_partitions"  # in the table's __dict__: deep copies take it along
-_STRAY = object()  # the partition of items whose key value cannot be hashed (a map, a list)
+# The partition of items whose key value cannot be hashed (a map, a list): a str, never
+# equal to a value (a tuple), and the same object in a deep copy of the table.
+_STRAY = "unhashable"
 
 PrimaryKey = tuple[DynamoType, DynamoType | None]
 
@@ -258,7 +260,7 @@ def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) 
         wanted = dict(index_keys)  # as moto reads them: the last of a name counts
         partitions = index_partitions(self, tuple(sorted(wanted)))
         value = partitions.value(wanted)
-        if value is _STRAY:  # a map or a list for a key: moto compares it with every item
+        if value == _STRAY:  # a map or a list for a key: moto compares it with every item
             items = list(_every_item(self))
         else:
             stored = (_stored(self, key) for key in partitions.keys(value))
