@@ -251,6 +251,7 @@ def test_only_plain_set_and_add_take_the_shortcut(expression: str, expected: lis
 
 INDEXED = "indexed"
 COLOURS = ["red", "green", "blue"]
+LISTED = {"L": [{"S": "red"}]}  # not an index key's type, which moto lets through
 LEVELS = [{"N": "1"}, {"N": "2"}, {"N": "2.0"}, {"N": "3"}]  # 2 and 2.0: one value to moto
 
 
@@ -300,7 +301,7 @@ def _random_key(rng: Any) -> dict[str, Any]:
 def _random_item(rng: Any, key: dict[str, Any]) -> dict[str, Any]:
     item = dict(key, note={"S": "x" * rng.randrange(3)})
     if rng.random() < 0.7:
-        item["colour"] = {"S": rng.choice(COLOURS)}
+        item["colour"] = {"S": rng.choice(COLOURS)} if rng.random() < 0.9 else LISTED
     if rng.random() < 0.7:
         item["rank"] = {"N": str(rng.randrange(5))}
     if rng.random() < 0.6:
@@ -397,8 +398,8 @@ def _random_write(rng: Any) -> tuple[str, dict[str, Any]]:
 
 def _index_queries() -> list[dict[str, Any]]:
     queries: list[dict[str, Any]] = []
-    for colour in COLOURS:
-        condition = {":c": {"S": colour}}
+    for colour in [{"S": name} for name in COLOURS] + [LISTED]:
+        condition = {":c": colour}
         queries.append({"IndexName": "by_colour", "KeyConditionExpression": "colour = :c"})
         queries[-1]["ExpressionAttributeValues"] = condition
         queries.append(
@@ -450,6 +451,14 @@ def _carrying(items: list[dict[str, Any]], query: dict[str, Any]) -> list[tuple[
     return sorted(found)
 
 
+def _answer(client: Any, query: dict[str, Any]) -> Any:
+    """A Query's items (numbers as values), or its error's code."""
+    try:
+        return _numbers_as_decimals(client.query(TableName=INDEXED, **query)["Items"])
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+
+
 def _outcome(client: Any, operation: str, request: dict[str, Any]) -> Any:
     try:
         getattr(client, operation)(**request)
@@ -478,14 +487,12 @@ def test_index_queries_match_stock_moto_and_brute_force_through_random_writes(
         outcomes[f"{operation} {outcome}"] += 1
         stored = embedded.scan(TableName=INDEXED)["Items"]
         for query in _index_queries():
-            found = embedded.query(TableName=INDEXED, **query)
-            expected = stock.query(TableName=INDEXED, **query)
-            assert _numbers_as_decimals(found["Items"]) == _numbers_as_decimals(
-                expected["Items"]
-            ), (step, operation, request, query)
-            assert sorted(
-                (item["pk"]["S"], item["sk"]["S"]) for item in found["Items"]
-            ) == _carrying(stored, query), (step, query)
+            found = _answer(embedded, query)
+            assert found == _answer(stock, query), (step, operation, request, query)
+            if isinstance(found, list):
+                assert sorted((item["pk"]["S"], item["sk"]["S"]) for item in found) == _carrying(
+                    stored, query
+                ), (step, query)
     # The run wrote, failed conditions and cancelled transactions, not only one of those.
     assert outcomes["update_item ok"] and outcomes["update_item ConditionalCheckFailedException"]
     assert outcomes["transact_write_items ok"]
