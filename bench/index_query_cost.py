@@ -6,6 +6,7 @@ until the table holds that many: each carries index keys (gsi1, gsi2, gsi3) like
 stored event, ten items to a gsi2 partition. Then one gsi2 partition of 20 items and
 one table partition of 20 items are each queried 20 times (median, milliseconds): an
 index Query should cost what the table-partition Query costs, whatever the table holds.
+The endpoint's resident memory is printed too (what keeping the index partitions costs).
 
     python bench/index_query_cost.py --sizes 1000 10000 100000
 """
@@ -83,7 +84,14 @@ def _query_ms(client: Any, rounds: int, **query: Any) -> float:
     return 1000 * statistics.median(times)
 
 
-def measure(url: str, sizes: list[int], rounds: int) -> list[tuple[int, float, float]]:
+def _resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(url: str, pid: int, sizes: list[int], rounds: int) -> list[tuple[int, float, float]]:
     from goalkeeper_cli.local_stack.template import load_template, table_create_kwargs
 
     client = _client(url)
@@ -108,7 +116,8 @@ def measure(url: str, sizes: list[int], rounds: int) -> list[tuple[int, float, f
         )
         rows.append((stored, index_ms, table_ms))
         print(
-            f"{stored:>8} stored: index Query {index_ms:7.2f} ms, table Query {table_ms:7.2f} ms",
+            f"{stored:>8} stored: index Query {index_ms:7.2f} ms, table Query {table_ms:7.2f} ms, "
+            f"endpoint resident {_resident_mb(pid):6.0f} MB",
             flush=True,
         )
     return rows
@@ -130,7 +139,7 @@ def main() -> None:
     try:
         assert child.stdout is not None
         url = child.stdout.readline().strip()
-        measure(url, sorted(args.sizes), args.rounds)
+        measure(url, child.pid, sorted(args.sizes), args.rounds)
     finally:
         assert child.stdin is not None
         child.stdin.close()
