@@ -87,6 +87,7 @@ def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
     result = ingest_events(
         runtime.dal().events,
+        runtime.dal().touches,
         current_account(app),
         batch,
         received_at=_now(),

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from goalkeeper.models.events import Attribution
+from goalkeeper.models.events import Attribution, EventBase
+from goalkeeper.traffic_sources import is_direct_entry, own_attribution
 
 
 class AttributionModel(StrEnum):
@@ -44,14 +45,46 @@ class Touch:
         return self.attribution is None
 
 
+@dataclass(frozen=True)
+class AttributionSettings:
+    """An account's choice: which touch a conversion is credited to, looking how far back."""
+
+    model: AttributionModel = AttributionModel.LAST_NON_DIRECT
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+
+
+@dataclass(frozen=True)
+class Credit:
+    """What a conversion is credited to, and how that was found."""
+
+    attribution: Attribution | None
+    source: AttributionSource
+
+    @classmethod
+    def none(cls) -> "Credit":
+        return cls(None, AttributionSource.NONE)
+
+
+def touch_of(event: EventBase) -> Touch | None:
+    """The touch an event (with its id and time set) records: a way in with its
+    attribution, a direct entry, or none."""
+    assert event.event_id is not None and event.occurred_at is not None
+    attribution = own_attribution(event)
+    if attribution is None and not is_direct_entry(event):
+        return None
+    return Touch(event.occurred_at, event.event_id, attribution)
+
+
 def credited_touch(
     model: AttributionModel, lookback_days: int, converted_at: datetime, touches: Iterable[Touch]
 ) -> Touch | None:
-    """The touch `model` credits among those in [converted_at - lookback, converted_at]."""
+    """The touch `model` credits among those in [converted_at - lookback, converted_at].
+    Under last_non_direct a direct entry is credited only when the lookback holds
+    nothing else: the visitor did come back on their own."""
     since = converted_at - timedelta(days=lookback_days)
     eligible = sorted(touch for touch in touches if since <= touch.occurred_at <= converted_at)
     if model is AttributionModel.LAST_NON_DIRECT:
-        eligible = [touch for touch in eligible if not touch.direct]
+        eligible = [touch for touch in eligible if not touch.direct] or eligible[-1:]
     if not eligible:
         return None
     return eligible[0] if model is AttributionModel.FIRST_TOUCH else eligible[-1]

@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
-from goalkeeper.models.events import Attribution
+from goalkeeper.models.events import Attribution, EventBase, PageView
 
 CAMPAIGN_PARAMETERS = {
     "utm_source": "source",
@@ -79,6 +79,25 @@ def host_directory() -> HostDirectory:
                 else:
                     by_domain[pattern] = (name, medium)
     return HostDirectory(by_domain, by_country_name)
+
+
+def own_attribution(event: EventBase) -> Attribution | None:
+    """Where an event says its visitor came from: the attribution it was sent with,
+    else, for a page view, its URL's campaign parameters and click ids or its referrer
+    classified. None for an event that says nothing (a call, a page view within a
+    visit, a direct entry)."""
+    if event.attribution is not None and event.attribution.model_dump(exclude_none=True):
+        return event.attribution
+    if isinstance(event, PageView):
+        return page_view_source(event.url, event.referrer)
+    return None
+
+
+def is_direct_entry(event: EventBase) -> bool:
+    """A page view with no referrer and nothing in its URL: a visit typed in, bookmarked
+    or opened from an app. A page view referred by the site's own pages is a step
+    within a visit, not an entry."""
+    return isinstance(event, PageView) and not event.referrer and own_attribution(event) is None
 
 
 def page_view_source(url: str, referrer: str | None) -> Attribution | None:

@@ -61,10 +61,12 @@ def test_touches_at_the_same_instant_are_decided_by_event_id():
     assert last is not None and last.event_id == "b"
 
 
-def test_no_touch_or_only_direct_ones_credit_nothing_under_last_non_direct():
+def test_only_direct_entries_credit_direct_and_no_touch_credits_nothing():
     assert credited_touch(AttributionModel.LAST_NON_DIRECT, 30, CONVERTED, []) is None
     only_direct = [touch(1, None), touch(3, None)]
-    assert credited_touch(AttributionModel.LAST_NON_DIRECT, 30, CONVERTED, only_direct) is None
+    last = credited_touch(AttributionModel.LAST_NON_DIRECT, 30, CONVERTED, only_direct)
+    assert last == only_direct[0]
+    assert credited_attribution(last) == DIRECT
     assert credited_attribution(None) is None
 
 

@@ -15,6 +15,7 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from boto3.dynamodb.types import TypeSerializer
 
+from goalkeeper.crediting import AttributionSettings
 from goalkeeper.dal.goals import LibraryVersion
 from goalkeeper.dedup import Decision
 from goalkeeper.errors import StoreUnavailable, WriteRejected
@@ -213,7 +214,7 @@ class FakeStore:
 
     def library_version(self, account_id: str) -> LibraryVersion:
         self.version_reads += 1
-        return LibraryVersion(1, "UTC")
+        return LibraryVersion(1, "UTC", AttributionSettings())
 
     def library(self, account_id: str) -> list[Any]:
         return []

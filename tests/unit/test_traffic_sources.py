@@ -4,7 +4,13 @@ referral); the site's own pages and no referrer are direct."""
 
 import pytest
 
-from goalkeeper.traffic_sources import host_directory, page_view_source
+from goalkeeper.models.events import Attribution, PageView
+from goalkeeper.traffic_sources import (
+    host_directory,
+    is_direct_entry,
+    own_attribution,
+    page_view_source,
+)
 
 LANDING = "https://shop.example/winter-sale"
 
@@ -91,3 +97,30 @@ def test_the_host_list_names_its_source_and_every_entry_is_reachable():
 def test_long_campaign_values_are_cut_to_what_an_attribution_field_holds():
     found = page_view_source(LANDING + "?utm_source=" + "s" * 300, None)
     assert found is not None and found.source == "s" * 256
+
+
+def _page_view(url: str, referrer: str | None = None, **fields) -> PageView:
+    return PageView(type="page_view", url=url, referrer=referrer, **fields)
+
+
+def test_an_events_own_attribution_comes_first_then_its_url_and_referrer():
+    sent = Attribution(source="newsletter", medium="email")
+    landing = _page_view("https://shop.example/?utm_source=google&utm_medium=cpc")
+    assert own_attribution(_page_view(landing.url, attribution=sent)) == sent
+    assert own_attribution(landing) == Attribution(source="google", medium="cpc")
+    assert own_attribution(_page_view("https://shop.example/", "https://www.bing.com/")) == (
+        Attribution(source="bing", medium="organic")
+    )
+    # An empty attribution object says nothing: the URL still does.
+    assert own_attribution(landing.model_copy(update={"attribution": Attribution()})) == (
+        Attribution(source="google", medium="cpc")
+    )
+
+
+@pytest.mark.parametrize(
+    ("referrer", "direct"),
+    [(None, True), ("https://shop.example/cart", False), ("https://t.co/x", False)],
+)
+def test_only_a_page_view_without_referrer_or_campaign_is_a_direct_entry(referrer, direct):
+    assert is_direct_entry(_page_view("https://shop.example/", referrer)) is direct
+    assert not is_direct_entry(_page_view("https://shop.example/?gclid=abc", referrer))

@@ -10,6 +10,7 @@ from typing import Any
 
 from goalkeeper import keys
 from goalkeeper.attributes import to_attributes
+from goalkeeper.crediting import DEFAULT_LOOKBACK_DAYS, AttributionModel, AttributionSettings
 from goalkeeper.dal.client import TRANSACTION_CONFLICT_ATTEMPTS, Table, attempts, back_off
 from goalkeeper.dal.transactions import Expression, Transaction, TransactionCancelled
 from goalkeeper.errors import Conflict, GoalLimitReached, NotFound
@@ -22,14 +23,25 @@ GOAL_COUNT = "goal_count"
 # Moved on by every goal change, in the change's own write: evaluation reloads an
 # account's cached goal library when it sees a new version.
 LIBRARY_VERSION = "library_version"
+ATTRIBUTION_SETTINGS = "attribution"
+
+
+def attribution_settings(item: dict[str, Any]) -> AttributionSettings:
+    stored = item.get(ATTRIBUTION_SETTINGS) or {}
+    return AttributionSettings(
+        AttributionModel(stored.get("model", AttributionModel.LAST_NON_DIRECT)),
+        int(stored.get("lookback_days", DEFAULT_LOOKBACK_DAYS)),
+    )
 
 
 @dataclass(frozen=True)
 class LibraryVersion:
-    """The account's goal library version, and the time zone its days are counted in."""
+    """The account's goal library version, the time zone its days are counted in, and
+    its attribution settings (read with them, once per stream batch)."""
 
     version: int
     timezone: str
+    attribution: AttributionSettings
 
 
 def goal_items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,7 +162,9 @@ class Goals:
         """The account's goal library version and time zone, read strongly consistent: a
         goal change answered a moment ago must already show (None: no such account)."""
         expression = Expression()
-        projection = f"{expression.name(LIBRARY_VERSION)}, {expression.name('timezone')}"
+        projection = ", ".join(
+            map(expression.name, (LIBRARY_VERSION, "timezone", ATTRIBUTION_SETTINGS))
+        )
         item = self._table.get(
             keys.account(account_id),
             consistent=True,
@@ -159,7 +173,11 @@ class Goals:
         )
         if item is None:
             return None
-        return LibraryVersion(int(item.get(LIBRARY_VERSION, 0)), str(item.get("timezone", "UTC")))
+        return LibraryVersion(
+            int(item.get(LIBRARY_VERSION, 0)),
+            str(item.get("timezone", "UTC")),
+            attribution_settings(item),
+        )
 
 
 def _count_goal(
