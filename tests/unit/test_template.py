@@ -43,6 +43,8 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}"): "IngestFunction",
     ("PUT", "/v1/goals/{goal_id}"): "IngestFunction",
     ("DELETE", "/v1/goals/{goal_id}"): "IngestFunction",
+    ("GET", "/v1/account"): "IngestFunction",
+    ("PUT", "/v1/account"): "IngestFunction",
     ("POST", "/v1/keys"): "IngestFunction",
     ("GET", "/v1/keys"): "IngestFunction",
     ("DELETE", "/v1/keys/{key_id}"): "IngestFunction",
