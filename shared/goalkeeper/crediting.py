@@ -46,14 +46,6 @@ class Touch:
 
 
 @dataclass(frozen=True)
-class AttributionSettings:
-    """An account's choice: which touch a conversion is credited to, looking how far back."""
-
-    model: AttributionModel = AttributionModel.LAST_NON_DIRECT
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS
-
-
-@dataclass(frozen=True)
 class Credit:
     """What a conversion is credited to, and how that was found."""
 

@@ -15,10 +15,10 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from boto3.dynamodb.types import TypeSerializer
 
-from goalkeeper.crediting import AttributionSettings
 from goalkeeper.dal.goals import LibraryVersion
 from goalkeeper.dedup import Decision
 from goalkeeper.errors import StoreUnavailable, WriteRejected
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.services.backfill_stream import BackfillProcessor
 from goalkeeper.services.evaluation import Evaluator
 from goalkeeper.services.evaluation_stream import EvaluationProcessor

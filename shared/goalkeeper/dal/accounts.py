@@ -18,17 +18,15 @@ from typing import Any
 from goalkeeper import keys
 from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.dal.client import ConditionFailed, Table
-from goalkeeper.dal.goals import goal_items
+from goalkeeper.dal.goals import ATTRIBUTION, attribution_settings, goal_items
 from goalkeeper.dal.transactions import Expression, TransactionCancelled
 from goalkeeper.errors import KeyLimitReached, LastActiveKey
 from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.goals import Goal
 
+
 # The account item's map of attribution settings: {"model", "lookback_days"}.
 # Evaluation reads it too (through attribution_settings), so its shape is fixed.
-ATTRIBUTION = "attribution"
-
-
 @dataclass(frozen=True)
 class Account:
     account_id: str
@@ -36,12 +34,6 @@ class Account:
     name: str | None = None
     created_at: str | None = None
     attribution: AttributionSettings = field(default_factory=AttributionSettings)
-
-
-def attribution_settings(item: dict[str, Any]) -> AttributionSettings:
-    """An account item's attribution settings (or a projection holding ATTRIBUTION):
-    the defaults where none were set."""
-    return AttributionSettings.model_validate(item.get(ATTRIBUTION) or {})
 
 
 def _account(account_id: str, item: dict[str, Any]) -> Account:

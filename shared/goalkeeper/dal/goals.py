@@ -10,10 +10,10 @@ from typing import Any
 
 from goalkeeper import keys
 from goalkeeper.attributes import to_attributes
-from goalkeeper.crediting import DEFAULT_LOOKBACK_DAYS, AttributionModel, AttributionSettings
 from goalkeeper.dal.client import TRANSACTION_CONFLICT_ATTEMPTS, Table, attempts, back_off
 from goalkeeper.dal.transactions import Expression, Transaction, TransactionCancelled
 from goalkeeper.errors import Conflict, GoalLimitReached, NotFound
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import to_item
 from goalkeeper.models.goals import Goal
 
@@ -23,15 +23,16 @@ GOAL_COUNT = "goal_count"
 # Moved on by every goal change, in the change's own write: evaluation reloads an
 # account's cached goal library when it sees a new version.
 LIBRARY_VERSION = "library_version"
-ATTRIBUTION_SETTINGS = "attribution"
+# The account's attribution settings, a map {"model", "lookback_days"} (absent:
+# defaults). Kept here beside the library's own attributes because evaluation reads
+# them with the library version, in one GetItem per batch; changed by dal.accounts.
+ATTRIBUTION = "attribution"
 
 
 def attribution_settings(item: dict[str, Any]) -> AttributionSettings:
-    stored = item.get(ATTRIBUTION_SETTINGS) or {}
-    return AttributionSettings(
-        AttributionModel(stored.get("model", AttributionModel.LAST_NON_DIRECT)),
-        int(stored.get("lookback_days", DEFAULT_LOOKBACK_DAYS)),
-    )
+    """An account item's attribution settings (or a projection holding ATTRIBUTION):
+    the defaults where none were set."""
+    return AttributionSettings.model_validate(item.get(ATTRIBUTION) or {})
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,7 @@ class Goals:
         """The account's goal library version and time zone, read strongly consistent: a
         goal change answered a moment ago must already show (None: no such account)."""
         expression = Expression()
-        projection = ", ".join(
-            map(expression.name, (LIBRARY_VERSION, "timezone", ATTRIBUTION_SETTINGS))
-        )
+        projection = ", ".join(map(expression.name, (LIBRARY_VERSION, "timezone", ATTRIBUTION)))
         item = self._table.get(
             keys.account(account_id),
             consistent=True,

@@ -9,7 +9,6 @@ from typing import Protocol
 from goalkeeper import keys
 from goalkeeper.crediting import (
     AttributionModel,
-    AttributionSettings,
     AttributionSource,
     Credit,
     Touch,
@@ -17,6 +16,7 @@ from goalkeeper.crediting import (
     credited_touch,
     touch_of,
 )
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.events import EventBase
 from goalkeeper.traffic_sources import own_attribution
 

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from goalkeeper.crediting import AttributionSettings, Credit
+from goalkeeper.crediting import Credit
 from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Conversion
 from goalkeeper.dal.events import EventItem
@@ -33,6 +33,7 @@ from goalkeeper.dedup import (
     library_layouts,
 )
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import iso
 from goalkeeper.models.events import EARLIEST_EVENT, MAX_CLOCK_SKEW
 from goalkeeper.models.goals import DryRunRequest, Goal, PageViewsRule, TagsRule

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.crediting import AttributionSettings, Credit
+from goalkeeper.crediting import Credit
 from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Decisions, Sighting
 from goalkeeper.dal.goals import Goals, LibraryVersion
 from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, plan_conversion
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import local_day
 from goalkeeper.models.events import Event, TagChange
 from goalkeeper.rules import GoalIndex
