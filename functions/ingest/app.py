@@ -1,5 +1,5 @@
-"""Write API: events from sites and phone systems, accounts and keys, the goal library and
-its backfills."""
+"""Write API: events from sites and phone systems, accounts, their settings and keys, the
+goal library and its backfills."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, current_principal, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.models.accounts import AccountRequest, KeyRequest
+from goalkeeper.models.accounts import AccountRequest, AccountSettingsRequest, KeyRequest
 from goalkeeper.models.events import EventBatch
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
@@ -45,6 +45,26 @@ def create_account(request: Annotated[AccountRequest | None, Body()] = None) -> 
     account = accounts.create_account(runtime.dal().accounts, request or AccountRequest(), _now())
     logger.info("account created", extra={"account_id": account.account_id})
     return json_response(201, account.model_dump())
+
+
+@app.get("/v1/account", middlewares=[READ_OR_WRITE])
+def get_account() -> JsonResponse:
+    account = accounts.get_account(runtime.dal().accounts, current_account(app))
+    return json_response(200, account.model_dump(mode="json"))
+
+
+@app.put("/v1/account", middlewares=[WRITE])
+def set_account_settings(request: Annotated[AccountSettingsRequest, Body()]) -> JsonResponse:
+    account = accounts.set_account_settings(runtime.dal().accounts, current_account(app), request)
+    logger.info(
+        "attribution settings changed",
+        extra={
+            "account_id": account.account_id,
+            "model": account.attribution.model.value,
+            "lookback_days": account.attribution.lookback_days,
+        },
+    )
+    return json_response(200, account.model_dump(mode="json"))
 
 
 @app.post("/v1/keys", middlewares=[READ_OR_WRITE])
@@ -87,6 +107,7 @@ def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
     result = ingest_events(
         runtime.dal().events,
+        runtime.dal().touches,
         current_account(app),
         batch,
         received_at=_now(),

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
 from goalkeeper import keys
+from goalkeeper.crediting import Credit
 from goalkeeper.models.common import iso
 from goalkeeper.models.events import Call, EventBase
 from goalkeeper.models.goals import CallRule, Goal
@@ -284,6 +285,7 @@ def plan_conversion(
     day: str,
     shards: int,
     value: Money | None,
+    credit: Credit,
     completion: Completion | None = None,
 ) -> ConversionPlan:
     conversion_id = keys.conversion_id(event_id, goal.goal_id)
@@ -297,9 +299,11 @@ def plan_conversion(
         "visitor_id": event.visitor_id,
         "visit_id": event.visit_id,
         "contact_id": event.contact_id,
-        "attribution": event.attribution.model_dump(exclude_none=True)
-        if event.attribution
+        # What reports count it under, as credited when it was decided (never rewritten).
+        "attribution": credit.attribution.model_dump(exclude_none=True)
+        if credit.attribution
         else None,
+        "attribution_source": credit.source.value,
     }
     checks, writes = plan_claims(event, event_id, occurred_at, goal, layouts)
     return ConversionPlan(

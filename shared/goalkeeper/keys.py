@@ -13,6 +13,7 @@ SK = "sk"
 TRACE_INDEX = "gsi1"  # visitor trace: every event and conversion of one visitor, in time order
 SCOPE_INDEX = "gsi2"  # narrow scopes a rule needs: tag events of a contact, page views of a visit
 DAY_INDEX = "gsi3"  # an account's events of one UTC day, in time order (dry-runs, backfills)
+TOUCH_INDEX = "gsi4"  # a visitor's (or contact's) touches: ways in, direct or not, in time order
 
 
 def _digest(*parts: str) -> str:
@@ -162,3 +163,36 @@ def job(account_id: str, job_id: str) -> dict[str, str]:
 def goal_job_lock(account_id: str, goal_id: str) -> dict[str, str]:
     """Which job holds a goal, so a second backfill of it is refused while one runs."""
     return {PK: f"A#{account_id}#GOALJOB#{goal_id}", SK: "LOCK"}
+
+
+def touches_pk(account_id: str, scope: str, scope_id: str) -> str:
+    """The touches of one visitor (`scope` "V") or of one contact ("C": events that
+    name a contact and no visitor)."""
+    return f"A#{account_id}#T{scope}#{scope_id}"
+
+
+def touch_family(direct: bool) -> str:
+    """Direct entries and other touches sort apart, so each model asks for one end of
+    one family (the last non-direct touch, the first of either...) with Limit 1."""
+    return "D" if direct else "N"
+
+
+def touch_sk(direct: bool, at: str, event_id: str) -> str:
+    return f"{touch_family(direct)}#{at}#{event_id}"
+
+
+def touch_range(direct: bool, since: str, until: str) -> tuple[str, str]:
+    """The sort keys of a family's touches from `since` to `until`, both included
+    (ids are ASCII up to '~', so DEL sorts after every id at `until`)."""
+    family = touch_family(direct)
+    return f"{family}#{since}", f"{family}#{until}#\x7f"
+
+
+def contact_visitors_pk(account_id: str, contact_id: str) -> str:
+    return f"A#{account_id}#CVIS#{contact_id}"
+
+
+def contact_visitor(account_id: str, contact_id: str, visitor_id: str) -> dict[str, str]:
+    """That a visitor was identified as a contact (an event named both): the contact's
+    touches include the visitor's."""
+    return {PK: contact_visitors_pk(account_id, contact_id), SK: f"V#{visitor_id}"}

@@ -152,6 +152,7 @@ BODIES = {
     ("POST", "/v1/goals/dry-run"): {"goal": GOAL_SPEC},
     ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
     ("POST", "/v1/keys"): {},
+    ("PUT", "/v1/account"): {"attribution": {"model": "last_touch"}},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},
 }
 ADMIN_ROUTES = {("POST", "/v1/accounts")}

@@ -213,6 +213,17 @@ account_requests = st.fixed_dictionaries(
 key_requests = st.fixed_dictionaries(
     {}, optional={"role": st.sampled_from(["read", "write", "admin"]), "label": ids}
 )
+account_settings = st.fixed_dictionaries(
+    {
+        "attribution": st.fixed_dictionaries(
+            {},
+            optional={
+                "model": st.sampled_from(["last_non_direct", "last_touch", "first_touch"]),
+                "lookback_days": st.integers(-1, 92),
+            },
+        )
+    }
+)
 dry_runs = st.fixed_dictionaries(
     {"goal": goals},
     optional={"from": st.dates().map(str), "to": st.dates().map(str)},  # year 1 to 9999
@@ -270,6 +281,7 @@ BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("PUT", "/v1/goals/{goal_id}"): _maybe_mutated(goals),
     ("POST", "/v1/accounts"): _maybe_mutated(account_requests),
     ("POST", "/v1/keys"): _maybe_mutated(key_requests),
+    ("PUT", "/v1/account"): _maybe_mutated(account_settings),
 }
 QUERY = st.dictionaries(
     st.sampled_from(["from", "to", "limit", "dimension", "group", "cursor", "x"]),
@@ -419,6 +431,7 @@ VALID_BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("PUT", "/v1/goals/{goal_id}"): goals,
     ("POST", "/v1/accounts"): account_requests,
     ("POST", "/v1/keys"): key_requests,
+    ("PUT", "/v1/account"): account_settings,
 }
 hostile_cursors = st.one_of(
     nesting.filter(lambda text: len(text) <= 1500),

@@ -70,6 +70,8 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
         return tenant
     status, goal = stack.api.request("POST", "/v1/goals", tenant.write, GOAL_SPEC)
     assert status == 201, goal
+    status, account = stack.api.request("PUT", "/v1/account", tenant.write, SETTINGS)
+    assert status == 200, account
     tenant.visitor_ids = [f"visitor-{TAG}-1", f"visitor-{TAG}-2"]
     tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}"]
     attribution = {"source": "google", "medium": "cpc", "campaign": f"campaign-{TAG}"}
@@ -148,6 +150,7 @@ Cases = Callable[[Tenant, Tenant], list[Attempt]]
 NEW_GOAL = {"name": "B goal", "rule": {"kind": "lead"}}
 BACKFILL = {"from": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}
 REPORT_QUERY = {"from": "2026-01-01", "to": "2026-12-31"}
+SETTINGS = {"attribution": {"model": "first_touch", "lookback_days": 7}}
 
 ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts"): {"admin"},
@@ -159,6 +162,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("PUT", "/v1/goals/{goal_id}"): {"write"},
     ("DELETE", "/v1/goals/{goal_id}"): {"write"},
     ("GET", "/v1/goals/{goal_id}/health"): {"read"},
+    ("GET", "/v1/account"): {"read", "write"},
+    ("PUT", "/v1/account"): {"write"},
     ("POST", "/v1/keys"): {"read", "write"},
     ("GET", "/v1/keys"): {"read", "write"},
     ("DELETE", "/v1/keys/{key_id}"): {"read", "write"},
@@ -223,6 +228,15 @@ CASES: dict[tuple[str, str], Cases] = {
         Attempt(role, f"/v1/goals/{goal_id}/health")
         for goal_id in a.goal_ids
         for role in ("read", "write")
+    ],
+    # The account is the key's: B reads and changes its own settings, never A's.
+    ("GET", "/v1/account"): lambda a, b: [
+        Attempt("read", "/v1/account", own_data=True),
+        Attempt("write", "/v1/account", own_data=True),
+    ],
+    ("PUT", "/v1/account"): lambda a, b: [
+        Attempt("write", "/v1/account", SETTINGS, own_data=True),
+        Attempt("read", "/v1/account", SETTINGS),
     ],
     ("POST", "/v1/keys"): lambda a, b: [
         Attempt("write", "/v1/keys", {}, own_data=True),
@@ -352,6 +366,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/goals"): NEW_GOAL,
         ("POST", "/v1/goals/dry-run"): {"goal": NEW_GOAL},
         ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
+        ("PUT", "/v1/account"): SETTINGS,
         ("POST", "/v1/keys"): {},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
     }.get(_route_key(route))
@@ -506,6 +521,8 @@ def _workload(stack: InProcessStack) -> None:
     issued = stack.api.request("POST", "/v1/keys", write, {})[1]
     for method, path, key, body, query in [
         ("GET", "/v1/keys", write, None, None),
+        ("PUT", "/v1/account", write, SETTINGS, None),
+        ("GET", "/v1/account", read, None, None),
         ("DELETE", f"/v1/keys/{issued['key_id']}", write, None, None),
         ("GET", "/v1/goals", read, None, None),
         ("GET", f"/v1/goals/{goal_ids[0]}", read, None, None),

@@ -131,6 +131,9 @@ class _RecordingStore:
         self.items.extend(items)
         return [None] * len(items)
 
+    def link_visitors(self, account_id: str, pairs: set[tuple[str, str]]) -> None:
+        pass  # calls name no visitor here
+
 
 def test_ingest_looks_the_secret_up_once_per_request_and_only_for_callers() -> None:
     lookups: list[str] = []
@@ -142,7 +145,7 @@ def test_ingest_looks_the_secret_up_once_per_request_and_only_for_callers() -> N
     def ingest(*events: dict[str, Any]) -> _RecordingStore:
         store = _RecordingStore()
         batch = EventBatch.model_validate({"events": list(events)})
-        ingest_events(store, "acc_1", batch, datetime.now(UTC), "req", 30, secret)
+        ingest_events(store, store, "acc_1", batch, datetime.now(UTC), "req", 30, secret)
         return store
 
     store = ingest(*[_call(f"c-{n}", NUMBER) for n in range(3)])

@@ -36,6 +36,7 @@ def test_template_table_is_accepted_by_moto(monkeypatch) -> None:
         "gsi1",
         "gsi2",
         "gsi3",
+        "gsi4",
     }
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 

@@ -5,8 +5,9 @@ tested without moto."""
 
 from dataclasses import replace
 
-from goalkeeper.dal.accounts import KeyRecord, NewAccountRecord
+from goalkeeper.dal.accounts import Account, KeyRecord, NewAccountRecord
 from goalkeeper.errors import Conflict, GoalLimitReached, KeyLimitReached, LastActiveKey, NotFound
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.goals import Goal
 
 
@@ -66,6 +67,17 @@ class FakeAccounts:
         for record in account_keys:
             self.keys[(account_id, record.key_id)] = record
         self.goals[account_id] = list(goals)
+
+    def get(self, account_id: str, consistent: bool = False) -> Account | None:
+        new = self.accounts.get(account_id)
+        return new.account if new else None
+
+    def set_attribution(self, account_id: str, settings: AttributionSettings) -> Account | None:
+        new = self.accounts.get(account_id)
+        if new is None:
+            return None
+        self.accounts[account_id] = replace(new, account=replace(new.account, attribution=settings))
+        return self.accounts[account_id].account
 
     def key(self, account_id: str, key_id: str) -> KeyRecord | None:
         return self.keys.get((account_id, key_id))

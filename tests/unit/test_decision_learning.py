@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from goalkeeper.crediting import Credit
 from goalkeeper.dal.decisions import DecisionState, chunks
 from goalkeeper.dal.transactions import MAX_ITEMS, Reason
 from goalkeeper.dedup import ClaimState, ConversionPlan, Layout, library_layouts, plan_conversion
@@ -42,6 +43,7 @@ def _plan(goal: Goal, event_id: str, at: datetime, layouts: frozenset[Layout]) -
         day=at.date().isoformat(),
         shards=1,
         value=None,
+        credit=Credit.none(),
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from goalkeeper.crediting import Credit
 from goalkeeper.dedup import ClaimState, ConversionPlan, Layout, Slot, judge_in_order
 from goalkeeper.dedup import plan_conversion as plan_for
 from goalkeeper.history import stored_event
@@ -40,6 +41,7 @@ def _plan(goal: Goal, event_id: str, days: float, visitor: str = "v-1") -> Conve
         day=at.date().isoformat(),
         shards=1,
         value=None,
+        credit=Credit.none(),
     )
 
 

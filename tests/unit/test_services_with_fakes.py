@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from goalkeeper.auth import Role
+from goalkeeper.crediting import AttributionModel
 from goalkeeper.errors import (
     Conflict,
     Forbidden,
@@ -16,7 +17,7 @@ from goalkeeper.errors import (
     NotFound,
 )
 from goalkeeper.http import status_for
-from goalkeeper.models.accounts import AccountRequest, KeyRequest
+from goalkeeper.models.accounts import AccountRequest, AccountSettingsRequest, KeyRequest
 from goalkeeper.models.goals import GoalSpec
 from goalkeeper.services import accounts, goals
 from support.fakes import FakeAccounts, FakeGoals
@@ -106,6 +107,30 @@ def test_a_new_account_has_a_key_of_each_role_and_the_default_goals_in_order() -
         g.goal_id for g in store.goals[account_id]
     )
     assert all(r.digest and not r.revoked_at for r in store.keys.values())
+
+
+def test_attribution_settings_start_as_the_defaults_and_read_back_as_set() -> None:
+    store = FakeAccounts()
+    account_id = _account(store)
+    fresh = accounts.get_account(store, account_id)
+    assert (fresh.name, fresh.timezone, fresh.created_at) == ("Shop", "UTC", NOW.isoformat())
+    assert fresh.attribution.model is AttributionModel.LAST_NON_DIRECT
+    assert fresh.attribution.lookback_days == 30
+    request = AccountSettingsRequest.model_validate(
+        {"attribution": {"model": "first_touch", "lookback_days": 7}}
+    )
+    changed = accounts.set_account_settings(store, account_id, request)
+    assert changed == accounts.get_account(store, account_id)
+    assert changed == fresh.model_copy(update={"attribution": request.attribution})
+
+
+def test_settings_of_no_such_account_are_not_found() -> None:
+    request = AccountSettingsRequest.model_validate({"attribution": {}})
+    with pytest.raises(NotFound) as missing:
+        accounts.set_account_settings(FakeAccounts(), "acc_gone", request)
+    assert status_for(missing.value) == 404
+    with pytest.raises(NotFound):
+        accounts.get_account(FakeAccounts(), "acc_gone")
 
 
 def test_the_last_active_key_of_a_role_is_not_revoked() -> None:

@@ -18,6 +18,7 @@ from boto3.dynamodb.types import TypeSerializer
 from goalkeeper.dal.goals import LibraryVersion
 from goalkeeper.dedup import Decision
 from goalkeeper.errors import StoreUnavailable, WriteRejected
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.services.backfill_stream import BackfillProcessor
 from goalkeeper.services.evaluation import Evaluator
 from goalkeeper.services.evaluation_stream import EvaluationProcessor
@@ -213,7 +214,7 @@ class FakeStore:
 
     def library_version(self, account_id: str) -> LibraryVersion:
         self.version_reads += 1
-        return LibraryVersion(1, "UTC")
+        return LibraryVersion(1, "UTC", AttributionSettings())
 
     def library(self, account_id: str) -> list[Any]:
         return []

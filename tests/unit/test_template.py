@@ -43,6 +43,8 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}"): "IngestFunction",
     ("PUT", "/v1/goals/{goal_id}"): "IngestFunction",
     ("DELETE", "/v1/goals/{goal_id}"): "IngestFunction",
+    ("GET", "/v1/account"): "IngestFunction",
+    ("PUT", "/v1/account"): "IngestFunction",
     ("POST", "/v1/keys"): "IngestFunction",
     ("GET", "/v1/keys"): "IngestFunction",
     ("DELETE", "/v1/keys/{key_id}"): "IngestFunction",
@@ -102,13 +104,19 @@ def test_table_kwargs_have_both_indexes_and_the_new_image_stream(template: dict)
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     indexes = {index["IndexName"]: index for index in kwargs["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"gsi1", "gsi2", "gsi3"}
-    for name in ("gsi1", "gsi2", "gsi3"):
+    assert set(indexes) == {"gsi1", "gsi2", "gsi3", "gsi4"}
+    for name in ("gsi1", "gsi2", "gsi3", "gsi4"):
         assert indexes[name]["KeySchema"] == [
             {"AttributeName": f"{name}pk", "KeyType": "HASH"},
             {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
         ]
+    for name in ("gsi1", "gsi2", "gsi3"):
         assert indexes[name]["Projection"] == {"ProjectionType": "ALL"}
+    # The touch index keeps only what crediting reads.
+    assert indexes["gsi4"]["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["touch"],
+    }
     assert kwargs["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     assert ttl_attribute(template) == "expires_at"
 

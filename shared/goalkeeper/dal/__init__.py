@@ -12,6 +12,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     decisions  conversions, de-dup claims, completions, visitor markers (one write)
     counters   the report counters those writes keep, read back for reports
     jobs       background jobs and the per-goal locks they hold
+    touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
 
 Keys come from goalkeeper.keys, the one place keys are built.
 """
@@ -26,6 +27,7 @@ from goalkeeper.dal.decisions import Decisions
 from goalkeeper.dal.events import Events
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.jobs import Jobs
+from goalkeeper.dal.touches import Touches
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Dal:
     decisions: Decisions
     counters: Counters
     jobs: Jobs
+    touches: Touches
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -51,6 +54,7 @@ class Dal:
             Decisions(table),
             Counters(table),
             Jobs(table),
+            Touches(table),
         )
 
     @property

@@ -5,28 +5,45 @@ authentication reads) and a record under the account (what listing and revocatio
 read). The account item counts each role's active keys, so the last one of a role
 is never revoked and no role holds more than its limit; both are conditions of the
 same write that adds or revokes the key.
+
+The account item's `attribution` map holds its attribution settings; an account
+that never set them has none, and gets the defaults.
 """
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from goalkeeper import keys
 from goalkeeper.attributes import from_attributes, to_attributes
 from goalkeeper.dal.client import ConditionFailed, Table
-from goalkeeper.dal.goals import goal_items
+from goalkeeper.dal.goals import ATTRIBUTION, attribution_settings, goal_items
 from goalkeeper.dal.transactions import Expression, TransactionCancelled
 from goalkeeper.errors import KeyLimitReached, LastActiveKey
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.goals import Goal
 
 
+# The account item's map of attribution settings: {"model", "lookback_days"}.
+# Evaluation reads it too (through attribution_settings), so its shape is fixed.
 @dataclass(frozen=True)
 class Account:
     account_id: str
     timezone: str = "UTC"
     name: str | None = None
     created_at: str | None = None
+    attribution: AttributionSettings = field(default_factory=AttributionSettings)
+
+
+def _account(account_id: str, item: dict[str, Any]) -> Account:
+    return Account(
+        account_id=account_id,
+        timezone=item.get("timezone", "UTC"),
+        name=item.get("name"),
+        created_at=item.get("created_at"),
+        attribution=attribution_settings(item),
+    )
 
 
 @dataclass(frozen=True)
@@ -138,16 +155,30 @@ class Accounts:
             transaction.create(("version", goal.goal_id), version)
         self._table.commit(transaction)
 
-    def get(self, account_id: str) -> Account | None:
-        item = self._table.get(keys.account(account_id))
-        if item is None:
+    def get(self, account_id: str, consistent: bool = False) -> Account | None:
+        item = self._table.get(keys.account(account_id), consistent=consistent)
+        return None if item is None else _account(account_id, item)
+
+    def set_attribution(self, account_id: str, settings: AttributionSettings) -> Account | None:
+        """Replace the account's attribution settings in one conditional write, and
+        return the account as written (None: no such account)."""
+        expression = Expression()
+        stored = {"model": settings.model.value, "lookback_days": settings.lookback_days}
+        try:
+            response = self._table.call(
+                "update_item",
+                TableName=self._table.name,
+                Key=to_attributes(keys.account(account_id)),
+                UpdateExpression=(
+                    f"SET {expression.name(ATTRIBUTION)} = {expression.value(stored)}"
+                ),
+                ConditionExpression=f"attribute_exists({expression.name(keys.PK)})",
+                ReturnValues="ALL_NEW",
+                **expression.request(),
+            )
+        except ConditionFailed:
             return None
-        return Account(
-            account_id=account_id,
-            timezone=item.get("timezone", "UTC"),
-            name=item.get("name"),
-            created_at=item.get("created_at"),
-        )
+        return _account(account_id, from_attributes(response["Attributes"]))
 
     def timezone(self, account_id: str) -> str:
         """The account's time zone (UTC when unset, or for no such account)."""

@@ -29,6 +29,7 @@ CLIENT_CONFIG = {
 TRANSACTION_CONFLICT_ATTEMPTS = 5
 BATCH_GET_LIMIT = 100
 BATCH_GET_ATTEMPTS = 6
+BATCH_WRITE_LIMIT = 25
 # DynamoDB refuses an empty key value, and a sort key over 1,024 bytes (partition keys 2,048).
 MAX_KEY_BYTES = 1024
 
@@ -218,6 +219,23 @@ class Table:
                     break
                 pause(attempt)
         return found
+
+    def put_many(self, items: list[dict[str, Any]]) -> None:
+        """Unconditional puts (BatchWriteItem, 25 at a time), for items that a repeat
+        writes identically; what the table defers is sent again."""
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            request = {
+                self.name: [
+                    {"PutRequest": {"Item": to_attributes(item)}}
+                    for item in items[start : start + BATCH_WRITE_LIMIT]
+                ]
+            }
+            for attempt in attempts(BATCH_GET_ATTEMPTS, "the table kept deferring a batch write"):
+                response = self.call("batch_write_item", RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                pause(attempt)
 
     def transaction(self) -> Transaction:
         return Transaction(self.name)

@@ -13,6 +13,7 @@ from typing import Any
 
 from goalkeeper import keys
 from goalkeeper.attributes import from_attributes, to_attributes
+from goalkeeper.crediting import touch_of
 from goalkeeper.dal.client import ConditionFailed, Page, Table, is_key_value
 from goalkeeper.dal.transactions import Expression
 from goalkeeper.errors import StoreUnavailable
@@ -20,6 +21,8 @@ from goalkeeper.models.common import iso, to_item
 from goalkeeper.models.events import EventBase, PageView, TagChange
 
 EventItem = dict[str, Any]
+# The attribution of a touch, the one attribute the touch index projects beside keys.
+TOUCH_ATTRIBUTION = "touch"
 # A position in the visitor trace index (a Query's LastEvaluatedKey) holds exactly these.
 TRACE_POSITION_KEYS = frozenset({keys.PK, keys.SK, "gsi1pk", "gsi1sk"})
 
@@ -64,7 +67,24 @@ def event_item(
     elif isinstance(event, PageView) and event.visit_id:
         item["gsi2pk"] = keys.visit_scope_pk(account_id, event.visit_id)
         item["gsi2sk"] = keys.trace_sk(at, "E", event_id)
-    return item
+    return item | touch_entry(account_id, event, at)
+
+
+def touch_entry(account_id: str, event: EventBase, at: str) -> dict[str, Any]:
+    """The touch index entry of an event that records a touch for its visitor (else for
+    its contact): written with the event, so a touch is stored exactly when its event
+    is, whatever order events arrive in, with no write of its own."""
+    touch = touch_of(event)
+    scope = ("V", event.visitor_id) if event.visitor_id else ("C", event.contact_id)
+    if touch is None or scope[1] is None:
+        return {}
+    entry: dict[str, Any] = {
+        "gsi4pk": keys.touches_pk(account_id, scope[0], scope[1]),
+        "gsi4sk": keys.touch_sk(touch.direct, at, touch.event_id),
+    }
+    if touch.attribution is not None:
+        entry[TOUCH_ATTRIBUTION] = touch.attribution.model_dump(exclude_none=True)
+    return entry
 
 
 def is_trace_position(position: dict[str, Any], account_id: str, visitor_id: str) -> bool:

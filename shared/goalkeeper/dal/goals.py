@@ -13,6 +13,7 @@ from goalkeeper.attributes import to_attributes
 from goalkeeper.dal.client import TRANSACTION_CONFLICT_ATTEMPTS, Table, attempts, back_off
 from goalkeeper.dal.transactions import Expression, Transaction, TransactionCancelled
 from goalkeeper.errors import Conflict, GoalLimitReached, NotFound
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import to_item
 from goalkeeper.models.goals import Goal
 
@@ -22,14 +23,26 @@ GOAL_COUNT = "goal_count"
 # Moved on by every goal change, in the change's own write: evaluation reloads an
 # account's cached goal library when it sees a new version.
 LIBRARY_VERSION = "library_version"
+# The account's attribution settings, a map {"model", "lookback_days"} (absent:
+# defaults). Kept here beside the library's own attributes because evaluation reads
+# them with the library version, in one GetItem per batch; changed by dal.accounts.
+ATTRIBUTION = "attribution"
+
+
+def attribution_settings(item: dict[str, Any]) -> AttributionSettings:
+    """An account item's attribution settings (or a projection holding ATTRIBUTION):
+    the defaults where none were set."""
+    return AttributionSettings.model_validate(item.get(ATTRIBUTION) or {})
 
 
 @dataclass(frozen=True)
 class LibraryVersion:
-    """The account's goal library version, and the time zone its days are counted in."""
+    """The account's goal library version, the time zone its days are counted in, and
+    its attribution settings (read with them, once per stream batch)."""
 
     version: int
     timezone: str
+    attribution: AttributionSettings
 
 
 def goal_items(account_id: str, goal: Goal) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,7 +163,7 @@ class Goals:
         """The account's goal library version and time zone, read strongly consistent: a
         goal change answered a moment ago must already show (None: no such account)."""
         expression = Expression()
-        projection = f"{expression.name(LIBRARY_VERSION)}, {expression.name('timezone')}"
+        projection = ", ".join(map(expression.name, (LIBRARY_VERSION, "timezone", ATTRIBUTION)))
         item = self._table.get(
             keys.account(account_id),
             consistent=True,
@@ -159,7 +172,11 @@ class Goals:
         )
         if item is None:
             return None
-        return LibraryVersion(int(item.get(LIBRARY_VERSION, 0)), str(item.get("timezone", "UTC")))
+        return LibraryVersion(
+            int(item.get(LIBRARY_VERSION, 0)),
+            str(item.get("timezone", "UTC")),
+            attribution_settings(item),
+        )
 
 
 def _count_goal(

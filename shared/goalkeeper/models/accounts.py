@@ -1,10 +1,11 @@
-"""Accounts (tenants) and their keys (POST /v1/accounts, /v1/keys)."""
+"""Accounts (tenants), their settings and their keys (/v1/accounts, /v1/account, /v1/keys)."""
 
 from typing import Literal
 from zoneinfo import available_timezones
 
 from pydantic import Field, field_validator
 
+from goalkeeper.crediting import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, AttributionModel
 from goalkeeper.models.common import ShortText, StrictModel
 
 
@@ -30,6 +31,34 @@ class NewAccount(StrictModel):
     name: str | None = None
     timezone: str
     keys: AccountKeys
+
+
+class AttributionSettings(StrictModel):
+    """How a conversion without attribution of its own is credited (goalkeeper.crediting)."""
+
+    model: AttributionModel = AttributionModel.LAST_NON_DIRECT
+    lookback_days: int = Field(
+        default=DEFAULT_LOOKBACK_DAYS,
+        ge=1,
+        le=MAX_LOOKBACK_DAYS,
+        description="How many days before a conversion its touches are looked at",
+    )
+
+
+class AccountSettingsRequest(StrictModel):
+    """PUT /v1/account."""
+
+    attribution: AttributionSettings
+
+
+class AccountInfo(StrictModel):
+    """GET /v1/account: the account and its settings."""
+
+    account_id: str
+    name: str | None = None
+    timezone: str
+    created_at: str | None = None
+    attribution: AttributionSettings
 
 
 AccountRole = Literal["write", "read"]

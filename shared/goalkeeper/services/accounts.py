@@ -1,5 +1,6 @@
 """Accounts and their keys: creation (the account, its keys and the default call
-goals, all at once), and key rotation (issue, list in pages, revoke).
+goals, all at once), the account's settings (read, and its attribution set), and
+key rotation (issue, list in pages, revoke).
 
 A key is stored twice, never in clear: a lookup item keyed by its SHA-256 (what
 authentication reads) and a record under the account (what listing and
@@ -24,9 +25,12 @@ from goalkeeper.auth import (
 from goalkeeper.dal.accounts import Account, KeyRecord, NewAccountRecord
 from goalkeeper.errors import FieldProblem, Forbidden, InvalidInput, NotFound
 from goalkeeper.models.accounts import (
+    AccountInfo,
     AccountKeys,
     AccountRequest,
+    AccountSettingsRequest,
     ApiKeyInfo,
+    AttributionSettings,
     KeyRequest,
     NewAccount,
     NewApiKey,
@@ -43,6 +47,10 @@ class AccountRepository(Protocol):
     def create(
         self, new: NewAccountRecord, account_keys: list[KeyRecord], goals: list[Goal]
     ) -> None: ...
+
+    def get(self, account_id: str, consistent: bool = False) -> Account | None: ...
+
+    def set_attribution(self, account_id: str, settings: AttributionSettings) -> Account | None: ...
 
     def key(self, account_id: str, key_id: str) -> KeyRecord | None: ...
 
@@ -129,6 +137,33 @@ def create_account(
         timezone=request.timezone,
         keys=AccountKeys(write=plain_keys[Role.WRITE], read=plain_keys[Role.READ]),
     )
+
+
+def _account_info(account: Account | None) -> AccountInfo:
+    if account is None:
+        # The key was found, so its account was too: only a deleted account gets here.
+        raise NotFound("no such account")
+    return AccountInfo(
+        account_id=account.account_id,
+        name=account.name,
+        timezone=account.timezone,
+        created_at=account.created_at,
+        attribution=account.attribution,
+    )
+
+
+def get_account(accounts: AccountRepository, account_id: str) -> AccountInfo:
+    # Strongly consistent: settings just changed must read back as changed.
+    return _account_info(accounts.get(account_id, consistent=True))
+
+
+def set_account_settings(
+    accounts: AccountRepository, account_id: str, request: AccountSettingsRequest
+) -> AccountInfo:
+    """Replace the account's attribution settings. Conversions are credited under the
+    settings at the moment they are decided, so this changes only those decided after
+    it; a backfill recomputes past ones."""
+    return _account_info(accounts.set_attribution(account_id, request.attribution))
 
 
 def _own_role(caller: Role, requested: str | None) -> Role:

@@ -35,7 +35,13 @@ from goalkeeper.history import stored_event
 from goalkeeper.models.common import iso, utc_now
 from goalkeeper.models.jobs import BackfillRequest, Job
 from goalkeeper.rules import GoalIndex
-from goalkeeper.services.evaluation import GoalLibrary, conversion_plans, occurrences
+from goalkeeper.services.evaluation import (
+    UNKNOWN_ACCOUNT,
+    GoalLibrary,
+    conversion_plans,
+    credit,
+    occurrences,
+)
 from goalkeeper.services.goals import get_goal, list_goals
 
 JOB_KIND = "backfill"
@@ -227,8 +233,12 @@ class JobRun:
         if goal is None or not goal.active or goal.version != self.job.goal_version:
             self._end(CHANGED_GOAL)
             return None
-        timezone = self.dal.accounts.timezone(account_id)
-        return GoalLibrary(GoalIndex.build([goal]), library_layouts(goals), timezone)
+        # The time zone, and the attribution settings as they are now: a backfill
+        # credits history by today's model (the tool to apply a changed model).
+        version = self.dal.goals.library_version(account_id) or UNKNOWN_ACCOUNT
+        return GoalLibrary(
+            GoalIndex.build([goal]), library_layouts(goals), version.timezone, version.attribution
+        )
 
     def _page(self, library: GoalLibrary) -> tuple[dict[str, Any], bool]:
         """The next page's work, and the job's new position and counts (with whether
@@ -288,7 +298,9 @@ class JobRun:
         event = stored_event(item)
         own = occurrences(self.dal, library, account_id, event, item)[0]
         decisions = self.dal.decisions.decide_event(
-            conversion_plans(library, account_id, own, self._shards)
+            conversion_plans(
+                library, account_id, own, self._shards, credit(self.dal, library, account_id, own)
+            )
         )
         if decisions:
             return decisions[0].status

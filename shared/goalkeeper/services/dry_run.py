@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from goalkeeper.crediting import Credit
 from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Conversion
 from goalkeeper.dal.events import EventItem
@@ -32,6 +33,7 @@ from goalkeeper.dedup import (
     library_layouts,
 )
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import iso
 from goalkeeper.models.events import EARLIEST_EVENT, MAX_CLOCK_SKEW
 from goalkeeper.models.goals import DryRunRequest, Goal, PageViewsRule, TagsRule
@@ -62,6 +64,7 @@ def dry_run(
         GoalIndex.build([goal]),
         library_layouts([*list_goals(dal.goals, account_id), goal]),
         timezone,
+        AttributionSettings(),  # a dry-run counts decisions; it credits nothing
     )
     start, end = _instants(span.start, span.end, timezone, now)
     # One more than the cap is read, to know whether the range holds more.
@@ -72,7 +75,7 @@ def dry_run(
     plans = [
         plan
         for occurrence in found
-        for plan in conversion_plans(library, account_id, occurrence, shards)
+        for plan in conversion_plans(library, account_id, occurrence, shards, Credit.none())
     ]
     judged = judge_in_order(plans, _stored_claims(dal, account_id, plans))
     counted = sum(decision.status == "counted" for _, decision in judged)

@@ -7,17 +7,23 @@ from datetime import datetime
 from typing import Any
 
 from goalkeeper import keys
+from goalkeeper.crediting import Credit
 from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Decisions, Sighting
 from goalkeeper.dal.goals import Goals, LibraryVersion
 from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, plan_conversion
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
+from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import local_day
 from goalkeeper.models.events import Event, TagChange
 from goalkeeper.rules import GoalIndex
+from goalkeeper.services.attribution import credit_conversion
 from goalkeeper.services.goals import list_goals
 from goalkeeper.settings import Settings
 from goalkeeper.values import conversion_value
+
+# What an account item that is gone (or never was) stands for: no goals, defaults.
+UNKNOWN_ACCOUNT = LibraryVersion(0, "UTC", AttributionSettings())
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class GoalLibrary:
     index: GoalIndex
     layouts: frozenset[Layout]
     timezone: str
+    attribution: AttributionSettings
 
 
 class GoalLibraryCache:
@@ -49,10 +56,15 @@ class GoalLibraryCache:
         cached = self._entries.get(account_id)
         if cached is not None and account_id in self._checked:
             return cached[1]
-        version = self._goals.library_version(account_id) or LibraryVersion(0, "UTC")
+        version = self._goals.library_version(account_id) or UNKNOWN_ACCOUNT
         if cached is None or cached[0] != version:
             goals = list_goals(self._goals, account_id)
-            library = GoalLibrary(GoalIndex.build(goals), library_layouts(goals), version.timezone)
+            library = GoalLibrary(
+                GoalIndex.build(goals),
+                library_layouts(goals),
+                version.timezone,
+                version.attribution,
+            )
             cached = self._entries[account_id] = (version, library)
         self._checked.add(account_id)
         return cached[1]
@@ -191,7 +203,9 @@ def evaluate_event_item(
         sighting = Sighting(
             account_id, event.visitor_id, day, keys.shard_of(item["event_id"], shards)
         )
-    plans = conversion_plans(library, account_id, own, shards)
+    plans = conversion_plans(
+        library, account_id, own, shards, credit(dal, library, account_id, own)
+    )
     decisions: list[Decision] = []
     if not plans and sighting is not None and deferred_sightings is not None:
         deferred_sightings.append(sighting)  # counted with the batch's others, in one write
@@ -201,15 +215,29 @@ def evaluate_event_item(
         seen.add(seen_key)
     for occurrence in later:
         decisions += dal.decisions.decide_event(
-            conversion_plans(library, account_id, occurrence, shards)
+            conversion_plans(
+                library,
+                account_id,
+                occurrence,
+                shards,
+                credit(dal, library, account_id, occurrence),
+            )
         )
     return decisions
 
 
+def credit(dal: Dal, library: GoalLibrary, account_id: str, occurrence: Occurrence) -> Credit:
+    """What an occurrence's conversions are credited to (read only when it reached a goal)."""
+    if not occurrence.goals:
+        return Credit.none()
+    return credit_conversion(dal.touches, account_id, library.attribution, occurrence.event)
+
+
 def conversion_plans(
-    library: GoalLibrary, account_id: str, occurrence: Occurrence, shards: int
+    library: GoalLibrary, account_id: str, occurrence: Occurrence, shards: int, credit: Credit
 ) -> list[ConversionPlan]:
-    """The decisions an occurrence's goals need (evaluation's, and a backfill's)."""
+    """The decisions an occurrence's goals need (evaluation's, and a backfill's), each
+    conversion credited with `credit`."""
     event = occurrence.event
     occurred_at: datetime = event.occurred_at  # type: ignore[assignment]
     return [
@@ -223,6 +251,7 @@ def conversion_plans(
             day=local_day(occurred_at, library.timezone),
             shards=shards,
             value=conversion_value(goal.value, event),
+            credit=credit,
             completion=completion,
         )
         for goal, completion in occurrence.goals

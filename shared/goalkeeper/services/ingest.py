@@ -36,6 +36,12 @@ class EventStore(Protocol):
     def put_many(self, items: list[EventItem], concurrency: int) -> Sequence[EventItem | None]: ...
 
 
+class ContactLinks(Protocol):
+    """Where the visitors each contact was identified as are kept (goalkeeper.dal.touches)."""
+
+    def link_visitors(self, account_id: str, pairs: set[tuple[str, str]]) -> None: ...
+
+
 class AccountSecrets(Protocol):
     """Where an account's secret for keyed hashes is kept (goalkeeper.dal.accounts)."""
 
@@ -191,6 +197,7 @@ def event_item(
 
 def ingest_events(
     events: EventStore,
+    links: ContactLinks,
     account_id: str,
     batch: EventBatch,
     received_at: datetime,
@@ -209,7 +216,8 @@ def ingest_events(
     another request between that read and the puts is found by its put: the
     answer is still a conflict, and the batch's other events stay stored. The
     account's secret is looked up once per request, and only when a call carries
-    a caller number.
+    a caller number. Events naming both a contact and a visitor link the two (one
+    batch write per request), so the contact's conversions find the visitor's touches.
     """
     pii_secret = account_secret(account_id) if any(map(_carries_caller, batch.events)) else None
     sent = [
@@ -226,6 +234,14 @@ def ingest_events(
         first.setdefault(place.item["event_id"], place.item)
     stored = events.stored(account_id, list(first))
     _refuse(_conflicts(sent, stored), "nothing was stored")
+    # Before the events: an accepted event's link is never missing (a repeat writes it again).
+    identified = {
+        (contact_id, visitor_id)
+        for contact_id, visitor_id in ((p.event.contact_id, p.event.visitor_id) for p in sent)
+        if contact_id and visitor_id
+    }
+    if identified:
+        links.link_visitors(account_id, identified)
     new = [item for event_id, item in first.items() if event_id not in stored]
     found = zip(new, events.put_many(new, write_concurrency), strict=True)
     raced = {item["event_id"]: other for item, other in found if other is not None}

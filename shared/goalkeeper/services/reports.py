@@ -403,6 +403,11 @@ def _trace_entry(item: dict[str, Any]) -> dict[str, Any]:
             "status": item["status"],
             "reason": item.get("reason"),
             "duplicate_of": item.get("duplicate_of"),
+            "attribution": _plain(item.get("attribution")),
+            # Conversions decided before crediting existed carried their event's own.
+            "attribution_source": item.get(
+                "attribution_source", "event" if item.get("attribution") else "none"
+            ),
         }
         if item.get("value_currency"):
             entry["value"] = {
