@@ -93,7 +93,11 @@ def _account_item(new: NewAccountRecord, keys_held: list[KeyRecord]) -> dict[str
 
 def _key_items(record: KeyRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the lookup item, the account's record) of a key."""
-    common = {"account_id": record.account_id, "key_id": record.key_id, "role": record.role}
+    common: dict[str, Any] = {
+        "account_id": record.account_id,
+        "key_id": record.key_id,
+        "role": record.role,
+    }
     if record.allowed_origins:  # authentication reads them from the lookup item
         common["allowed_origins"] = list(record.allowed_origins)
     lookup = (
