@@ -79,8 +79,9 @@ def authenticate(
     presented: str | None, lookup: KeyLookup, in_query: str | None = None
 ) -> Principal:
     """The principal of the request's key: the x-api-key header's, or a site key sent
-    as ?key= (`in_query`). Any other key in a URL is refused unlooked-up: URLs end up
-    in logs and browser histories, so such a key must be revoked rather than used."""
+    as ?key= (`in_query`). Any other key in a URL is refused (and not even looked up
+    unless it looks like a site key): URLs end up in logs and browser histories, so
+    such a key is to be revoked, not used."""
     if presented and in_query:
         raise Unauthenticated(
             f"send the key once: in the {API_KEY_HEADER} header or as ?{QUERY_KEY_PARAMETER}="
