@@ -13,7 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, current_principal, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.models.accounts import AccountRequest, AccountSettingsRequest, KeyRequest
+from goalkeeper.models.accounts import (
+    AccountRequest,
+    AccountSettingsRequest,
+    ApiKeyInfo,
+    KeyRequest,
+)
 from goalkeeper.models.events import EventBatch
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
@@ -34,6 +39,8 @@ account_secrets = AccountSecrets(
 ADMIN = require(Role.ADMIN)
 WRITE = require(Role.WRITE)
 READ_OR_WRITE = require(Role.READ, Role.WRITE)
+# Events come from servers (write keys) and from web pages (site keys, publishable).
+EVENT_SENDERS = require(Role.WRITE, Role.SITE)
 
 
 def _now() -> datetime:
@@ -69,15 +76,7 @@ def set_account_settings(request: Annotated[AccountSettingsRequest, Body()]) -> 
 
 @app.post("/v1/keys", middlewares=[READ_OR_WRITE])
 def issue_key(request: Annotated[KeyRequest | None, Body()] = None) -> JsonResponse:
-    key = accounts.issue_key(
-        runtime.dal().accounts,
-        current_account(app),
-        current_principal(app).role,
-        request or KeyRequest(),
-        _now(),
-    )
-    logger.info("api key issued", extra={"key_id": key.key_id, "role": key.role})
-    return json_response(201, key.model_dump())
+    return _issue_key(current_account(app), request)
 
 
 @app.get("/v1/keys", middlewares=[READ_OR_WRITE])
@@ -85,25 +84,79 @@ def list_keys(
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JsonResponse:
-    page = accounts.list_keys(
-        runtime.dal().accounts, current_account(app), current_principal(app).role, limit, cursor
+    return _list_keys(current_account(app), limit, cursor)
+
+
+@app.delete("/v1/keys/<key_id>", middlewares=[READ_OR_WRITE])
+def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
+    return _revoke_key(current_account(app), key_id)
+
+
+# Account recovery: the admin key manages any account's keys (lost, leaked or
+# abused ones), and every such change is logged with the account it touched.
+@app.post("/v1/accounts/<account_id>/keys", middlewares=[ADMIN])
+def issue_account_key(
+    account_id: Annotated[str, Path(max_length=64)],
+    request: Annotated[KeyRequest | None, Body()] = None,
+) -> JsonResponse:
+    return _issue_key(account_id, request)
+
+
+@app.get("/v1/accounts/<account_id>/keys", middlewares=[ADMIN])
+def list_account_keys(
+    account_id: Annotated[str, Path(max_length=64)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JsonResponse:
+    return _list_keys(account_id, limit, cursor)
+
+
+@app.delete("/v1/accounts/<account_id>/keys/<key_id>", middlewares=[ADMIN])
+def revoke_account_key(
+    account_id: Annotated[str, Path(max_length=64)], key_id: Annotated[str, Path(max_length=64)]
+) -> JsonResponse:
+    return _revoke_key(account_id, key_id)
+
+
+def _issue_key(account_id: str, request: KeyRequest | None) -> JsonResponse:
+    by = current_principal(app).role
+    key = accounts.issue_key(
+        runtime.dal().accounts, account_id, by, request or KeyRequest(), _now()
     )
+    _log_key_change("api key issued", account_id, key, by)
+    return json_response(201, key.model_dump())
+
+
+def _list_keys(account_id: str, limit: int, cursor: str | None) -> JsonResponse:
+    by = current_principal(app).role
+    page = accounts.list_keys(runtime.dal().accounts, account_id, by, limit, cursor)
+    if by is Role.ADMIN:
+        logger.warning("api keys listed", extra={"by": by.value, "account_id": account_id})
     return json_response(
         200,
         {"keys": [key.model_dump() for key in page.keys], "next_cursor": page.next_cursor},
     )
 
 
-@app.delete("/v1/keys/<key_id>", middlewares=[READ_OR_WRITE])
-def revoke_key(key_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
-    key = accounts.revoke_key(
-        runtime.dal().accounts, current_account(app), current_principal(app).role, key_id, _now()
-    )
-    logger.info("api key revoked", extra={"key_id": key.key_id, "role": key.role})
+def _revoke_key(account_id: str, key_id: str) -> JsonResponse:
+    by = current_principal(app).role
+    key = accounts.revoke_key(runtime.dal().accounts, account_id, by, key_id, _now())
+    _log_key_change("api key revoked", account_id, key, by)
     return json_response(200, key.model_dump())
 
 
-@app.post("/v1/events", middlewares=[WRITE])
+def _log_key_change(message: str, account_id: str, key: ApiKeyInfo, by: Role) -> None:
+    """The audit line of a key change: who changed which key of which account. The
+    admin's are warnings: recovery means something went wrong, and they must survive
+    a LogLevel of WARNING."""
+    log = logger.warning if by is Role.ADMIN else logger.info
+    log(
+        message,
+        extra={"by": by.value, "account_id": account_id, "key_id": key.key_id, "role": key.role},
+    )
+
+
+@app.post("/v1/events", middlewares=[EVENT_SENDERS])
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
     result = ingest_events(
         runtime.dal().events,

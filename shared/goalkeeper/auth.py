@@ -3,6 +3,10 @@
 Keys are random, shown once, and stored only as SHA-256 digests; a request's key
 is hashed and looked up by digest, so the plaintext never touches the table.
 Every route declares the roles it accepts with `require(...)`.
+
+A site key is the one meant to be published in web pages: it may only send events
+(and ask for a tracking number), may name the origins allowed to use it, and is the
+only key that may travel in a URL (`?key=`), because beacons cannot set headers.
 """
 
 import hashlib
@@ -28,12 +32,15 @@ class Role(StrEnum):
     ADMIN = "admin"
     WRITE = "write"
     READ = "read"
+    SITE = "site"
 
 
 @dataclass(frozen=True)
 class Principal:
     role: Role
     account_id: str | None  # None only for the admin
+    # A site key's allowed origins (scheme://host[:port]); empty: any origin.
+    allowed_origins: tuple[str, ...] = ()
 
 
 def key_digest(key: str) -> str:
@@ -64,8 +71,40 @@ def key_prefix(key: str, role: Role) -> str:
 
 KeyLookup = Callable[[str], Principal | None]
 
+QUERY_KEY_PARAMETER = "key"
+SITE_KEY_PREFIX = f"gk_{Role.SITE.value}_"
 
-def authenticate(presented: str | None, lookup: KeyLookup) -> Principal:
+
+def authenticate(
+    presented: str | None, lookup: KeyLookup, in_query: str | None = None
+) -> Principal:
+    """The principal of the request's key: the x-api-key header's, or a site key sent
+    as ?key= (`in_query`). Any other key in a URL is refused (and not even looked up
+    unless it looks like a site key): URLs end up in logs and browser histories, so
+    such a key is to be revoked, not used."""
+    if presented and in_query:
+        raise Unauthenticated(
+            f"send the key once: in the {API_KEY_HEADER} header or as ?{QUERY_KEY_PARAMETER}="
+        )
+    return (
+        _authenticate_site_key(in_query, lookup) if in_query else _authenticate(presented, lookup)
+    )
+
+
+def _authenticate_site_key(presented: str, lookup: KeyLookup) -> Principal:
+    refusal = Unauthenticated(
+        f"only a site key ({SITE_KEY_PREFIX}...) may be sent as ?{QUERY_KEY_PARAMETER}=; "
+        f"send other keys in the {API_KEY_HEADER} header (and revoke one that was in a URL)"
+    )
+    if not presented.startswith(SITE_KEY_PREFIX):
+        raise refusal
+    principal = _authenticate(presented, lookup)
+    if principal.role is not Role.SITE:
+        raise refusal
+    return principal
+
+
+def _authenticate(presented: str | None, lookup: KeyLookup) -> Principal:
     if not presented:
         raise Unauthenticated(f"missing {API_KEY_HEADER} header")
     digest = key_digest(presented)
@@ -83,9 +122,25 @@ def stored_key_lookup(accounts: Accounts) -> KeyLookup:
         owner = accounts.key_owner(digest)
         if owner is None or owner.revoked:
             return None
-        return Principal(Role(owner.role), owner.account_id)
+        return Principal(Role(owner.role), owner.account_id, owner.allowed_origins)
 
     return lookup
+
+
+def check_origin(principal: Principal, origin: str | None) -> None:
+    """A site key with allowed origins serves pages of those origins only, so a request
+    naming no Origin (a server, curl) is refused too rather than let through for saying
+    less. Browsers write Origin themselves; any other client can write any origin, so
+    this stops other web sites using the key, not a determined script."""
+    if not principal.allowed_origins:
+        return
+    if origin is None:
+        raise Forbidden(
+            "this site key accepts requests from its allowed origins only, "
+            "and this request names no Origin"
+        )
+    if origin.lower() not in principal.allowed_origins:
+        raise Forbidden(f"this site key does not accept requests from origin {origin!r}")
 
 
 def require(*roles: Role) -> Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]:

@@ -29,7 +29,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from goalkeeper import errors
-from goalkeeper.auth import API_KEY_HEADER, KeyLookup, authenticate
+from goalkeeper.auth import (
+    API_KEY_HEADER,
+    QUERY_KEY_PARAMETER,
+    KeyLookup,
+    authenticate,
+    check_origin,
+)
 from goalkeeper.errors import FieldProblem, GoalkeeperError
 from goalkeeper.settings import get_settings
 
@@ -287,9 +293,10 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
     """The Lambda entry of an API function.
 
     Checks that need no route run before Powertools validates the body: an
-    oversized body is refused unread (413) and an unknown key gets 401 whatever
-    it sent. Bodies are JSON whatever Content-Type says, so a browser's
-    navigator.sendBeacon (text/plain) and `curl -d` both work.
+    oversized body is refused unread (413), an unknown key gets 401 whatever
+    it sent, and a site key used from an origin it does not allow gets 403. Bodies
+    are JSON whatever Content-Type says, so a browser's navigator.sendBeacon
+    (text/plain, which needs no CORS preflight) and `curl -d` both work.
     """
 
     def entry(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -297,7 +304,8 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
             return _PREFLIGHT  # a CORS preflight carries no key; API Gateway answers it in AWS
         try:
             _check_body_size(event)
-            principal = authenticate(_header(event, API_KEY_HEADER), lookup)
+            principal = authenticate(_header(event, API_KEY_HEADER), lookup, _take_query_key(event))
+            check_origin(principal, _header(event, "origin"))
             _body_as_text(event)
             _refuse_top_level_array(event)
         except GoalkeeperError as error:
@@ -328,6 +336,23 @@ def _header(event: dict[str, Any], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
+
+
+def _take_query_key(event: dict[str, Any]) -> str | None:
+    """The ?key= of a beacon, taken out of the event: routes never see it as a query
+    parameter, nor does anything that logs or echoes the query."""
+    single = event.get("queryStringParameters") or {}
+    multi = event.get("multiValueQueryStringParameters") or {}
+    key = single.pop(QUERY_KEY_PARAMETER, None)
+    keys = multi.pop(QUERY_KEY_PARAMETER, None) or ([key] if key is not None else [])
+    for name in ("queryStringParameters", "multiValueQueryStringParameters"):
+        if event.get(name) == {}:
+            event[name] = None  # as API Gateway sends a request without a query
+    if len(keys) > 1:
+        raise errors.InvalidInput(
+            "the request is invalid", [FieldProblem(QUERY_KEY_PARAMETER, "send one key")]
+        )
+    return keys[0] if keys else None
 
 
 def _check_body_size(event: dict[str, Any]) -> None:

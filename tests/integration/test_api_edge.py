@@ -152,10 +152,16 @@ BODIES = {
     ("POST", "/v1/goals/dry-run"): {"goal": GOAL_SPEC},
     ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
     ("POST", "/v1/keys"): {},
+    ("POST", "/v1/accounts/{account_id}/keys"): {"role": "write"},
     ("PUT", "/v1/account"): {"attribution": {"model": "last_touch"}},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},
 }
-ADMIN_ROUTES = {("POST", "/v1/accounts")}
+ADMIN_ROUTES = {
+    ("POST", "/v1/accounts"),
+    ("GET", "/v1/accounts/{account_id}/keys"),
+    ("POST", "/v1/accounts/{account_id}/keys"),
+    ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"),
+}
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -173,7 +179,8 @@ def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[s
     goal_id = stack.api.request("GET", "/v1/goals", keys["read"])[1]["goals"][0]["goal_id"]
     key_id = stack.api.request("GET", "/v1/keys", keys["write"])[1]["keys"][0]["key_id"]
     path = (
-        template.replace("{goal_id}", goal_id)
+        template.replace("{account_id}", account["account_id"])
+        .replace("{goal_id}", goal_id)
         .replace("{key_id}", key_id)
         .replace("{visitor_id}", "ann")
     )

@@ -28,6 +28,7 @@ class Tenant:
     account_id: str
     write: str
     read: str
+    site: str
     goal_ids: list[str] = field(default_factory=list)
     key_ids: dict[str, str] = field(default_factory=dict)
     visitor_ids: list[str] = field(default_factory=list)
@@ -36,7 +37,7 @@ class Tenant:
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str:
-        return {"write": self.write, "read": self.read, "admin": ADMIN_KEY}[role]
+        return {"write": self.write, "read": self.read, "site": self.site, "admin": ADMIN_KEY}[role]
 
     def markers(self) -> list[str]:
         """Everything of this tenant another tenant's answer must never contain."""
@@ -44,6 +45,7 @@ class Tenant:
             self.account_id,
             self.write,
             self.read,
+            self.site,
             *self.goal_ids,
             *self.key_ids.values(),
             *self.visitor_ids,
@@ -61,11 +63,12 @@ GOAL_SPEC = {
 
 def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     created = stack.new_account(name=name)
-    tenant = Tenant(created["account_id"], created["keys"]["write"], created["keys"]["read"])
-    for role in ("write", "read"):
-        status, listed = stack.api.request("GET", "/v1/keys", tenant.key(role))
+    keys = created["keys"]
+    tenant = Tenant(created["account_id"], keys["write"], keys["read"], keys["site"])
+    for manager in ("write", "read"):  # a write key manages the site key too
+        status, listed = stack.api.request("GET", "/v1/keys", tenant.key(manager))
         assert status == 200, listed
-        tenant.key_ids[role] = listed["keys"][0]["key_id"]
+        tenant.key_ids |= {key["role"]: key["key_id"] for key in listed["keys"]}
     if not with_data:
         return tenant
     status, goal = stack.api.request("POST", "/v1/goals", tenant.write, GOAL_SPEC)
@@ -154,7 +157,7 @@ SETTINGS = {"attribution": {"model": "first_touch", "lookback_days": 7}}
 
 ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts"): {"admin"},
-    ("POST", "/v1/events"): {"write"},
+    ("POST", "/v1/events"): {"write", "site"},
     ("GET", "/v1/goals"): {"read", "write"},
     ("POST", "/v1/goals"): {"write"},
     ("POST", "/v1/goals/dry-run"): {"read", "write"},
@@ -174,13 +177,17 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/visitors/{visitor_id}/trace"): {"read"},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"write"},
     ("GET", "/v1/jobs/{job_id}"): {"read", "write"},
+    ("GET", "/v1/accounts/{account_id}/keys"): {"admin"},
+    ("POST", "/v1/accounts/{account_id}/keys"): {"admin"},
+    ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): {"admin"},
 }
+ACCOUNT_KEYS = ("write", "read", "site")
 
 
-def _b_event(a: Tenant) -> dict[str, Any]:
+def _b_event(a: Tenant, which: int = 0) -> dict[str, Any]:
     # B reuses A's event id and visitor id: it lands in B, as a new event of B's.
     return {
-        "event_id": a.event_ids[0],
+        "event_id": a.event_ids[which],
         "type": "page_view",
         "visitor_id": a.visitor_ids[0],
         "url": f"https://a.example/thanks-{TAG}",
@@ -194,6 +201,7 @@ CASES: dict[tuple[str, str], Cases] = {
     ],
     ("POST", "/v1/events"): lambda a, b: [
         Attempt("write", "/v1/events", _b_event(a), own_data=True),
+        Attempt("site", "/v1/events", _b_event(a, 1), own_data=True),
         Attempt("read", "/v1/events", _b_event(a)),
     ],
     ("GET", "/v1/goals"): lambda a, b: [
@@ -287,6 +295,18 @@ CASES: dict[tuple[str, str], Cases] = {
     ("GET", "/v1/jobs/{job_id}"): lambda a, b: [
         Attempt(role, f"/v1/jobs/{job_id}") for job_id in a.job_ids for role in ("read", "write")
     ],
+    # Account recovery is the admin's: no key of B's reaches A's keys through it.
+    ("GET", "/v1/accounts/{account_id}/keys"): lambda a, b: [
+        Attempt(role, f"/v1/accounts/{a.account_id}/keys") for role in ACCOUNT_KEYS
+    ],
+    ("POST", "/v1/accounts/{account_id}/keys"): lambda a, b: [
+        Attempt(role, f"/v1/accounts/{a.account_id}/keys", {"role": role}) for role in ACCOUNT_KEYS
+    ],
+    ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): lambda a, b: [
+        Attempt(role, f"/v1/accounts/{a.account_id}/keys/{key_id}")
+        for key_id in a.key_ids.values()
+        for role in ACCOUNT_KEYS
+    ],
 }
 
 
@@ -316,7 +336,8 @@ def _pending(stack: InProcessStack, owner: Tenant, route: ApiRoute) -> bool:
 
 def _concrete(route: ApiRoute, owner: Tenant) -> str:
     return (
-        route.path.replace("{goal_id}", owner.goal_ids[0])
+        route.path.replace("{account_id}", owner.account_id)
+        .replace("{goal_id}", owner.goal_ids[0])
         .replace("{visitor_id}", owner.visitor_ids[0])
         .replace("{key_id}", owner.key_ids["write"])
         .replace("{job_id}", owner.job_ids[0])
@@ -354,7 +375,7 @@ def test_account_b_cannot_reach_account_a(
         else:
             assert status in (403, 404), where
         if status == 202:  # B's event is B's: A's id is no duplicate in B
-            assert answer == {"accepted": [a.event_ids[0]], "duplicates": []}, where
+            assert answer == {"accepted": [attempt.body["event_id"]], "duplicates": []}, where
     stack.evaluate_pending()
     assert _snapshot(stack, a) == before, f"{route.method} {route.path} changed A's data"
 
@@ -368,6 +389,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("PUT", "/v1/goals/{goal_id}"): GOAL_SPEC,
         ("PUT", "/v1/account"): SETTINGS,
         ("POST", "/v1/keys"): {},
+        ("POST", "/v1/accounts/{account_id}/keys"): {"role": "write"},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
     }.get(_route_key(route))
 
@@ -381,17 +403,26 @@ def test_wrong_role_and_bad_keys_are_refused(
     revoked = _revoked_write_key(stack, a)
     before = _snapshot(stack, a)
     pending = _pending(stack, a, route)
-    for role in {"admin", "write", "read"} - ROLES[_route_key(route)]:
-        status, answer = stack.api.request(route.method, path, a.key(role), body, REPORT_QUERY)
-        where = f"{route.method} {path} with a {role} key -> {status} {answer}"
-        if pending:
-            assert _is_missing_route(status, answer), where
-        else:
-            assert status == 403, where
-            assert answer["error"]["code"] == "forbidden", where
-    for key in (None, "", "gk_write_not-a-key", a.write + "x", revoked):
+    for role in {"admin", *ACCOUNT_KEYS} - ROLES[_route_key(route)]:
+        # A site key is refused alike in the header and in the URL (?key=), as beacons send it.
+        in_url = [REPORT_QUERY | {"key": a.site}] if role == "site" else []
+        for key, query in [(a.key(role), REPORT_QUERY), *((None, q) for q in in_url)]:
+            status, answer = stack.api.request(route.method, path, key, body, query)
+            where = f"{route.method} {path} with a {role} key -> {status} {answer}"
+            if pending:
+                assert _is_missing_route(status, answer), where
+            else:
+                assert status == 403, where
+                assert answer["error"]["code"] == "forbidden", where
+    for key in (None, "", "gk_write_not-a-key", "gk_site_not-a-key", a.write + "x", revoked):
         status, answer = stack.api.request(route.method, path, key, body, REPORT_QUERY)
         assert status == 401, f"{route.method} {path} with key {key!r} -> {status} {answer}"
+        assert answer["error"]["code"] == "unauthenticated"
+    # No other key travels in a URL, whatever it may do in the header.
+    for role in ("admin", "write", "read"):
+        query = REPORT_QUERY | {"key": a.key(role)}
+        status, answer = stack.api.request(route.method, path, None, body, query)
+        assert status == 401, f"{route.method} {path} with ?key= {role} -> {status} {answer}"
         assert answer["error"]["code"] == "unauthenticated"
     assert _snapshot(stack, a) == before
 
@@ -519,7 +550,12 @@ def _workload(stack: InProcessStack) -> None:
         status, job = stack.api.request("GET", f"/v1/jobs/{job_id}", read)
         assert (status, job["status"]) == (200, "done"), job
     issued = stack.api.request("POST", "/v1/keys", write, {})[1]
+    recovery = f"/v1/accounts/{account['account_id']}/keys"
+    recovered = stack.api.request("POST", recovery, ADMIN_KEY, {"role": "site"})[1]
     for method, path, key, body, query in [
+        ("POST", "/v1/events", account["keys"]["site"], {"type": "lead", "lead_id": "l-1"}, None),
+        ("GET", recovery, ADMIN_KEY, None, None),
+        ("DELETE", f"{recovery}/{recovered['key_id']}", ADMIN_KEY, None, None),
         ("GET", "/v1/keys", write, None, None),
         ("PUT", "/v1/account", write, SETTINGS, None),
         ("GET", "/v1/account", read, None, None),
@@ -582,10 +618,3 @@ def test_each_function_is_granted_exactly_the_table_access_it_uses(
         assert used[function] == granted, f"{function}: uses {used[function]}, granted {granted}"
         expected = [TABLE_ARN] + [_index_arn(i) for i in sorted(indexes.get(function, ()))]
         assert resources == expected, f"{function}: resources {resources}, uses {expected}"
-
-
-def test_the_api_has_throttling_defaults() -> None:
-    api = load_template()["Resources"]["Api"]["Properties"]
-    (settings,) = api["MethodSettings"]
-    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
-    assert 0 < settings["ThrottlingRateLimit"] <= settings["ThrottlingBurstLimit"]

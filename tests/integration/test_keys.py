@@ -8,17 +8,18 @@ from goalkeeper.auth import key_digest
 from support.stack import ADMIN_KEY, TABLE, InProcessStack
 
 CALL = {"type": "call", "call_id": "c-1", "connected": True, "bridged_seconds": 61}
-KEY_FIELDS = {"key_id", "role", "prefix", "label", "created_at", "revoked_at"}
+KEY_FIELDS = {"key_id", "role", "prefix", "label", "created_at", "revoked_at", "allowed_origins"}
 
 
 def _send_call(stack: InProcessStack, key: str) -> int:
     return stack.api.request("POST", "/v1/events", key, CALL)[0]
 
 
-def _listed(stack: InProcessStack, key: str) -> list[dict[str, Any]]:
+def _listed(stack: InProcessStack, key: str, role: str | None = None) -> list[dict[str, Any]]:
+    """The keys `key` manages (of `role` only, when given)."""
     status, body = stack.api.request("GET", "/v1/keys", key)
     assert status == 200, body
-    return body["keys"]
+    return [k for k in body["keys"] if role in (None, k["role"])]
 
 
 def _key_id(stack: InProcessStack, key: str) -> str:
@@ -37,7 +38,7 @@ def test_no_plaintext_key_is_stored_anywhere(stack: InProcessStack) -> None:
     plain = []
     for _ in range(2):
         keys = stack.new_account(name="Acme")["keys"]
-        plain += [keys["write"], keys["read"]]
+        plain += [keys["write"], keys["read"], keys["site"]]
         plain += [_issue(stack, keys["write"])["key"], _issue(stack, keys["read"])["key"]]
 
     items = stack.items()
@@ -61,7 +62,7 @@ def test_listing_shows_ids_and_prefixes_never_keys_or_digests(stack: InProcessSt
     assert issued["label"] == "shop web site"
     assert issued["revoked_at"] is None
     listed = _listed(stack, write)
-    assert [set(k) for k in listed] == [KEY_FIELDS, KEY_FIELDS]
+    assert [set(k) for k in listed] == [KEY_FIELDS] * 3  # two write keys, the site key
     text = str(listed)
     for key in (write, issued["key"]):
         assert key not in text
@@ -106,7 +107,9 @@ def test_a_revoked_read_key_is_refused_by_the_reports_function_too(
     assert stack.api.request("GET", "/v1/reports/goals", new)[0] == 200
 
 
-def test_a_key_manages_keys_of_its_own_role_only(stack: InProcessStack) -> None:
+def test_a_key_manages_the_keys_of_its_role_and_a_write_key_site_keys(
+    stack: InProcessStack,
+) -> None:
     keys = stack.new_account()["keys"]
     write, read = keys["write"], keys["read"]
     read_id = _key_id(stack, read)
@@ -116,7 +119,7 @@ def test_a_key_manages_keys_of_its_own_role_only(stack: InProcessStack) -> None:
     assert status == 403
     assert body["error"]["code"] == "forbidden"
     assert stack.api.request("DELETE", f"/v1/keys/{read_id}", write)[0] == 404
-    assert {k["role"] for k in _listed(stack, write)} == {"write"}
+    assert {k["role"] for k in _listed(stack, write)} == {"write", "site"}
     # ...nor a read key a write key.
     assert stack.api.request("POST", "/v1/keys", read, {"role": "write"})[0] == 403
     assert stack.api.request("DELETE", f"/v1/keys/{_key_id(stack, write)}", read)[0] == 404
@@ -155,7 +158,7 @@ def test_active_keys_per_role_are_bounded(stack: InProcessStack) -> None:
 
     assert stack.api.request("DELETE", f"/v1/keys/{issued[0]['key_id']}", write)[0] == 200
     _issue(stack, write)
-    listed = _listed(stack, write)
+    listed = _listed(stack, write, "write")
     assert len(listed) == 11
     assert sum(1 for k in listed if k["revoked_at"] is None) == 10
 
@@ -215,8 +218,8 @@ def test_key_listing_comes_in_pages(stack: InProcessStack) -> None:
     revoked = _mint_and_revoke(stack, write, 25)
 
     pages = _pages(stack, write, limit=10)
-    assert [len(page) for page in pages] == [10, 10, 6]
-    listed = [k["key_id"] for page in pages for k in page]
+    assert [len(page) for page in pages] == [10, 10, 7]  # 26 write keys, the site key
+    listed = [k["key_id"] for page in pages for k in page if k["role"] == "write"]
     assert sorted(listed) == sorted([*revoked, _key_id(stack, write)])
     # The 26 write records share the account's key partition: a read key's pages
     # still hold read keys only, and as many as asked for.
@@ -226,7 +229,7 @@ def test_key_listing_comes_in_pages(stack: InProcessStack) -> None:
 
     status, body = stack.api.request("GET", "/v1/keys", write)
     assert status == 200, body
-    assert len(body["keys"]) == 26  # one page by default
+    assert len(body["keys"]) == 27  # one page by default
     assert body["next_cursor"] is None
 
 
@@ -269,7 +272,7 @@ def test_revoked_keys_are_forgotten_after_the_retention_and_stay_refused(
 
     # Once that time has passed DynamoDB deletes them; every guarantee still holds.
     _expire_items_due_by(stack, due)
-    assert [k["key_id"] for k in _listed(stack, write)] == sorted(
+    assert [k["key_id"] for k in _listed(stack, write, "write")] == sorted(
         [_key_id(stack, write), spare["key_id"]]
     )
     assert _send_call(stack, old["key"]) == 401

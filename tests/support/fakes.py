@@ -3,6 +3,7 @@
 outcomes, typed errors included, with no table behind them, so service logic is
 tested without moto."""
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from goalkeeper.dal.accounts import Account, KeyRecord, NewAccountRecord
@@ -82,11 +83,11 @@ class FakeAccounts:
     def key(self, account_id: str, key_id: str) -> KeyRecord | None:
         return self.keys.get((account_id, key_id))
 
-    def keys_of_role(
-        self, account_id: str, role: str, limit: int, after_key_id: str | None = None
+    def keys_of_roles(
+        self, account_id: str, roles: Collection[str], limit: int, after_key_id: str | None = None
     ) -> list[KeyRecord]:
         held = sorted(
-            (r for r in self.keys.values() if r.account_id == account_id and r.role == role),
+            (r for r in self.keys.values() if r.account_id == account_id and r.role in roles),
             key=lambda r: r.key_id,
         )
         return [r for r in held if after_key_id is None or r.key_id > after_key_id][:limit]

@@ -12,6 +12,7 @@ from goalkeeper.errors import (
     Conflict,
     Forbidden,
     GoalLimitReached,
+    InvalidInput,
     KeyLimitReached,
     LastActiveKey,
     NotFound,
@@ -97,7 +98,7 @@ def _account(store: FakeAccounts) -> str:
 def test_a_new_account_has_a_key_of_each_role_and_the_default_goals_in_order() -> None:
     store = FakeAccounts()
     account_id = _account(store)
-    assert sorted(r.role for r in store.keys.values()) == ["read", "write"]
+    assert sorted(r.role for r in store.keys.values()) == ["read", "site", "write"]
     assert [g.name for g in store.goals[account_id]] == [
         "Call Qualified",
         "Call Connected",
@@ -136,12 +137,12 @@ def test_settings_of_no_such_account_are_not_found() -> None:
 def test_the_last_active_key_of_a_role_is_not_revoked() -> None:
     store = FakeAccounts()
     account_id = _account(store)
-    (only,) = accounts.list_keys(store, account_id, Role.WRITE, 10).keys
+    (only,) = accounts.list_keys(store, account_id, Role.READ, 10).keys
     with pytest.raises(LastActiveKey) as refused:
-        accounts.revoke_key(store, account_id, Role.WRITE, only.key_id, NOW)
+        accounts.revoke_key(store, account_id, Role.READ, only.key_id, NOW)
     assert status_for(refused.value) == 409 and refused.value.code == "conflict"
     assert refused.value.message == (
-        "this is the account's last active write key; issue a new one first"
+        "this is the account's last active read key; issue a new one first"
     )
     assert store.revocations == []
 
@@ -158,7 +159,7 @@ def test_a_revoked_key_is_answered_as_it_is_without_another_write() -> None:
     assert store.revocations == [second.key_id]
 
 
-def test_a_key_sees_only_keys_of_its_own_role() -> None:
+def test_a_key_sees_only_the_keys_its_role_manages() -> None:
     store = FakeAccounts()
     account_id = _account(store)
     (read,) = accounts.list_keys(store, account_id, Role.READ, 10).keys
@@ -166,6 +167,34 @@ def test_a_key_sees_only_keys_of_its_own_role() -> None:
         accounts.revoke_key(store, account_id, Role.WRITE, read.key_id, NOW)
     with pytest.raises(Forbidden):
         accounts.issue_key(store, account_id, Role.WRITE, KeyRequest(role="read"), NOW)
+    listed = accounts.list_keys(store, account_id, Role.WRITE, 10).keys
+    assert sorted(k.role for k in listed) == ["site", "write"]
+    site = next(k for k in listed if k.role == "site")
+    with pytest.raises(NotFound):
+        accounts.revoke_key(store, account_id, Role.READ, site.key_id, NOW)
+    with pytest.raises(Forbidden, match="a site key manages no keys"):
+        accounts.list_keys(store, account_id, Role.SITE, 10)
+    with pytest.raises(Forbidden):
+        accounts.issue_key(store, account_id, Role.SITE, KeyRequest(role="site"), NOW)
+
+
+def test_the_admin_manages_every_role_of_an_existing_account_naming_the_role() -> None:
+    store = FakeAccounts()
+    account_id = _account(store)
+    listed = accounts.list_keys(store, account_id, Role.ADMIN, 10).keys
+    assert sorted(k.role for k in listed) == ["read", "site", "write"]
+    issued = accounts.issue_key(store, account_id, Role.ADMIN, KeyRequest(role="read"), NOW)
+    assert issued.role == "read"
+    with pytest.raises(InvalidInput) as unnamed:
+        accounts.issue_key(store, account_id, Role.ADMIN, KeyRequest(), NOW)
+    assert unnamed.value.fields[0].field == "role"
+    for attempt in (
+        lambda: accounts.list_keys(store, "acc_missing", Role.ADMIN, 10),
+        lambda: accounts.issue_key(store, "acc_missing", Role.ADMIN, KeyRequest(role="write"), NOW),
+        lambda: accounts.revoke_key(store, "acc_missing", Role.ADMIN, issued.key_id, NOW),
+    ):
+        with pytest.raises(NotFound, match="no account 'acc_missing'"):
+            attempt()
 
 
 def test_keys_past_the_limit_are_refused_with_the_409_they_always_had() -> None:

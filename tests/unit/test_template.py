@@ -56,6 +56,9 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
     ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
     ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
+    ("GET", "/v1/accounts/{account_id}/keys"): "IngestFunction",
+    ("POST", "/v1/accounts/{account_id}/keys"): "IngestFunction",
+    ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): "IngestFunction",
 }
 
 
@@ -133,6 +136,39 @@ def test_every_design_route_goes_to_its_function(template: dict) -> None:
         assert route.code_uri.is_absolute()
         assert route.code_uri.parent == REPO_ROOT / "functions"
         assert (route.code_uri / "requirements.txt").is_file()
+
+
+# --- the API deployed for browser traffic ----------------------------------------------
+
+AWS_ACCOUNT_RATE_QUOTA, AWS_ACCOUNT_BURST_QUOTA = 10_000, 5_000  # API Gateway's defaults
+
+
+def test_api_throttling_is_a_parameter_sized_for_one_event_per_request(template: dict) -> None:
+    (settings,) = template["Resources"]["Api"]["Properties"]["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurstLimit"}
+    rate = template["Parameters"]["ApiThrottleRateLimit"]["Default"]
+    burst = template["Parameters"]["ApiThrottleBurstLimit"]["Default"]
+    # Browsers send one event per request: the rate is the events per second sites may
+    # send, the figure the scale notes plan for (and no more than AWS grants unasked).
+    assert rate == AWS_ACCOUNT_RATE_QUOTA
+    assert 0 < burst <= AWS_ACCOUNT_BURST_QUOTA
+    for document in ("docs/cost-and-scale.md", "README.md"):
+        text = (REPO_ROOT / document).read_text(encoding="utf-8")
+        assert f"`ApiThrottleRateLimit` ({rate:,} requests/s" in text, document
+
+
+def test_api_gateways_own_errors_carry_cors_headers(template: dict) -> None:
+    """A throttled (429), unknown-path (403) or failed (5xx) answer from API Gateway
+    itself must be readable by the page that sent the request."""
+    responses = template["Resources"]["Api"]["Properties"]["GatewayResponses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        headers = response["ResponseParameters"]["Headers"]
+        assert headers == {"Access-Control-Allow-Origin": "'*'"}
+    cors = template["Resources"]["Api"]["Properties"]["Cors"]
+    assert cors["AllowOrigin"] == "'*'"
 
 
 def test_route_match_extracts_path_parameters() -> None:

@@ -12,6 +12,7 @@ that never set them has none, and gets the defaults.
 
 import itertools
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class KeyRecord:
     created_at: str
     label: str | None = None
     revoked_at: str | None = None
+    allowed_origins: tuple[str, ...] = ()  # a site key's; empty: any origin
 
 
 def _active(role: str) -> str:
@@ -91,7 +93,13 @@ def _account_item(new: NewAccountRecord, keys_held: list[KeyRecord]) -> dict[str
 
 def _key_items(record: KeyRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the lookup item, the account's record) of a key."""
-    common = {"account_id": record.account_id, "key_id": record.key_id, "role": record.role}
+    common: dict[str, Any] = {
+        "account_id": record.account_id,
+        "key_id": record.key_id,
+        "role": record.role,
+    }
+    if record.allowed_origins:  # authentication reads them from the lookup item
+        common["allowed_origins"] = list(record.allowed_origins)
     lookup = (
         keys.api_key(record.digest)
         | common
@@ -122,16 +130,19 @@ def _key_record(item: dict[str, Any]) -> KeyRecord:
         created_at=item["created_at"],
         label=item.get("label"),
         revoked_at=item.get("revoked_at"),
+        allowed_origins=tuple(item.get("allowed_origins", ())),
     )
 
 
 @dataclass(frozen=True)
 class KeyOwner:
-    """What a key's lookup item says: whose key it is, of which role, and whether revoked."""
+    """What a key's lookup item says: whose key it is, of which role, whether revoked,
+    and (a site key's) the origins allowed to use it."""
 
     account_id: str
     role: str
     revoked: bool
+    allowed_origins: tuple[str, ...] = ()
 
 
 class Accounts:
@@ -229,24 +240,34 @@ class Accounts:
         item = self._table.get(keys.api_key(digest), consistent=True)
         if item is None:
             return None
-        return KeyOwner(item["account_id"], item["role"], bool(item.get("revoked_at")))
+        return KeyOwner(
+            item["account_id"],
+            item["role"],
+            bool(item.get("revoked_at")),
+            tuple(item.get("allowed_origins", ())),
+        )
 
     def key(self, account_id: str, key_id: str) -> KeyRecord | None:
         item = self._table.get(keys.account_key(account_id, key_id), consistent=True)
         return _key_record(item) if item else None
 
-    def keys_of_role(
-        self, account_id: str, role: str, limit: int, after_key_id: str | None = None
+    def keys_of_roles(
+        self,
+        account_id: str,
+        roles: Collection[str],
+        limit: int,
+        after_key_id: str | None = None,
     ) -> list[KeyRecord]:
-        """Up to `limit` of the account's keys of one role, in key id order, starting
-        after `after_key_id`. Every role's records share one partition, so DynamoDB's
-        filter may leave a page short: pages are read until `limit` are found."""
+        """Up to `limit` of the account's keys of the given roles, in key id order,
+        starting after `after_key_id`. Every role's records share one partition, so
+        DynamoDB's filter may leave a page short: pages are read until `limit` are found."""
         expression = Expression()
+        named_roles = ", ".join(expression.value(role) for role in sorted(roles))
         query: dict[str, Any] = {
             "KeyConditionExpression": (
                 f"{expression.name(keys.PK)} = {expression.value(keys.account_keys_pk(account_id))}"
             ),
-            "FilterExpression": f"{expression.name('role')} = {expression.value(role)}",
+            "FilterExpression": f"{expression.name('role')} IN ({named_roles})",
             "ConsistentRead": True,
             "Limit": limit,
             **expression.request(),

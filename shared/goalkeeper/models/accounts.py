@@ -1,9 +1,10 @@
 """Accounts (tenants), their settings and their keys (/v1/accounts, /v1/account, /v1/keys)."""
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from goalkeeper.crediting import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, AttributionModel
 from goalkeeper.models.common import ShortText, StrictModel
@@ -24,6 +25,7 @@ class AccountRequest(StrictModel):
 class AccountKeys(StrictModel):
     write: str
     read: str
+    site: str = Field(description="Publishable: may only send events, from web pages too")
 
 
 class NewAccount(StrictModel):
@@ -61,16 +63,61 @@ class AccountInfo(StrictModel):
     attribution: AttributionSettings
 
 
-AccountRole = Literal["write", "read"]
+AccountRole = Literal["write", "read", "site"]
+MAX_ALLOWED_ORIGINS = 20
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers write it in the Origin header: scheme://host[:port], in
+    lower case, without the default port (a trailing '/' is forgiven)."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not an origin such as https://shop.example") from error
+    if (
+        parts.scheme.lower() not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"{text!r} is not an origin such as https://shop.example "
+            "(scheme and host, a port if not the default; no path)"
+        )
+    scheme = parts.scheme.lower()
+    shown_port = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
+    return f"{scheme}://{parts.hostname.lower()}{shown_port}"
+
+
+Origin = Annotated[str, Field(max_length=256), AfterValidator(_origin)]
 
 
 class KeyRequest(StrictModel):
-    """POST /v1/keys. A key issues keys of its own role only, so `role` may be left out."""
+    """POST /v1/keys. A read key issues read keys; a write key write keys (the default)
+    and site keys; the admin key any role, and must name it."""
 
     role: AccountRole | None = None
     label: ShortText | None = Field(
         default=None, description="A name to recognise the key by, e.g. 'shop web site'"
     )
+    allowed_origins: list[Origin] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ALLOWED_ORIGINS,
+        description="A site key's only: the origins (https://shop.example) whose pages "
+        "may use it; any other Origin, or none, is refused. Leave out for any origin.",
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _site_keys_only(cls, origins: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if origins is not None and info.data.get("role") != "site":
+            raise ValueError("only a site key (role 'site') has allowed origins")
+        return None if origins is None else list(dict.fromkeys(origins))
 
 
 class ApiKeyInfo(StrictModel):
@@ -82,6 +129,9 @@ class ApiKeyInfo(StrictModel):
     label: str | None = None
     created_at: str
     revoked_at: str | None = None
+    allowed_origins: list[str] | None = Field(
+        default=None, description="A site key's allowed origins; null: any origin"
+    )
 
 
 class NewApiKey(ApiKeyInfo):

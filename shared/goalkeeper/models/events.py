@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     Field,
     StringConstraints,
     ValidationInfo,
@@ -101,11 +102,20 @@ class EventBase(StrictModel):
         return None
 
 
+def _empty_as_absent(value: object) -> object:
+    return None if value == "" else value
+
+
+# Browsers give "" for what a page does not know (document.referrer of a direct entry,
+# document.title of a page without <title>): a tracker sends it as is, and it means absent.
+EmptyAsAbsent = BeforeValidator(_empty_as_absent)
+
+
 class PageView(EventBase):
     type: Literal["page_view"]
     url: LongText
-    title: ShortText | None = None
-    referrer: LongText | None = None
+    title: Annotated[ShortText | None, EmptyAsAbsent] = None
+    referrer: Annotated[LongText | None, EmptyAsAbsent] = None
 
 
 class CustomTrigger(EventBase):

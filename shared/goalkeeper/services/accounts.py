@@ -5,12 +5,17 @@ key rotation (issue, list in pages, revoke).
 A key is stored twice, never in clear: a lookup item keyed by its SHA-256 (what
 authentication reads) and a record under the account (what listing and
 revocation read), both carrying a random key id that reveals nothing of the key.
-A key sees and manages the keys of its own role only, so no key can obtain a key
-of another role (a write key, which web pages carry in clear, cannot mint a read
-key). An account always keeps at least one active key of each role.
+A key sees and manages keys of the roles in MANAGED_ROLES only: a read key read
+keys, a write key write keys and the site keys its web pages publish, a site key
+none. So no key obtains one that sees more than it does: a write key cannot mint a
+read key, and a site key, public by design, cannot mint or revoke anything. The
+admin key manages every key of any account (account recovery, when an account's
+own keys were lost or abused). An account always keeps at least one active key of
+each role it has.
 """
 
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
@@ -54,8 +59,8 @@ class AccountRepository(Protocol):
 
     def key(self, account_id: str, key_id: str) -> KeyRecord | None: ...
 
-    def keys_of_role(
-        self, account_id: str, role: str, limit: int, after_key_id: str | None = None
+    def keys_of_roles(
+        self, account_id: str, roles: Collection[str], limit: int, after_key_id: str | None = None
     ) -> list[KeyRecord]: ...
 
     def add_key(self, record: KeyRecord, max_active: int) -> None: ...
@@ -82,7 +87,12 @@ def default_goals() -> tuple[GoalSpec, ...]:
     )
 
 
-ACCOUNT_ROLES = (Role.WRITE, Role.READ)
+ACCOUNT_ROLES = (Role.WRITE, Role.READ, Role.SITE)
+MANAGED_ROLES: dict[Role, tuple[Role, ...]] = {
+    Role.READ: (Role.READ,),
+    Role.WRITE: (Role.WRITE, Role.SITE),
+    Role.ADMIN: ACCOUNT_ROLES,
+}
 # A leaked key can mint keys of its role; this bounds how many.
 MAX_ACTIVE_KEYS_PER_ROLE = 10
 # How long a revoked key stays listed (to see what was revoked, and when); then
@@ -91,7 +101,11 @@ REVOKED_KEY_RETENTION = timedelta(days=90)
 
 
 def _new_key(
-    account_id: str, role: Role, now: datetime, label: str | None = None
+    account_id: str,
+    role: Role,
+    now: datetime,
+    label: str | None = None,
+    allowed_origins: Collection[str] = (),
 ) -> tuple[str, KeyRecord]:
     """A new key: (the key itself, its record)."""
     key = new_api_key(role)
@@ -103,14 +117,18 @@ def _new_key(
         prefix=key_prefix(key, role),
         created_at=iso(now),
         label=label,
+        allowed_origins=tuple(allowed_origins),
     )
     return key, record
 
 
 def _info(record: KeyRecord) -> ApiKeyInfo:
-    return ApiKeyInfo.model_validate(
-        {name: getattr(record, name) for name in ApiKeyInfo.model_fields}
-    )
+    fields = {name: getattr(record, name) for name in ApiKeyInfo.model_fields}
+    return ApiKeyInfo.model_validate(fields | {"allowed_origins": _origins(record)})
+
+
+def _origins(record: KeyRecord) -> list[str] | None:
+    return list(record.allowed_origins) if record.allowed_origins else None
 
 
 def create_account(
@@ -135,7 +153,9 @@ def create_account(
         account_id=account_id,
         name=request.name,
         timezone=request.timezone,
-        keys=AccountKeys(write=plain_keys[Role.WRITE], read=plain_keys[Role.READ]),
+        keys=AccountKeys(
+            write=plain_keys[Role.WRITE], read=plain_keys[Role.READ], site=plain_keys[Role.SITE]
+        ),
     )
 
 
@@ -166,21 +186,53 @@ def set_account_settings(
     return _account_info(accounts.set_attribution(account_id, request.attribution))
 
 
-def _own_role(caller: Role, requested: str | None) -> Role:
-    if caller not in ACCOUNT_ROLES:
-        raise Forbidden("keys are managed with an account's own keys")
-    if requested is not None and requested != caller.value:
-        raise Forbidden(f"a {caller.value} key issues and revokes {caller.value} keys only")
-    return caller
+def _managed_by(caller: Role) -> tuple[Role, ...]:
+    if caller not in MANAGED_ROLES:
+        raise Forbidden(f"{_article(caller)} key manages no keys")
+    return MANAGED_ROLES[caller]
+
+
+def _article(role: Role) -> str:
+    return f"{'an' if role.value[0] in 'aeiou' else 'a'} {role.value}"
+
+
+def _names(roles: tuple[Role, ...], conjunction: str) -> str:
+    return f" {conjunction} ".join(role.value for role in roles)
+
+
+def _account_of_admin(accounts: AccountRepository, account_id: str, caller: Role) -> None:
+    """The admin names the account in the path: it must exist. An account key's
+    account exists since the key does."""
+    if caller is Role.ADMIN and accounts.get(account_id) is None:
+        raise NotFound(f"no account {account_id!r}")
+
+
+def _role_to_issue(caller: Role, requested: str | None) -> Role:
+    managed = _managed_by(caller)
+    if requested is None:
+        if caller is Role.ADMIN:
+            raise InvalidInput(
+                "the request is invalid",
+                [FieldProblem("role", "is required when the admin key issues a key")],
+            )
+        return caller
+    role = Role(requested)
+    if role not in managed:
+        raise Forbidden(
+            f"{_article(caller)} key issues and revokes {_names(managed, 'and')} keys only"
+        )
+    return role
 
 
 def issue_key(
     accounts: AccountRepository, account_id: str, caller: Role, request: KeyRequest, now: datetime
 ) -> NewApiKey:
-    """A new key of the caller's role; every existing key stays valid until revoked.
-    KeyLimitReached when the role already has MAX_ACTIVE_KEYS_PER_ROLE active keys."""
-    role = _own_role(caller, request.role)
-    key, record = _new_key(account_id, role, now, request.label)
+    """A new key of the requested role (an account key's own by default); every
+    existing key stays valid until revoked. KeyLimitReached when the role already has
+    MAX_ACTIVE_KEYS_PER_ROLE active keys."""
+    role = _role_to_issue(caller, request.role)
+    _account_of_admin(accounts, account_id, caller)
+    key, record = _new_key(account_id, role, now, request.label, request.allowed_origins or ())
     accounts.add_key(record, MAX_ACTIVE_KEYS_PER_ROLE)
     return NewApiKey(key=key, **_info(record).model_dump())
 
@@ -197,15 +249,17 @@ def list_keys(
     limit: int,
     cursor: str | None = None,
 ) -> KeyPage:
-    """One page of the caller's role's keys, in key id order; the cursor is the last
-    key id of the page before (ids are ours, so anything else is refused)."""
-    role = _own_role(caller, None)
+    """One page of the keys the caller manages, in key id order; the cursor is the
+    last key id of the page before (ids are ours, so anything else is refused)."""
+    managed = _managed_by(caller)
     if cursor is not None and not KEY_ID_PATTERN.fullmatch(cursor):
         raise InvalidInput(
             "the cursor is not valid",
             [FieldProblem("cursor", "must be the next_cursor of the previous page")],
         )
-    records = accounts.keys_of_role(account_id, role.value, limit + 1, cursor)
+    _account_of_admin(accounts, account_id, caller)
+    roles = [role.value for role in managed]
+    records = accounts.keys_of_roles(account_id, roles, limit + 1, cursor)
     page = [_info(record) for record in records[:limit]]
     return KeyPage(page, page[-1].key_id if len(records) > limit else None)
 
@@ -216,10 +270,11 @@ def revoke_key(
     """Refuse the key from now on (authentication reads it strongly consistently).
     Revoking a revoked key changes nothing; the last active key of a role stays
     (LastActiveKey)."""
-    role = _own_role(caller, None)
+    managed = _managed_by(caller)
+    _account_of_admin(accounts, account_id, caller)
     record = accounts.key(account_id, key_id)
-    if record is None or record.role != role.value:
-        raise NotFound(f"no {role.value} key {key_id!r} in this account")
+    if record is None or Role(record.role) not in managed:
+        raise NotFound(f"no {_names(managed, 'or')} key {key_id!r} in this account")
     if record.revoked_at:
         return _info(record)
     expires_at = int((now + REVOKED_KEY_RETENTION).timestamp())
