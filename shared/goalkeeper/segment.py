@@ -35,11 +35,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from goalkeeper.errors import FieldProblem, InvalidInput
 from goalkeeper.http import field_path, problems_from_validation
-from goalkeeper.models.events import EventBatch, IncomingEvent
+from goalkeeper.models.events import EventBatch
 from goalkeeper.traffic_sources import page_view_source
 
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's limit per message; per batch see goalkeeper.http
@@ -54,7 +54,6 @@ MAX_FIELDS = 100
 MAX_FIELD_NAME = 128
 MAX_FIELD_TEXT = 1024
 _EVENT_ID = re.compile(r"[A-Za-z0-9._:@|/+=~-]{1,128}")
-_EVENTS: TypeAdapter[Any] = TypeAdapter(IncomingEvent)
 
 
 @dataclass
@@ -87,14 +86,15 @@ def events_from(
     only messages that are not stored. `route_type` is the single-message route's
     type (track, page, identify), None for /batch. Raises InvalidInput naming every
     problem; then nothing may be stored."""
-    if route_type is None:
-        messages, prefix, sent_at = _batch_messages(body)
-    else:
-        messages, prefix, sent_at = [{**body, "type": route_type}], (), body.get("sentAt")
+    # The route says a single message's type, whatever its body says (as Segment's does).
+    messages = _batch_messages(body) if route_type is None else [{**body, "type": route_type}]
+    sent_at = body.get("sentAt")
     events: list[Any] = []
     problems: list[FieldProblem] = []
     for index, message in enumerate(messages):
-        where = (*prefix, index) if prefix else ()
+        # A single message's fields are named as they are (properties.url); a batch's
+        # with their place in it (batch[2].properties.url).
+        where: tuple[str | int, ...] = ("batch", index) if route_type is None else ()
         if not isinstance(message, dict):
             problems.append(_problem(where, "must be a JSON object"))
             continue
@@ -106,10 +106,12 @@ def events_from(
         if mapped is None:
             continue
         try:
-            events.append(_EVENTS.validate_python(mapped.event))
+            # Validated as POST /v1/events validates (one schema, built once).
+            events.extend(EventBatch.model_validate({"events": [mapped.event]}).events)
         except ValidationError as error:
+            # Pydantic says ("events", 0, "page_view", "url"): the field is the rest.
             details = [
-                {**detail, "loc": (*where, *mapped.origin(tuple(detail["loc"])[1:]))}
+                {**detail, "loc": (*where, *mapped.origin(tuple(detail["loc"])[3:]))}
                 for detail in error.errors()
             ]
             problems.extend(problems_from_validation(details))
@@ -132,7 +134,7 @@ def _problem(loc: tuple[str | int, ...], reason: str) -> FieldProblem:
     return FieldProblem(field_path(loc or ("body",)), reason)
 
 
-def _batch_messages(body: dict[str, Any]) -> tuple[list[Any], tuple[str], Any]:
+def _batch_messages(body: dict[str, Any]) -> list[Any]:
     messages = body.get("batch")
     if not isinstance(messages, list):
         reason = "is required" if messages is None else "must be a list of messages"
@@ -146,7 +148,7 @@ def _batch_messages(body: dict[str, Any]) -> tuple[list[Any], tuple[str], Any]:
             else m
             for m in messages
         ]
-    return messages, ("batch",), body.get("sentAt")
+    return messages
 
 
 def _map_message(

@@ -56,6 +56,10 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
     ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
     ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
+    ("POST", "/segment/v1/batch"): "IngestFunction",
+    ("POST", "/segment/v1/track"): "IngestFunction",
+    ("POST", "/segment/v1/page"): "IngestFunction",
+    ("POST", "/segment/v1/identify"): "IngestFunction",
 }
 
 
