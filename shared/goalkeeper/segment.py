@@ -247,7 +247,10 @@ def _occurred_at(
     if sent_at is None:
         return at, ("originalTimestamp",)
     sent = _parse_time(sent_at, ("sentAt",))
-    return received_at - (sent - at), ("originalTimestamp",)
+    try:
+        return received_at - (sent - at), ("originalTimestamp",)
+    except OverflowError as error:  # a skew of millennia: no time at all
+        raise _Refused(("originalTimestamp",), "is too far from sentAt") from error
 
 
 def _parse_time(value: Any, loc: tuple[str, ...]) -> datetime:

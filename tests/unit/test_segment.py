@@ -224,6 +224,12 @@ def test_a_large_batch_is_split_into_batches_of_100() -> None:
             "batch[0].sentAt",
             "ISO 8601",
         ),
+        (
+            TRACK | {"originalTimestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59Z"},
+            "track",
+            "originalTimestamp",
+            "too far from sentAt",
+        ),
         (TRACK | {"properties": {"big": Decimal("1E200")}}, "track", "properties.big", "1E126"),
         ({"anonymousId": "a", "properties": {}}, "page", "properties.url", "context.page.url"),
     ],
