@@ -75,7 +75,7 @@ def test_the_segment_client_sends_unchanged(served: ServedStack) -> None:
     client.page(
         anonymous_id="anon-7", properties={"url": "https://shop.example/thank-you"}, timestamp=AT
     )
-    client.flush()  # one /v1/batch with all four
+    client.shutdown()  # sends what it queued as /v1/batch requests, then stops its thread
     assert errors == []
 
     status, trace = served.request("GET", "/v1/visitors/anon-7/trace", read)
@@ -84,6 +84,8 @@ def test_the_segment_client_sends_unchanged(served: ServedStack) -> None:
     assert ("transaction", None) in kinds
     assert ("page_view", "https://shop.example/thank-you") in kinds
     assert ("custom_trigger", None) in kinds  # the identify
+    landing = next(i for i in trace["items"] if i.get("url") == "https://shop.example/boots")
+    assert landing["attribution"] == {"campaign": "winter", "source": "google", "medium": "cpc"}
     assert _counted(served, read) == {"Thank you": 1, "Sale": 1}
 
     # sync_mode posts each call at once; a page without a URL is refused as Segment
