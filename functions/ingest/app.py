@@ -1,5 +1,5 @@
-"""Write API: events from sites and phone systems, accounts, their settings and keys, the
-goal library and its backfills."""
+"""Write API: events from sites and phone systems (and in Segment's protocol), accounts,
+their settings and keys, the goal library and its backfills."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from goalkeeper import runtime
+from goalkeeper import runtime, segment
 from goalkeeper.auth import Role, current_account, current_principal, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
 from goalkeeper.models.accounts import (
@@ -19,7 +19,7 @@ from goalkeeper.models.accounts import (
     ApiKeyInfo,
     KeyRequest,
 )
-from goalkeeper.models.events import EventBatch
+from goalkeeper.models.events import EventBatch, IngestResult
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
 from goalkeeper.pii import AccountSecrets
@@ -158,12 +158,46 @@ def _log_key_change(message: str, account_id: str, key: ApiKeyInfo, by: Role) ->
 
 @app.post("/v1/events", middlewares=[EVENT_SENDERS])
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
+    result = _ingest(batch, _now())
+    return json_response(202, result.model_dump())
+
+
+# Segment's HTTP Tracking API (goalkeeper.segment): what it maps goes through the same
+# ingestion, 100 events at a time; Segment's clients expect 200 {"success": true}.
+@app.post("/segment/v1/batch", middlewares=[WRITE])
+def segment_batch(body: Annotated[dict[str, Any], Body()]) -> JsonResponse:
+    return _segment(body, None)
+
+
+@app.post("/segment/v1/track", middlewares=[WRITE])
+def segment_track(body: Annotated[dict[str, Any], Body()]) -> JsonResponse:
+    return _segment(body, "track")
+
+
+@app.post("/segment/v1/page", middlewares=[WRITE])
+def segment_page(body: Annotated[dict[str, Any], Body()]) -> JsonResponse:
+    return _segment(body, "page")
+
+
+@app.post("/segment/v1/identify", middlewares=[WRITE])
+def segment_identify(body: Annotated[dict[str, Any], Body()]) -> JsonResponse:
+    return _segment(body, "identify")
+
+
+def _segment(body: dict[str, Any], route_type: str | None) -> JsonResponse:
+    received_at = _now()
+    for batch in segment.events_from(body, route_type, received_at):
+        _ingest(batch, received_at)
+    return json_response(200, {"success": True})
+
+
+def _ingest(batch: EventBatch, received_at: datetime) -> IngestResult:
     result = ingest_events(
         runtime.dal().events,
         runtime.dal().touches,
         current_account(app),
         batch,
-        received_at=_now(),
+        received_at=received_at,
         request_id=app.lambda_context.aws_request_id,
         retention_days=get_settings().event_retention_days,
         account_secret=account_secrets.get,
@@ -171,7 +205,7 @@ def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
     )
     metrics.add_metric("EventsAccepted", MetricUnit.Count, len(result.accepted))
     metrics.add_metric("EventsDuplicate", MetricUnit.Count, len(result.duplicates))
-    return json_response(202, result.model_dump())
+    return result
 
 
 @app.get("/v1/goals", middlewares=[READ_OR_WRITE])

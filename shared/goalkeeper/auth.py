@@ -9,6 +9,8 @@ A site key is the one meant to be published in web pages: it may only send event
 only key that may travel in a URL (`?key=`), because beacons cannot set headers.
 """
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -172,3 +174,16 @@ def current_account(app: APIGatewayRestResolver) -> str:
     if account_id is None:
         raise Forbidden("this route needs an account key")
     return account_id
+
+
+def basic_auth_user(authorization: str | None) -> str | None:
+    """The user of an HTTP Basic `Authorization` header: where Segment's and RudderStack's
+    libraries send their write key (the password is empty). None when there is none."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None

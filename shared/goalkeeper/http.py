@@ -34,10 +34,16 @@ from goalkeeper.auth import (
     QUERY_KEY_PARAMETER,
     KeyLookup,
     authenticate,
+    basic_auth_user,
     check_origin,
 )
 from goalkeeper.errors import FieldProblem, GoalkeeperError
 from goalkeeper.settings import get_settings
+
+# Routes speaking Segment's HTTP Tracking API (goalkeeper.segment): their own key
+# header and body limit.
+SEGMENT_ROUTES = "/segment/"
+SEGMENT_MAX_BODY_BYTES = 500 * 1024
 
 STATUS_BY_ERROR: dict[type[GoalkeeperError], HTTPStatus] = {
     errors.InvalidInput: HTTPStatus.BAD_REQUEST,
@@ -304,7 +310,7 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
             return _PREFLIGHT  # a CORS preflight carries no key; API Gateway answers it in AWS
         try:
             _check_body_size(event)
-            principal = authenticate(_header(event, API_KEY_HEADER), lookup, _take_query_key(event))
+            principal = authenticate(_presented_key(event), lookup, _take_query_key(event))
             check_origin(principal, _header(event, "origin"))
             _body_as_text(event)
             _refuse_top_level_array(event)
@@ -355,9 +361,36 @@ def _take_query_key(event: dict[str, Any]) -> str | None:
     return keys[0] if keys else None
 
 
+def _is_segment_route(event: dict[str, Any]) -> bool:
+    return str(event.get("resource") or "").startswith(SEGMENT_ROUTES)
+
+
+def _presented_key(event: dict[str, Any]) -> str | None:
+    """The key in x-api-key; on the Segment routes also the HTTP Basic user, as
+    Segment's and RudderStack's libraries send their write key (goalkeeper.segment)."""
+    key = _header(event, API_KEY_HEADER)
+    if key or not _is_segment_route(event):
+        return key
+    key = basic_auth_user(_header(event, "authorization"))
+    in_url = QUERY_KEY_PARAMETER in (event.get("queryStringParameters") or {})
+    if not key and not in_url:  # a ?key= is authenticated (and refused) like anywhere
+        raise errors.Unauthenticated(
+            "missing credentials: HTTP Basic with the write key as user (or x-api-key)"
+        )
+    return key
+
+
 def _check_body_size(event: dict[str, Any]) -> None:
     body = event.get("body") or ""
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if _is_segment_route(event):
+        # Segment's documented limit and answer: 500 KB a batch, 400 beyond.
+        if size > SEGMENT_MAX_BODY_BYTES:
+            raise errors.InvalidInput(
+                "the request body is larger than Segment's 500 KB",
+                [FieldProblem("body", f"larger than {SEGMENT_MAX_BODY_BYTES} bytes")],
+            )
+        return
     limit = get_settings().max_body_bytes
     if size > limit:
         raise errors.PayloadTooLarge(

@@ -155,6 +155,10 @@ BODIES = {
     ("POST", "/v1/accounts/{account_id}/keys"): {"role": "write"},
     ("PUT", "/v1/account"): {"attribution": {"model": "last_touch"}},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},
+    ("POST", "/segment/v1/batch"): {"batch": []},
+    ("POST", "/segment/v1/track"): {"anonymousId": "a", "event": "E"},
+    ("POST", "/segment/v1/page"): {"anonymousId": "a", "properties": {"url": "https://s/"}},
+    ("POST", "/segment/v1/identify"): {"anonymousId": "a", "userId": "c"},
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),

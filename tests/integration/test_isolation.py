@@ -155,6 +155,31 @@ BACKFILL = {"from": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}
 REPORT_QUERY = {"from": "2026-01-01", "to": "2026-12-31"}
 SETTINGS = {"attribution": {"model": "first_touch", "lookback_days": 7}}
 
+
+def _segment_message(a: Tenant) -> dict[str, Any]:
+    # As _b_event: A's message id and anonymous id, sent by B, are B's.
+    return {
+        "messageId": a.event_ids[0],
+        "anonymousId": a.visitor_ids[0],
+        "properties": {"url": f"https://a.example/thanks-{TAG}"},
+    }
+
+
+SEGMENT_BODIES: dict[str, Callable[[Tenant], dict[str, Any]]] = {
+    "/segment/v1/batch": lambda a: {"batch": [_segment_message(a) | {"type": "page"}]},
+    "/segment/v1/page": _segment_message,
+    "/segment/v1/track": lambda a: _segment_message(a) | {"event": "Signed Up"},
+    "/segment/v1/identify": lambda a: _segment_message(a) | {"userId": "contact-1"},
+}
+
+
+def _segment_cases(path: str) -> Cases:
+    return lambda a, b: [
+        Attempt("write", path, SEGMENT_BODIES[path](a), own_data=True),
+        Attempt("read", path, SEGMENT_BODIES[path](a)),
+    ]
+
+
 ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts"): {"admin"},
     ("POST", "/v1/events"): {"write", "site"},
@@ -180,6 +205,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/accounts/{account_id}/keys"): {"admin"},
     ("POST", "/v1/accounts/{account_id}/keys"): {"admin"},
     ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): {"admin"},
+    **{("POST", path): {"write"} for path in SEGMENT_BODIES},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -195,6 +221,7 @@ def _b_event(a: Tenant, which: int = 0) -> dict[str, Any]:
 
 
 CASES: dict[tuple[str, str], Cases] = {
+    **{("POST", path): _segment_cases(path) for path in SEGMENT_BODIES},
     ("POST", "/v1/accounts"): lambda a, b: [
         Attempt("write", "/v1/accounts", {"name": "x"}),
         Attempt("read", "/v1/accounts", {"name": "x"}),
@@ -391,6 +418,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/keys"): {},
         ("POST", "/v1/accounts/{account_id}/keys"): {"role": "write"},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
+        **{("POST", path): {"batch": []} for path in SEGMENT_BODIES},
     }.get(_route_key(route))
 
 

@@ -59,6 +59,10 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/accounts/{account_id}/keys"): "IngestFunction",
     ("POST", "/v1/accounts/{account_id}/keys"): "IngestFunction",
     ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): "IngestFunction",
+    ("POST", "/segment/v1/batch"): "IngestFunction",
+    ("POST", "/segment/v1/track"): "IngestFunction",
+    ("POST", "/segment/v1/page"): "IngestFunction",
+    ("POST", "/segment/v1/identify"): "IngestFunction",
 }
 
 
