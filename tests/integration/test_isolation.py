@@ -35,8 +35,8 @@ class Tenant:
     job_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
-    def key(self, role: str) -> str:
-        return {"write": self.write, "read": self.read, "admin": ADMIN_KEY}[role]
+    def key(self, role: str) -> str | None:
+        return {"write": self.write, "read": self.read, "admin": ADMIN_KEY, NO_KEY: None}[role]
 
     def markers(self) -> list[str]:
         """Everything of this tenant another tenant's answer must never contain."""
@@ -152,6 +152,8 @@ BACKFILL = {"from": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}
 REPORT_QUERY = {"from": "2026-01-01", "to": "2026-12-31"}
 SETTINGS = {"attribution": {"model": "first_touch", "lookback_days": 7}}
 
+# A public route: it takes no key, and reads none (any key, or none, gets the same answer).
+NO_KEY = "no key"
 ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts"): {"admin"},
     ("POST", "/v1/events"): {"write"},
@@ -174,6 +176,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/visitors/{visitor_id}/trace"): {"read"},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"write"},
     ("GET", "/v1/jobs/{job_id}"): {"read", "write"},
+    ("GET", "/v1/tracker.js"): {NO_KEY},
 }
 
 
@@ -287,6 +290,10 @@ CASES: dict[tuple[str, str], Cases] = {
     ("GET", "/v1/jobs/{job_id}"): lambda a, b: [
         Attempt(role, f"/v1/jobs/{job_id}") for job_id in a.job_ids for role in ("read", "write")
     ],
+    # The same script for everyone: nothing of any account in it.
+    ("GET", "/v1/tracker.js"): lambda a, b: [
+        Attempt(role, "/v1/tracker.js", own_data=True) for role in (NO_KEY, "write", "read")
+    ],
 }
 
 
@@ -302,7 +309,8 @@ def test_every_template_route_has_an_isolation_case_and_a_role_rule() -> None:
 
 
 def _is_missing_route(status: int, body: Any) -> bool:
-    return status == 404 and (body or {}).get("error", {}).get("message") == "no such route"
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    return status == 404 and error.get("message") == "no such route"
 
 
 def _pending(stack: InProcessStack, owner: Tenant, route: ApiRoute) -> bool:
@@ -381,6 +389,16 @@ def test_wrong_role_and_bad_keys_are_refused(
     revoked = _revoked_write_key(stack, a)
     before = _snapshot(stack, a)
     pending = _pending(stack, a, route)
+    if ROLES[_route_key(route)] == {NO_KEY}:
+        # A public route reads no key: a wrong, unknown or revoked one changes nothing.
+        answers = {
+            stack.api.request(route.method, path, key)
+            for key in (None, "gk_write_not-a-key", revoked, a.write, a.read, ADMIN_KEY)
+        }
+        assert len(answers) == 1, answers
+        assert next(iter(answers))[0] == 200
+        assert _snapshot(stack, a) == before
+        return
     for role in {"admin", "write", "read"} - ROLES[_route_key(route)]:
         status, answer = stack.api.request(route.method, path, a.key(role), body, REPORT_QUERY)
         where = f"{route.method} {path} with a {role} key -> {status} {answer}"
@@ -443,6 +461,8 @@ def _table_grants() -> dict[str, tuple[set[str], list[Any]]]:
             if s.get("Sid") != "StreamRead"
             and any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
         ]
+        if not table:
+            continue  # granted nothing (the tracker): the comparison holds it to no call
         assert len(table) == 1, f"{name}: one statement for the table"
         actions = {a.removeprefix("dynamodb:") for a in _as_list(table[0]["Action"])}
         grants[name] = (actions, _as_list(table[0]["Resource"]))
@@ -538,6 +558,7 @@ def _workload(stack: InProcessStack) -> None:
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)
+    assert stack.api.request("GET", "/v1/tracker.js")[0] == 200
 
 
 def test_each_function_is_granted_exactly_the_table_access_it_uses(

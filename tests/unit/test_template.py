@@ -56,6 +56,7 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
     ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
     ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
+    ("GET", "/v1/tracker.js"): "TrackerFunction",
 }
 
 
