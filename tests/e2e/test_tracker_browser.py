@@ -56,6 +56,7 @@ class Shop:
     itself, whose /down/v1/events answers 503 as an API in trouble would."""
 
     def __init__(self, api: str, key: str) -> None:
+        self.key = key  # the tag's data-key, read as each page is built
         self.failed_sends = 0
         self.script = urllib.request.urlopen(api + "/v1/tracker.js", timeout=10).read()
         self.port = free_port()
@@ -73,7 +74,7 @@ class Shop:
                 page = (
                     f"<!doctype html><html><head><title>Shop {path}</title>{SPY}{SNIPPET}"
                     f"{EARLY_CALLS.get(path, '')}"
-                    f'<script async src="{api_base}/v1/tracker.js" data-key="{key}"{options}>'
+                    f'<script async src="{api_base}/v1/tracker.js" data-key="{shop.key}"{options}>'
                     "</script>"
                     f"</head><body><h1>{path}</h1></body></html>"
                 )
