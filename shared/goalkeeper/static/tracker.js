@@ -230,6 +230,7 @@
   page.addEventListener("pageshow", function (shown) {
     if (!shown.persisted) return;
     lastUrl = null;
+    flush();
     pageView(doc.referrer);
   });
   page.addEventListener("online", flush);
