@@ -142,13 +142,15 @@
       keepalive: true,
       credentials: "omit"
     }).then(function (response) {
-      if (response.ok || (response.status >= 400 && response.status < 500 && response.status !== 429)) {
-        if (!response.ok) response.text().then(function (text) { console.warn("goalkeeper: event refused (" + response.status + "): " + text); });
+      if (response.ok) return forget(event.event_id);
+      var refused = response.status >= 400 && response.status < 500 && response.status !== 429;
+      if (!refused) throw response;
+      // Said in the console, for the site's developers, before it is dropped.
+      return response.text().then(function (text) {
+        console.warn("goalkeeper: event refused (" + response.status + "): " + text);
         forget(event.event_id);
-      } else {
-        delete inFlight[event.event_id];
-      }
-    }, function () {
+      });
+    }).catch(function () {
       delete inFlight[event.event_id];
     });
   }
