@@ -36,8 +36,14 @@ class Tenant:
     job_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
-    def key(self, role: str) -> str:
-        return {"write": self.write, "read": self.read, "site": self.site, "admin": ADMIN_KEY}[role]
+    def key(self, role: str) -> str | None:
+        return {
+            "write": self.write,
+            "read": self.read,
+            "site": self.site,
+            "admin": ADMIN_KEY,
+            NO_KEY: None,
+        }[role]
 
     def markers(self) -> list[str]:
         """Everything of this tenant another tenant's answer must never contain."""
@@ -180,6 +186,8 @@ def _segment_cases(path: str) -> Cases:
     ]
 
 
+# A public route: it takes no key, and reads none (any key, or none, gets the same answer).
+NO_KEY = "no key"
 ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts"): {"admin"},
     ("POST", "/v1/events"): {"write", "site"},
@@ -206,6 +214,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts/{account_id}/keys"): {"admin"},
     ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): {"admin"},
     **{("POST", path): {"write"} for path in SEGMENT_BODIES},
+    ("GET", "/v1/tracker.js"): {NO_KEY},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -334,6 +343,10 @@ CASES: dict[tuple[str, str], Cases] = {
         for key_id in a.key_ids.values()
         for role in ACCOUNT_KEYS
     ],
+    # The same script for everyone: nothing of any account in it.
+    ("GET", "/v1/tracker.js"): lambda a, b: [
+        Attempt(role, "/v1/tracker.js", own_data=True) for role in (NO_KEY, "write", "read")
+    ],
 }
 
 
@@ -349,7 +362,8 @@ def test_every_template_route_has_an_isolation_case_and_a_role_rule() -> None:
 
 
 def _is_missing_route(status: int, body: Any) -> bool:
-    return status == 404 and (body or {}).get("error", {}).get("message") == "no such route"
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    return status == 404 and error.get("message") == "no such route"
 
 
 def _pending(stack: InProcessStack, owner: Tenant, route: ApiRoute) -> bool:
@@ -431,6 +445,16 @@ def test_wrong_role_and_bad_keys_are_refused(
     revoked = _revoked_write_key(stack, a)
     before = _snapshot(stack, a)
     pending = _pending(stack, a, route)
+    if ROLES[_route_key(route)] == {NO_KEY}:
+        # A public route reads no key: a wrong, unknown or revoked one changes nothing.
+        answers = {
+            stack.api.request(route.method, path, key)
+            for key in (None, "gk_write_not-a-key", revoked, a.write, a.read, ADMIN_KEY)
+        }
+        assert len(answers) == 1, answers
+        assert next(iter(answers))[0] == 200
+        assert _snapshot(stack, a) == before
+        return
     for role in {"admin", *ACCOUNT_KEYS} - ROLES[_route_key(route)]:
         # A site key is refused alike in the header and in the URL (?key=), as beacons send it.
         in_url = [REPORT_QUERY | {"key": a.site}] if role == "site" else []
@@ -502,6 +526,8 @@ def _table_grants() -> dict[str, tuple[set[str], list[Any]]]:
             if s.get("Sid") != "StreamRead"
             and any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
         ]
+        if not table:
+            continue  # granted nothing (the tracker): the comparison holds it to no call
         assert len(table) == 1, f"{name}: one statement for the table"
         actions = {a.removeprefix("dynamodb:") for a in _as_list(table[0]["Action"])}
         grants[name] = (actions, _as_list(table[0]["Resource"]))
@@ -602,6 +628,7 @@ def _workload(stack: InProcessStack) -> None:
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)
+    assert stack.api.request("GET", "/v1/tracker.js")[0] == 200
 
 
 def test_each_function_is_granted_exactly_the_table_access_it_uses(

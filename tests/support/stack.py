@@ -98,8 +98,11 @@ class ApiClient:
         query: dict[str, str] | None = None,
         raw: str | bytes | None = None,
     ) -> tuple[int, Any]:
+        """(status, the JSON answer; the text of any other: the tracker script)."""
         response = self.response(method, path, key, body, query, raw)
         text = response.get_data(as_text=True)
+        if text and not response.is_json:
+            return response.status_code, text
         return response.status_code, json.loads(text) if text else None
 
 

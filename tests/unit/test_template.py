@@ -63,6 +63,7 @@ EXPECTED_ROUTES = {
     ("POST", "/segment/v1/track"): "IngestFunction",
     ("POST", "/segment/v1/page"): "IngestFunction",
     ("POST", "/segment/v1/identify"): "IngestFunction",
+    ("GET", "/v1/tracker.js"): "TrackerFunction",
 }
 
 
