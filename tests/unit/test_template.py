@@ -55,6 +55,11 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/visitors/{visitor_id}/trace"): "ReportsFunction",
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
     ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
+    ("POST", "/v1/webhooks"): "IngestFunction",
+    ("GET", "/v1/webhooks"): "IngestFunction",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "IngestFunction",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "IngestFunction",
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): "IngestFunction",
     ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
 }
 
@@ -185,7 +190,22 @@ def test_every_stream_subscription_is_read_locally(template: dict) -> None:
     assert [s.function for s in stream_subscriptions(template)] == [
         "EvaluateFunction",
         "BackfillFunction",
+        "NotifyFunction",
     ]
+
+
+def test_only_counted_conversions_reach_the_notify_function(template: dict) -> None:
+    (counted,) = stream_subscription(template, "NotifyFunction").filter_patterns
+
+    def record(name: str, kind: str, status: str) -> dict:
+        image = {"pk": {"S": "A#acc#C#c1"}, "kind": {"S": kind}, "status": {"S": status}}
+        return {"eventName": name, "dynamodb": {"NewImage": image}}
+
+    assert matches_filter(counted, record("INSERT", "conversion", "counted"))
+    assert not matches_filter(counted, record("INSERT", "conversion", "void"))
+    assert not matches_filter(counted, record("MODIFY", "conversion", "counted"))
+    assert not matches_filter(counted, record("INSERT", "delivery", "pending"))
+    assert not matches_filter(counted, _stream_record())
 
 
 def test_backfill_jobs_with_work_left_reach_the_backfill_function_only(template: dict) -> None:
