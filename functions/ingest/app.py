@@ -249,8 +249,12 @@ def retry_delivery(
 
 
 @functools.cache
+def _outbox_at(url: str) -> SqsOutbox:
+    return SqsOutbox(url)
+
+
 def outbox() -> SqsOutbox:
-    return SqsOutbox(get_settings().delivery_queue_url)
+    return _outbox_at(get_settings().delivery_queue_url)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

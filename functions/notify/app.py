@@ -24,14 +24,21 @@ def _webhooks() -> Webhooks:
 
 
 @cache
-def _outbox() -> SqsOutbox:
-    return SqsOutbox(get_settings().delivery_queue_url)
+def _outbox_at(url: str) -> SqsOutbox:
+    return SqsOutbox(url)
 
 
 @cache
-def _bus() -> EventBus | None:
-    name = get_settings().event_bus_name
+def _bus_named(name: str) -> EventBus | None:
     return EventBridgeBus(name) if name else None
+
+
+def _outbox() -> SqsOutbox:
+    return _outbox_at(get_settings().delivery_queue_url)
+
+
+def _bus() -> EventBus | None:
+    return _bus_named(get_settings().event_bus_name)
 
 
 notifier = Notifier(_webhooks, get_settings, _outbox, _bus, HttpSender())
