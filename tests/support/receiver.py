@@ -3,7 +3,6 @@ verifies every request with the `standardwebhooks` package (a verifier nobody he
 wrote), de-duplicates on `webhook-id` as receivers are told to, and can be down (503),
 gone (410) or slow for a while."""
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status = receiver.handle(body, dict(self.headers.items()))
                 self.send_response(status)

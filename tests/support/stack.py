@@ -168,8 +168,9 @@ class InProcessStack:
         self.sqs = _client("sqs")
         self.events = _client("events")
         self.messaging = create_messaging(template, self.sqs, self.events)
-        assert self.messaging.environment(template)["GOALKEEPER_DELIVERY_QUEUE_URL"] == (
-            os.environ["GOALKEEPER_DELIVERY_QUEUE_URL"]
+        assert (
+            self.messaging.environment(template)["GOALKEEPER_DELIVERY_QUEUE_URL"]
+            == (os.environ["GOALKEEPER_DELIVERY_QUEUE_URL"])
         )
         (self.delivery_poller,) = queue_pollers(template, self.messaging, self.sqs, self.functions)
         self.poller = self.pollers[EVALUATION_FUNCTION]

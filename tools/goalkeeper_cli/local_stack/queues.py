@@ -16,6 +16,7 @@ environment variables that `!Ref` one of them are set to the local URL or name, 
 each `Type: SQS` event source gets a `QueuePoller`.
 """
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -125,17 +126,15 @@ def create_messaging(
                 "QueueUrl"
             ]
             queues[logical_id] = url
-            arns[logical_id] = sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["QueueArn"]
-            )["Attributes"]["QueueArn"]
+            arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
             del pending[logical_id]
     buses = {}
     for logical_id, _ in _resources(template, EVENT_BUS):
         name = f"{prefix}-{logical_id}"
-        try:
+        with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
             events.create_event_bus(Name=name)
-        except events.exceptions.ResourceAlreadyExistsException:
-            pass
         buses[logical_id] = name
     return Messaging(queues, arns, buses)
 
