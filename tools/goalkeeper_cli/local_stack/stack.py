@@ -83,6 +83,7 @@ class LocalStack:
         if config.dynamodb_endpoint or config.engine != MOTO:
             self.messaging_process = ChildEndpoint("goalkeeper_cli.local_stack.dynamodb")
             messaging_url = self.messaging_process.url
+        self.messaging_url = messaging_url
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL_SQS": messaging_url,
