@@ -18,6 +18,7 @@ requests straight to the same receiver for 2 s (what the receiver itself can tak
 """
 
 import argparse
+import json
 import statistics
 import sys
 import threading
@@ -102,7 +103,7 @@ def floor_posts_per_second(seconds: float = 2.0) -> float:
         deadline = time.monotonic() + seconds
         started = time.monotonic()
         while time.monotonic() < deadline:
-            body = '{"type":"conversion.counted","data":{"n":%d}}' % sent
+            body = json.dumps({"type": "conversion.counted", "data": {"n": sent}})
             headers = signed_headers(receiver.secret, f"msg_floor{sent}", int(time.time()), body)
             assert sender.post(receiver.url, body, headers, 10).delivered
             sent += 1

@@ -85,6 +85,18 @@ class Notifier:
     jitter: Callable[[], float] = random.random
     resolve: Resolver = system_resolver
     counts: dict[str, int] = field(default_factory=dict)
+    # The account's webhooks, read once per stream batch (see `new_batch`).
+    _hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def new_batch(self) -> None:
+        """Forget the webhooks read for the last batch: a webhook created since applies
+        from the next batch on (at most one batch's wait, never a cache's lifetime)."""
+        self._hooks.clear()
+
+    def _webhooks_of(self, webhooks: Webhooks, account_id: str) -> list[dict[str, Any]]:
+        if account_id not in self._hooks:
+            self._hooks[account_id] = webhooks.items(account_id)
+        return self._hooks[account_id]
 
     # --- the stream: one counted conversion ---------------------------------------------
 
@@ -102,7 +114,7 @@ class Notifier:
             webhooks.published(account_id, conversion_id, event_id)
             self._count("ConversionsPublished")
         queued = 0
-        for hook in webhooks.items(account_id):
+        for hook in self._webhooks_of(webhooks, account_id):
             if hook["status"] != "active" or not matches(hook.get("goal_ids"), data["goal_id"]):
                 continue
             delivery_id = keys.delivery_id(conversion_id, hook["webhook_id"])
@@ -229,6 +241,10 @@ class NotifyStreamProcessor(StreamProcessor):
     def __init__(self, notifier: Notifier, logger: Logger, metrics: MetricSink) -> None:
         super().__init__(logger, metrics)
         self.notifier = notifier
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.notifier.new_batch()
 
     def record_handler(self, record: DynamoDBRecord, lambda_context: LambdaContext) -> None:
         image = stream_change(record).new_image
