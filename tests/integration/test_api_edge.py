@@ -154,6 +154,7 @@ BODIES = {
     ("POST", "/v1/keys"): {},
     ("PUT", "/v1/account"): {"attribution": {"model": "last_touch"}},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},
+    ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
 }
 ADMIN_ROUTES = {("POST", "/v1/accounts")}
 
@@ -179,7 +180,10 @@ def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[s
     )
     if (method, template) in ADMIN_ROUTES:
         return ADMIN_KEY, path
-    reading = method == "GET" or template.startswith(("/v1/reports", "/v1/visitors"))
+    # Webhooks are the write key's, reads included (their URLs may carry tokens).
+    reading = (method == "GET" and not template.startswith("/v1/webhooks")) or template.startswith(
+        ("/v1/reports", "/v1/visitors")
+    )
     return keys["read" if reading else "write"], path
 
 

@@ -5,7 +5,8 @@ automation an email tool runs on them (DESIGN §12, issue 18).
 
 Retries wait a second each here (GOALKEEPER_WEBHOOK_RETRY_*_SECONDS in
 support.stack.environment); the burst is GOALKEEPER_TEST_WEBHOOK_BURST conversions
-(50 unless set: GOALKEEPER_TEST_WEBHOOK_BURST=500 runs the issue's 500 in about 20 s)."""
+(30 unless set: GOALKEEPER_TEST_WEBHOOK_BURST=500 runs the issue's 500, about a minute
+in process; bench/p7_webhooks.py sends 500 through `goalkeeper serve`)."""
 
 import base64
 import json
@@ -27,7 +28,7 @@ THANKS = {
     "name": "Thank-you page",
     "rule": {"kind": "url", "match": "prefix", "pattern": "https://shop.example/thanks"},
 }
-BURST = int(os.environ.get("GOALKEEPER_TEST_WEBHOOK_BURST", "50"))
+BURST = int(os.environ.get("GOALKEEPER_TEST_WEBHOOK_BURST", "30"))
 
 
 @pytest.fixture
@@ -266,11 +267,11 @@ def test_a_receiver_down_for_a_while_gets_every_conversion_once_it_is_back(
     stack.send(write, _views(6))
     stack.evaluate_pending()
     stack.notify_pending()
-    for _ in range(3):  # three rounds of failed attempts, a second apart
+    for _ in range(2):  # two rounds of failed attempts, a second apart
         while stack.delivery_poller.poll_once():
             pass
         time.sleep(1.05)
-    assert receiver.requests >= 12 and not receiver.received
+    assert receiver.requests >= 12 and not receiver.received  # 6 first attempts, 6 retries
     waiting = _deliveries(stack, write, hook["webhook_id"])
     assert {d["status"] for d in waiting} <= {"pending", "sending"}
     assert all(d["last_response_code"] == 503 and d["next_attempt_at"] for d in waiting)
@@ -280,7 +281,7 @@ def test_a_receiver_down_for_a_while_gets_every_conversion_once_it_is_back(
     assert len({r.message_id for r in receiver.received}) == 6
     log = _deliveries(stack, write, hook["webhook_id"])
     assert {d["status"] for d in log} == {"delivered"}
-    assert min(d["attempts"] for d in log) >= 3
+    assert min(d["attempts"] for d in log) >= 2
 
 
 def test_410_disables_the_webhook(stack: InProcessStack, receiver: Receiver) -> None:
