@@ -166,7 +166,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (IPv4 and IPv6)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
+    except (OSError, UnicodeError, ValueError) as error:  # gaierror is an OSError
         raise UrlRefused(f"the host {host!r} does not resolve") from error
     return sorted({str(info[4][0]) for info in infos})
 
