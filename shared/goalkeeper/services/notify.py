@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
@@ -54,6 +54,11 @@ from goalkeeper.webhooks import (
     system_resolver,
     webhook_message_id,
 )
+
+# What became of one queue message: sent (delivered, retrying, dead, disabled by a 410),
+# not sent (cancelled: the webhook is gone; stale: another copy took the attempt, or the
+# delivery moved on; waiting: not due yet, queued again for the rest of the wait).
+Outcome = Literal["delivered", "retrying", "dead", "disabled", "cancelled", "stale", "waiting"]
 
 # A message due within this many seconds is sent now rather than delayed again.
 DUE_SLACK = 0.5
@@ -146,7 +151,7 @@ class Notifier:
 
     # --- the queue: one attempt ---------------------------------------------------------
 
-    def attempt(self, note: dict[str, Any]) -> str:
+    def attempt(self, note: dict[str, Any]) -> Outcome:
         """One attempt of one delivery; what became of it (for logs and tests)."""
         now = self.clock()
         due = float(note.get("due") or 0)
