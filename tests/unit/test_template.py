@@ -319,3 +319,24 @@ def test_stream_sample_event_is_the_stored_call() -> None:
     assert body["bridged_seconds"] == {"N": "75"}
     assert body["connected"] == {"BOOL": True}
     assert body["attribution"]["M"]["keyword"] == {"S": "plumber london"}
+
+
+def test_notifications_are_deployed_with_their_queues_bus_and_outputs(template: dict) -> None:
+    resources, outputs = template["Resources"], template["Outputs"]
+    assert resources["EventBus"]["Type"] == "AWS::Events::EventBus"
+    redrive = resources["DeliveryQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDeadLetterQueue", "Arn"]}
+    notify = resources["NotifyFunction"]["Properties"]
+    variables = notify["Environment"]["Variables"]
+    assert variables["GOALKEEPER_DELIVERY_QUEUE_URL"] == {"Ref": "DeliveryQueue"}
+    assert variables["GOALKEEPER_EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+    grants = {
+        statement["Sid"]: statement
+        for policy in notify["Policies"]
+        for statement in policy["Statement"]
+    }
+    assert grants["EventBus"]["Action"] == "events:PutEvents"
+    assert grants["EventBus"]["Resource"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert grants["DeliveryQueue"]["Resource"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
+    assert {"EventBusName", "EventBusArn", "DeliveryQueueUrl"} <= outputs.keys()
+    assert "NotificationsDeadLetterQueueUrl" in outputs
