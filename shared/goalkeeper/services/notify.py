@@ -90,13 +90,22 @@ class Notifier:
     jitter: Callable[[], float] = random.random
     resolve: Resolver = system_resolver
     counts: dict[str, int] = field(default_factory=dict)
-    # The account's webhooks, read once per stream batch (see `new_batch`).
+    # The account's webhooks, read once per batch (see `new_batch`): for the stream, an
+    # account's list; for the queue, each webhook an attempt needs.
     _hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _hook: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     def new_batch(self) -> None:
-        """Forget the webhooks read for the last batch: a webhook created since applies
-        from the next batch on (at most one batch's wait, never a cache's lifetime)."""
+        """Forget the webhooks read for the last batch: a webhook created, deleted or
+        disabled since counts from the next batch on (at most one batch's wait, never a
+        cache's lifetime; a 410 counts at once, see `attempt`)."""
         self._hooks.clear()
+        self._hook.clear()
+
+    def _webhook(self, webhooks: Webhooks, account_id: str, webhook_id: str) -> Any:
+        if (account_id, webhook_id) not in self._hook:
+            self._hook[account_id, webhook_id] = webhooks.get_item(account_id, webhook_id)
+        return self._hook[account_id, webhook_id]
 
     def _webhooks_of(self, webhooks: Webhooks, account_id: str) -> list[dict[str, Any]]:
         if account_id not in self._hooks:
@@ -171,7 +180,7 @@ class Notifier:
                 raise AttemptInFlight(delivery_id)
             return "stale"
         made = attempt + 1
-        hook = webhooks.get_item(account_id, webhook_id)
+        hook = self._webhook(webhooks, account_id, webhook_id)
         if hook is None or hook["status"] != "active":
             state = "deleted" if hook is None else hook["status"]
             webhooks.record_attempt(
@@ -200,6 +209,7 @@ class Notifier:
         self._count("DeliveryAttemptsFailed")
         if answer.gone:
             webhooks.disable(account_id, webhook_id, "the receiver answered 410 Gone")
+            hook["status"] = "disabled"  # the rest of this batch sends it nothing either
             changes |= {"status": "cancelled", "next_attempt_at": None}
             webhooks.record_attempt(account_id, webhook_id, delivery_id, made, changes)
             return "disabled"
@@ -267,6 +277,10 @@ class DeliveryQueueProcessor(BatchProcessor):
         self.notifier = notifier
         self.log = logger
         self.metrics = metrics
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.notifier.new_batch()
 
     def record_handler(self, record: SQSRecord, lambda_context: LambdaContext) -> None:
         note = json.loads(record.body)

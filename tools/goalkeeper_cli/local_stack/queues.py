@@ -159,7 +159,7 @@ class QueuePoller:
         subscription: QueueSubscription,
         function: LocalFunction,
         region: str = "us-east-1",
-        idle_sleep: float = 0.05,
+        idle_sleep: float = 0.1,  # as the stream poller's
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
@@ -227,10 +227,13 @@ class QueuePoller:
                     ReceiptHandle=record["receiptHandle"],
                     VisibilityTimeout=LOCAL_VISIBILITY_SECONDS,
                 )
-            else:
-                self._sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=record["receiptHandle"]
-                )
+        done = [
+            {"Id": str(number), "ReceiptHandle": record["receiptHandle"]}
+            for number, record in enumerate(records)
+            if record["messageId"] not in failed
+        ]
+        if done:
+            self._sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         return True
 
     def pending(self) -> int:
@@ -252,7 +255,12 @@ def queue_pollers(
     sqs: Any,
     functions: Any,
     region: str = "us-east-1",
+    concurrency: int = 1,
 ) -> list[QueuePoller]:
+    """`concurrency` pollers per SQS event source (Lambda runs several batches of one
+    queue at once). `goalkeeper serve` runs one: on two cores a second measured no faster
+    (the embedded endpoint's one-at-a-time lock bounds deliveries, bench/p7_webhooks.py),
+    and each idle poller asks the endpoint ten times a second."""
     return [
         QueuePoller(
             sqs,
@@ -263,4 +271,5 @@ def queue_pollers(
             region,
         )
         for subscription in queue_subscriptions(template)
+        for _ in range(concurrency)
     ]
