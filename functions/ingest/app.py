@@ -3,7 +3,7 @@ goal library and its backfills, webhook subscriptions."""
 
 import functools
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -14,7 +14,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, current_principal, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.messaging import SqsOutbox
 from goalkeeper.models.accounts import AccountRequest, AccountSettingsRequest, KeyRequest
 from goalkeeper.models.events import EventBatch
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
@@ -24,6 +23,9 @@ from goalkeeper.pii import AccountSecrets
 from goalkeeper.services import accounts, backfill, dry_run, goals, webhooks
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
+
+if TYPE_CHECKING:
+    from goalkeeper.messaging import SqsOutbox
 
 logger = Logger()
 metrics = Metrics()
@@ -249,11 +251,13 @@ def retry_delivery(
 
 
 @functools.cache
-def _outbox_at(url: str) -> SqsOutbox:
+def _outbox_at(url: str) -> "SqsOutbox":
+    from goalkeeper.messaging import SqsOutbox  # only the retry route sends
+
     return SqsOutbox(url)
 
 
-def outbox() -> SqsOutbox:
+def outbox() -> "SqsOutbox":
     return _outbox_at(get_settings().delivery_queue_url)
 
 

@@ -3,9 +3,7 @@ event bus (EventBridge) and receivers (HTTP). Each is a small protocol with one 
 stdlib) implementation; tests and the local stack use the same implementations against
 moto, and the services take any object of the protocol."""
 
-import http.client
 import json
-import ssl
 from functools import cached_property
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -98,6 +96,10 @@ class HttpSender:
     """One POST, no redirects followed (a redirect is an answer, not a destination)."""
 
     def post(self, url: str, body: str, headers: dict[str, str], timeout: float) -> Answer:
+        # Imported here: ssl costs ~5 ms, which the API functions' cold starts need not pay.
+        import http.client
+        import ssl
+
         parts = urlsplit(url)
         path = parts.path or "/"
         if parts.query:

@@ -13,7 +13,6 @@ Nothing here reads the table or the network (a resolver is passed in).
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import math
 import secrets
@@ -204,6 +203,8 @@ def check_url(url: str, allow_local_http: bool, resolve: Resolver = system_resol
         why = "http is accepted for localhost only" if allow_local_http else "must use https"
         raise UrlRefused(why)
     port = port or (443 if parts.scheme == "https" else 80)
+    import ipaddress  # here: the API's cold start need not pay for it
+
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:

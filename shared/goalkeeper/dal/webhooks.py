@@ -13,7 +13,7 @@
 import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from goalkeeper import keys
 from goalkeeper.dal.client import (
@@ -26,7 +26,9 @@ from goalkeeper.dal.client import (
 )
 from goalkeeper.dal.transactions import Expression, TransactionCancelled
 from goalkeeper.errors import Conflict, NotFound, WebhookLimitReached
-from goalkeeper.models.webhooks import Delivery, Webhook
+
+if TYPE_CHECKING:  # the API's models: every function opens the Dal, few list webhooks
+    from goalkeeper.models.webhooks import Delivery, Webhook
 
 COUNT = "webhooks"
 # A claimed attempt that never recorded its outcome (the function died) may be claimed
@@ -38,7 +40,9 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
-def webhook_from_item(item: dict[str, Any]) -> Webhook:
+def webhook_from_item(item: dict[str, Any]) -> "Webhook":
+    from goalkeeper.models.webhooks import Webhook
+
     return Webhook(
         webhook_id=item["webhook_id"],
         url=item["url"],
@@ -50,7 +54,9 @@ def webhook_from_item(item: dict[str, Any]) -> Webhook:
     )
 
 
-def delivery_from_item(item: dict[str, Any]) -> Delivery:
+def delivery_from_item(item: dict[str, Any]) -> "Delivery":
+    from goalkeeper.models.webhooks import Delivery
+
     code = item.get("last_response_code")
     due = item.get("next_attempt_at")
     return Delivery(

@@ -3,14 +3,16 @@
 import secrets
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from goalkeeper.dal.client import is_key_value
 from goalkeeper.dal.webhooks import Webhooks, delivery_from_item, webhook_from_item
 from goalkeeper.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from goalkeeper.messaging import Outbox
 from goalkeeper.models.webhooks import CreatedWebhook, Delivery, Webhook, WebhookRequest
 from goalkeeper.webhooks import Resolver, UrlRefused, check_url, new_secret, system_resolver
+
+if TYPE_CHECKING:
+    from goalkeeper.messaging import Outbox
 
 
 def new_webhook_id(now: datetime) -> str:
@@ -92,7 +94,7 @@ def deliveries_page(
 
 
 def retry_delivery(
-    webhooks: Webhooks, outbox: Outbox, account_id: str, webhook_id: str, delivery_id: str
+    webhooks: Webhooks, outbox: "Outbox", account_id: str, webhook_id: str, delivery_id: str
 ) -> Delivery:
     """Send a finished delivery again now (same `webhook-id`), retried as a new one would
     be; 409 while it is still being tried, or when the webhook is not active."""
