@@ -1,8 +1,9 @@
 """Write API: events from sites and phone systems (and in Segment's protocol), accounts,
-their settings and keys, the goal library and its backfills."""
+their settings and keys, the goal library and its backfills, webhook subscriptions."""
 
+import functools
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -22,10 +23,14 @@ from goalkeeper.models.accounts import (
 from goalkeeper.models.events import EventBatch, IngestResult
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
+from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, backfill, dry_run, goals
+from goalkeeper.services import accounts, backfill, dry_run, goals, webhooks
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
+
+if TYPE_CHECKING:
+    from goalkeeper.messaging import SqsOutbox
 
 logger = Logger()
 metrics = Metrics()
@@ -278,6 +283,69 @@ def backfill_goal(
     )
     logger.info("backfill started", extra={"job_id": job["job_id"], "goal_id": goal_id})
     return json_response(202, job)
+
+
+@app.post("/v1/webhooks", middlewares=[WRITE])
+def create_webhook(request: Annotated[WebhookRequest, Body()]) -> JsonResponse:
+    settings = get_settings()
+    created = webhooks.create_webhook(
+        runtime.dal().webhooks,
+        current_account(app),
+        request,
+        _now(),
+        limit=settings.max_webhooks_per_account,
+        allow_local_http=settings.webhooks_allow_local_http,
+    )
+    logger.info("webhook created", extra={"webhook_id": created.webhook_id})
+    return json_response(201, created.model_dump())
+
+
+@app.get("/v1/webhooks", middlewares=[WRITE])
+def list_webhooks() -> JsonResponse:
+    found = webhooks.list_webhooks(runtime.dal().webhooks, current_account(app))
+    return json_response(200, {"webhooks": [hook.model_dump() for hook in found]})
+
+
+@app.delete("/v1/webhooks/<webhook_id>", middlewares=[WRITE])
+def delete_webhook(webhook_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
+    webhooks.delete_webhook(runtime.dal().webhooks, current_account(app), webhook_id)
+    logger.info("webhook deleted", extra={"webhook_id": webhook_id})
+    return json_response(200, {"webhook_id": webhook_id, "status": "deleted"})
+
+
+@app.get("/v1/webhooks/<webhook_id>/deliveries", middlewares=[WRITE])
+def list_deliveries(
+    webhook_id: Annotated[str, Path(max_length=64)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JsonResponse:
+    page = webhooks.deliveries_page(
+        runtime.dal().webhooks, current_account(app), webhook_id, limit, cursor
+    )
+    return json_response(200, page)
+
+
+@app.post("/v1/webhooks/<webhook_id>/deliveries/<delivery_id>/retry", middlewares=[WRITE])
+def retry_delivery(
+    webhook_id: Annotated[str, Path(max_length=64)],
+    delivery_id: Annotated[str, Path(max_length=64)],
+) -> JsonResponse:
+    delivery = webhooks.retry_delivery(
+        runtime.dal().webhooks, outbox(), current_account(app), webhook_id, delivery_id
+    )
+    logger.info("delivery retried", extra={"webhook_id": webhook_id, "delivery_id": delivery_id})
+    return json_response(202, delivery.model_dump())
+
+
+@functools.cache
+def _outbox_at(url: str) -> "SqsOutbox":
+    from goalkeeper.messaging import SqsOutbox  # only the retry route sends
+
+    return SqsOutbox(url)
+
+
+def outbox() -> "SqsOutbox":
+    return _outbox_at(get_settings().delivery_queue_url)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -97,6 +97,16 @@ class JobRunning(Conflict):
         self.job_id = job_id
 
 
+class WebhookLimitReached(Conflict):
+    """The account already holds the most webhooks it may (deleted ones do not count)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this account already has {limit} webhooks, the most an account may hold; "
+            "delete one first (DELETE /v1/webhooks/{webhook_id})"
+        )
+
+
 class JobMovedOn(GoalkeeperError):
     """Another write reached the job first: that write's record drives the job now.
     Never an answer to a request (jobs run from the stream)."""

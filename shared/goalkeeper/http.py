@@ -56,6 +56,7 @@ STATUS_BY_ERROR: dict[type[GoalkeeperError], HTTPStatus] = {
     errors.LastActiveKey: HTTPStatus.CONFLICT,
     errors.GoalLimitReached: HTTPStatus.CONFLICT,
     errors.JobRunning: HTTPStatus.CONFLICT,
+    errors.WebhookLimitReached: HTTPStatus.CONFLICT,
     errors.EventIdConflict: HTTPStatus.CONFLICT,
     errors.StoreUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }

@@ -196,3 +196,37 @@ def contact_visitor(account_id: str, contact_id: str, visitor_id: str) -> dict[s
     """That a visitor was identified as a contact (an event named both): the contact's
     touches include the visitor's."""
     return {PK: contact_visitors_pk(account_id, contact_id), SK: f"V#{visitor_id}"}
+
+
+def webhooks_pk(account_id: str) -> str:
+    return f"A#{account_id}#WEBHOOKS"
+
+
+def webhook(account_id: str, webhook_id: str) -> dict[str, str]:
+    """One webhook subscription (its URL, goal filter, secret and state)."""
+    return {PK: webhooks_pk(account_id), SK: f"WH#{webhook_id}"}
+
+
+def webhook_count(account_id: str) -> dict[str, str]:
+    """How many webhooks the account holds (not deleted), kept with each create and delete."""
+    return {PK: webhooks_pk(account_id), SK: "COUNT"}
+
+
+def delivery_id(conversion_id: str, webhook_id: str) -> str:
+    """Deterministic: a replayed stream record finds its (conversion, webhook) delivery,
+    and the receiver's `webhook-id` never changes."""
+    return _digest(conversion_id, webhook_id)
+
+
+def deliveries_pk(account_id: str, webhook_id: str) -> str:
+    return f"A#{account_id}#WHD#{webhook_id}"
+
+
+def delivery(account_id: str, webhook_id: str, delivery_id: str) -> dict[str, str]:
+    """One conversion's delivery to one webhook: its attempts and their outcome."""
+    return {PK: deliveries_pk(account_id, webhook_id), SK: f"D#{delivery_id}"}
+
+
+def conversion_published(account_id: str, conversion_id: str) -> dict[str, str]:
+    """That a conversion was put on the event bus (created before the put, marked after)."""
+    return {PK: f"A#{account_id}#C#{conversion_id}", SK: "BUS"}

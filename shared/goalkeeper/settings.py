@@ -29,6 +29,19 @@ class Settings(BaseSettings):
     # An ingestion request writes its events this many at a time (each a conditional
     # put): a 100-event batch waits for 13 round trips instead of 100.
     ingest_write_concurrency: int = Field(default=8, ge=1, le=10)
+    # Goal-reached notifications (webhooks and the event bus). The queue that carries
+    # deliveries (and their retries, delayed) and the bus: template.yaml sets both.
+    delivery_queue_url: str = ""
+    event_bus_name: str = ""
+    max_webhooks_per_account: int = Field(default=20, ge=1)
+    # The local stack only: http, and loopback hosts, are accepted for webhook URLs.
+    webhooks_allow_local_http: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries: ~base * 2**(n-1) s after the n-th failure (jittered, at most max_delay),
+    # given up on (dead) once the next attempt would fall `window` after the first.
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
 
 
 @lru_cache(maxsize=1)

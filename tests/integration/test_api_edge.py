@@ -159,6 +159,7 @@ BODIES = {
     ("POST", "/segment/v1/track"): {"anonymousId": "a", "event": "E"},
     ("POST", "/segment/v1/page"): {"anonymousId": "a", "properties": {"url": "https://s/"}},
     ("POST", "/segment/v1/identify"): {"anonymousId": "a", "userId": "c"},
+    ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),
@@ -191,7 +192,10 @@ def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[s
     )
     if (method, template) in ADMIN_ROUTES:
         return ADMIN_KEY, path
-    reading = method == "GET" or template.startswith(("/v1/reports", "/v1/visitors"))
+    # Webhooks are the write key's, reads included (their URLs may carry tokens).
+    reading = (method == "GET" and not template.startswith("/v1/webhooks")) or template.startswith(
+        ("/v1/reports", "/v1/visitors")
+    )
     return keys["read" if reading else "write"], path
 
 

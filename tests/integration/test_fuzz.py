@@ -273,6 +273,24 @@ def _maybe_mutated(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 # -- requests -------------------------------------------------------------------
 
 
+# Webhook URLs: odd hosts, ports and schemes, literal addresses public and not (names
+# resolve through the machine's resolver; here they fail fast).
+webhook_urls = st.builds(
+    "{}://{}{}/{}".format,
+    st.sampled_from(["https", "http", "ftp", "", "HTTPS"]),
+    st.one_of(
+        st.sampled_from(["localhost", "127.0.0.1", "[::1]", "10.0.0.1", "[fe80::1%25eth0]"]),
+        st.sampled_from(["169.254.169.254", "93.184.215.14", "[::ffff:10.0.0.1]", "0"]),
+        odd_text,
+    ),
+    st.sampled_from(["", ":0", ":443", ":99999", ":-1", ":x"]),
+    odd_text,
+)
+webhooks = st.fixed_dictionaries(
+    {"url": st.one_of(webhook_urls, odd_text)},
+    optional={"goal_ids": st.lists(st.one_of(ids, odd_text), max_size=3), "description": odd_text},
+)
+
 KEY_NAMES = ["none", "empty", "unknown", "admin", "write", "read", "other_write", "other_read"]
 BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("POST", "/v1/events"): _maybe_mutated(st.one_of(events, batches)),
@@ -282,6 +300,7 @@ BODIES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("POST", "/v1/accounts"): _maybe_mutated(account_requests),
     ("POST", "/v1/keys"): _maybe_mutated(key_requests),
     ("PUT", "/v1/account"): _maybe_mutated(account_settings),
+    ("POST", "/v1/webhooks"): _maybe_mutated(webhooks),
 }
 QUERY = st.dictionaries(
     st.sampled_from(["from", "to", "limit", "dimension", "group", "cursor", "x"]),

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from goalkeeper_cli.local_stack.template import ApiRoute, api_routes, load_template
+from support.receiver import Receiver
 from support.stack import ADMIN_KEY, InProcessStack
 
 ROUTES = api_routes(load_template())
@@ -34,6 +35,8 @@ class Tenant:
     visitor_ids: list[str] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
+    webhook_ids: list[str] = field(default_factory=list)
+    delivery_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str | None:
@@ -57,10 +60,13 @@ class Tenant:
             *self.visitor_ids,
             *self.event_ids,
             *self.job_ids,
+            *self.webhook_ids,
+            *self.delivery_ids,
             *self.texts,
         ]
 
 
+A_HOOK = f"http://localhost:9/hooks-{TAG}"
 GOAL_SPEC = {
     "name": f"Thank-you page {TAG}",
     "rule": {"kind": "url", "match": "prefix", "pattern": f"https://a.example/thanks-{TAG}"},
@@ -108,6 +114,17 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     assert status == 202, answer
     tenant.event_ids = answer["accepted"]
     stack.evaluate_pending()
+    # A webhook, and its deliveries of A's conversions (created, not yet attempted).
+    status, hook = stack.api.request("POST", "/v1/webhooks", tenant.write, {"url": A_HOOK})
+    assert status == 201, hook
+    tenant.webhook_ids = [hook["webhook_id"]]
+    tenant.texts.append(hook["secret"])
+    stack.notify_pending()
+    status, log = stack.api.request(
+        "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries", tenant.write
+    )
+    tenant.delivery_ids = [d["delivery_id"] for d in log["deliveries"]]
+    assert tenant.delivery_ids, log
     status, library = stack.api.request("GET", "/v1/goals", tenant.read)
     tenant.goal_ids = [g["goal_id"] for g in library["goals"]]
     status, job = stack.api.request(
@@ -215,6 +232,11 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): {"admin"},
     **{("POST", path): {"write"} for path in SEGMENT_BODIES},
     ("GET", "/v1/tracker.js"): {NO_KEY},
+    ("POST", "/v1/webhooks"): {"write"},
+    ("GET", "/v1/webhooks"): {"write"},
+    ("DELETE", "/v1/webhooks/{webhook_id}"): {"write"},
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): {"write"},
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): {"write"},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -347,6 +369,31 @@ CASES: dict[tuple[str, str], Cases] = {
     ("GET", "/v1/tracker.js"): lambda a, b: [
         Attempt(role, "/v1/tracker.js", own_data=True) for role in (NO_KEY, "write", "read")
     ],
+    # B's webhooks are B's: it lists and creates its own, never sees or touches A's.
+    ("POST", "/v1/webhooks"): lambda a, b: [
+        Attempt("write", "/v1/webhooks", {"url": "http://localhost:9/b"}, own_data=True),
+        Attempt("read", "/v1/webhooks", {"url": "http://localhost:9/b"}),
+    ],
+    ("GET", "/v1/webhooks"): lambda a, b: [
+        Attempt("write", "/v1/webhooks", own_data=True),
+        Attempt("read", "/v1/webhooks"),
+    ],
+    ("DELETE", "/v1/webhooks/{webhook_id}"): lambda a, b: [
+        Attempt(role, f"/v1/webhooks/{webhook_id}")
+        for webhook_id in a.webhook_ids
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): lambda a, b: [
+        Attempt(role, f"/v1/webhooks/{webhook_id}/deliveries")
+        for webhook_id in a.webhook_ids
+        for role in ("write", "read")
+    ],
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): lambda a, b: [
+        Attempt(role, f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
+        for webhook_id in a.webhook_ids
+        for delivery_id in a.delivery_ids[:1]
+        for role in ("write", "read")
+    ],
 }
 
 
@@ -382,6 +429,8 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         .replace("{visitor_id}", owner.visitor_ids[0])
         .replace("{key_id}", owner.key_ids["write"])
         .replace("{job_id}", owner.job_ids[0])
+        .replace("{webhook_id}", owner.webhook_ids[0])
+        .replace("{delivery_id}", owner.delivery_ids[0])
     )
 
 
@@ -433,6 +482,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/accounts/{account_id}/keys"): {"role": "write"},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
         **{("POST", path): {"batch": []} for path in SEGMENT_BODIES},
+        ("POST", "/v1/webhooks"): {"url": A_HOOK},
     }.get(_route_key(route))
 
 
@@ -552,6 +602,10 @@ def _index_arn(index: str) -> dict[str, str]:
 def _workload(stack: InProcessStack) -> None:
     account = stack.new_account(name="Acme")
     write, read = account["keys"]["write"], account["keys"]["read"]
+    receiver = Receiver()
+    status, hook = stack.api.request("POST", "/v1/webhooks", write, {"url": receiver.url})
+    assert status == 201, hook
+    receiver.secret = hook["secret"]
     goals = [
         {"name": "Two pages", "rule": {"kind": "page_views", "min_pages": 2}},
         {"name": "VIP", "rule": {"kind": "tags", "tags": ["vip", "gold"], "match": "all"}},
@@ -600,6 +654,13 @@ def _workload(stack: InProcessStack) -> None:
         assert status == 202, job
         jobs.append(job["job_id"])
     stack.run_backfills()
+    stack.deliver_pending()  # the notify function: the bus, deliveries and their attempts
+    assert receiver.received and not receiver.rejected
+    receiver.close()
+    hook_path = f"/v1/webhooks/{hook['webhook_id']}"
+    status, log = stack.api.request("GET", f"{hook_path}/deliveries", write)
+    assert status == 200 and log["deliveries"], log
+    retry = f"{hook_path}/deliveries/{log['deliveries'][0]['delivery_id']}/retry"
     for job_id in jobs:
         status, job = stack.api.request("GET", f"/v1/jobs/{job_id}", read)
         assert (status, job["status"]) == (200, "done"), job
@@ -625,6 +686,9 @@ def _workload(stack: InProcessStack) -> None:
         ("GET", "/v1/reports/top-keywords", read, None, REPORT_QUERY),
         ("GET", "/v1/visitors/v-1/trace", read, None, None),
         ("GET", f"/v1/goals/{goal_ids[3]}/health", read, None, None),
+        ("GET", "/v1/webhooks", write, None, None),
+        ("POST", retry, write, None, None),
+        ("DELETE", hook_path, write, None, None),
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)

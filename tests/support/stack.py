@@ -23,6 +23,7 @@ from goalkeeper_cli.local_stack import atomic_transactions, moto_speedups
 from goalkeeper_cli.local_stack.functions import FunctionPool, LocalFunction
 from goalkeeper_cli.local_stack.gateway import LocalApi, local_api
 from goalkeeper_cli.local_stack.poller import StreamPoller, dead_letter_file
+from goalkeeper_cli.local_stack.queues import create_messaging, queue_pollers
 from goalkeeper_cli.local_stack.template import (
     EVALUATION_FUNCTION,
     load_template,
@@ -39,7 +40,12 @@ ENDPOINT_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
 )
+# The queue and bus the in-process stack creates from template.yaml (moto's names for them).
+DELIVERY_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/goalkeeper-DeliveryQueue"
+EVENT_BUS = "goalkeeper-EventBus"
 
 
 def environment(admin_key: str = ADMIN_KEY, table: str = TABLE, **more: str) -> dict[str, str]:
@@ -60,6 +66,13 @@ def environment(admin_key: str = ADMIN_KEY, table: str = TABLE, **more: str) -> 
         "POWERTOOLS_SERVICE_NAME": "goalkeeper",
         "POWERTOOLS_METRICS_NAMESPACE": "Goalkeeper",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "GOALKEEPER_DELIVERY_QUEUE_URL": DELIVERY_QUEUE_URL,
+        "GOALKEEPER_EVENT_BUS_NAME": EVENT_BUS,
+        # Receivers in the tests listen on localhost over http, and retry in a second.
+        "GOALKEEPER_WEBHOOKS_ALLOW_LOCAL_HTTP": "true",
+        "GOALKEEPER_WEBHOOK_RETRY_BASE_SECONDS": "1",
+        "GOALKEEPER_WEBHOOK_RETRY_MAX_DELAY_SECONDS": "1",
+        "GOALKEEPER_WEBHOOK_TIMEOUT_SECONDS": "2",
     } | more
 
 
@@ -154,6 +167,15 @@ class InProcessStack:
                 self.functions.get(name, subscription.code_uri, subscription.handler),
                 dead_letter_path,
             )
+        # The delivery queue and the event bus, and the queue's event source (notify).
+        self.sqs = _client("sqs")
+        self.events = _client("events")
+        self.messaging = create_messaging(template, self.sqs, self.events)
+        assert (
+            self.messaging.environment(template)["GOALKEEPER_DELIVERY_QUEUE_URL"]
+            == (os.environ["GOALKEEPER_DELIVERY_QUEUE_URL"])
+        )
+        (self.delivery_poller,) = queue_pollers(template, self.messaging, self.sqs, self.functions)
         self.poller = self.pollers[EVALUATION_FUNCTION]
         self.evaluate = self.poller.function
         self.dead_letters = self.poller.dead_letters.path
@@ -171,6 +193,28 @@ class InProcessStack:
         checkpoint is a record of its own, so this runs every job to its end."""
         while self.pollers["BackfillFunction"].poll_once():
             pass
+
+    def notify_pending(self) -> None:
+        """Deliver every counted conversion's stream record written so far to the notify
+        function (deliveries created and queued, the event bus put)."""
+        while self.pollers["NotifyFunction"].poll_once():
+            pass
+
+    def deliver_pending(self, timeout: float = 30.0) -> None:
+        """Evaluate, notify, then run the delivery queue until it is empty: retries are
+        delayed in the queue (a second each in the tests), so this waits for them."""
+        import time
+
+        self.evaluate_pending()
+        self.notify_pending()
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.delivery_poller.poll_once():
+                if self.delivery_poller.pending() == 0:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError("deliveries still queued")
+                time.sleep(0.05)
 
     def dead_lettered(self) -> str:
         """What evaluation dead-lettered so far ("" when nothing)."""

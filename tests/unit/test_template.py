@@ -55,6 +55,11 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/visitors/{visitor_id}/trace"): "ReportsFunction",
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
     ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
+    ("POST", "/v1/webhooks"): "IngestFunction",
+    ("GET", "/v1/webhooks"): "IngestFunction",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "IngestFunction",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "IngestFunction",
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): "IngestFunction",
     ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
     ("GET", "/v1/accounts/{account_id}/keys"): "IngestFunction",
     ("POST", "/v1/accounts/{account_id}/keys"): "IngestFunction",
@@ -226,7 +231,22 @@ def test_every_stream_subscription_is_read_locally(template: dict) -> None:
     assert [s.function for s in stream_subscriptions(template)] == [
         "EvaluateFunction",
         "BackfillFunction",
+        "NotifyFunction",
     ]
+
+
+def test_only_counted_conversions_reach_the_notify_function(template: dict) -> None:
+    (counted,) = stream_subscription(template, "NotifyFunction").filter_patterns
+
+    def record(name: str, kind: str, status: str) -> dict:
+        image = {"pk": {"S": "A#acc#C#c1"}, "kind": {"S": kind}, "status": {"S": status}}
+        return {"eventName": name, "dynamodb": {"NewImage": image}}
+
+    assert matches_filter(counted, record("INSERT", "conversion", "counted"))
+    assert not matches_filter(counted, record("INSERT", "conversion", "void"))
+    assert not matches_filter(counted, record("MODIFY", "conversion", "counted"))
+    assert not matches_filter(counted, record("INSERT", "delivery", "pending"))
+    assert not matches_filter(counted, _stream_record())
 
 
 def test_backfill_jobs_with_work_left_reach_the_backfill_function_only(template: dict) -> None:
@@ -340,3 +360,24 @@ def test_stream_sample_event_is_the_stored_call() -> None:
     assert body["bridged_seconds"] == {"N": "75"}
     assert body["connected"] == {"BOOL": True}
     assert body["attribution"]["M"]["keyword"] == {"S": "plumber london"}
+
+
+def test_notifications_are_deployed_with_their_queues_bus_and_outputs(template: dict) -> None:
+    resources, outputs = template["Resources"], template["Outputs"]
+    assert resources["EventBus"]["Type"] == "AWS::Events::EventBus"
+    redrive = resources["DeliveryQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDeadLetterQueue", "Arn"]}
+    notify = resources["NotifyFunction"]["Properties"]
+    variables = notify["Environment"]["Variables"]
+    assert variables["GOALKEEPER_DELIVERY_QUEUE_URL"] == {"Ref": "DeliveryQueue"}
+    assert variables["GOALKEEPER_EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+    grants = {
+        statement["Sid"]: statement
+        for policy in notify["Policies"]
+        for statement in policy["Statement"]
+    }
+    assert grants["EventBus"]["Action"] == "events:PutEvents"
+    assert grants["EventBus"]["Resource"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert grants["DeliveryQueue"]["Resource"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
+    assert {"EventBusName", "EventBusArn", "DeliveryQueueUrl"} <= outputs.keys()
+    assert "NotificationsDeadLetterQueueUrl" in outputs

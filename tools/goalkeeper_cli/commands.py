@@ -77,6 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
         f"  DynamoDB:  {stack.engine.endpoint.url} ({stack.engine.description}; "
         f"table {config.table_name}{created})"
     )
+    print(
+        f"  Webhooks:  delivery queue and event bus on moto at {stack.messaging_url} "
+        "(http://localhost receivers accepted)"
+    )
     print(f"  Admin key: {config.admin_key}")
     sys.stdout.flush()
     state = config.state_dir / STATE_FILE

@@ -13,6 +13,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     counters   the report counters those writes keep, read back for reports
     jobs       background jobs and the per-goal locks they hold
     touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
+    webhooks   webhook subscriptions, their deliveries, conversions put on the event bus
 
 Keys come from goalkeeper.keys, the one place keys are built.
 """
@@ -28,6 +29,7 @@ from goalkeeper.dal.events import Events
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.jobs import Jobs
 from goalkeeper.dal.touches import Touches
+from goalkeeper.dal.webhooks import Webhooks
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Dal:
     counters: Counters
     jobs: Jobs
     touches: Touches
+    webhooks: Webhooks
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -55,6 +58,7 @@ class Dal:
             Counters(table),
             Jobs(table),
             Touches(table),
+            Webhooks(table),
         )
 
     @property
