@@ -33,6 +33,7 @@ class Tenant:
     visitor_ids: list[str] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
+    funnel_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str:
@@ -49,6 +50,7 @@ class Tenant:
             *self.visitor_ids,
             *self.event_ids,
             *self.job_ids,
+            *self.funnel_ids,
             *self.texts,
         ]
 
@@ -67,13 +69,21 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
         assert status == 200, listed
         tenant.key_ids[role] = listed["keys"][0]["key_id"]
     if not with_data:
+        tenant.goal_ids = [
+            g["goal_id"] for g in stack.api.request("GET", "/v1/goals", tenant.read)[1]["goals"]
+        ]
         return tenant
     status, goal = stack.api.request("POST", "/v1/goals", tenant.write, GOAL_SPEC)
     assert status == 201, goal
+    calls = [g["goal_id"] for g in stack.api.request("GET", "/v1/goals", tenant.read)[1]["goals"]]
+    funnel_spec = {"name": f"Funnel {TAG}", "steps": [calls[0], goal["goal_id"]]}
+    status, funnel = stack.api.request("POST", "/v1/funnels", tenant.write, funnel_spec)
+    assert status == 201, funnel
+    tenant.funnel_ids = [funnel["funnel_id"]]
     status, account = stack.api.request("PUT", "/v1/account", tenant.write, SETTINGS)
     assert status == 200, account
     tenant.visitor_ids = [f"visitor-{TAG}-1", f"visitor-{TAG}-2"]
-    tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}"]
+    tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}", f"Funnel {TAG}"]
     attribution = {"source": "google", "medium": "cpc", "campaign": f"campaign-{TAG}"}
     attribution["keyword"] = f"keyword {TAG}"
     events = [
@@ -174,6 +184,11 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/visitors/{visitor_id}/trace"): {"read"},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"write"},
     ("GET", "/v1/jobs/{job_id}"): {"read", "write"},
+    ("POST", "/v1/funnels"): {"write"},
+    ("GET", "/v1/funnels"): {"read", "write"},
+    ("GET", "/v1/funnels/{funnel_id}"): {"read", "write"},
+    ("DELETE", "/v1/funnels/{funnel_id}"): {"write"},
+    ("GET", "/v1/reports/funnels/{funnel_id}"): {"read"},
 }
 
 
@@ -287,6 +302,30 @@ CASES: dict[tuple[str, str], Cases] = {
     ("GET", "/v1/jobs/{job_id}"): lambda a, b: [
         Attempt(role, f"/v1/jobs/{job_id}") for job_id in a.job_ids for role in ("read", "write")
     ],
+    # B's funnel of B's own goals is B's; a funnel naming A's goals names none of B's.
+    ("POST", "/v1/funnels"): lambda a, b: [
+        Attempt("write", "/v1/funnels", {"name": "B", "steps": b.goal_ids[:2]}, own_data=True),
+        Attempt("read", "/v1/funnels", {"name": "B", "steps": b.goal_ids[:2]}),
+    ],
+    ("GET", "/v1/funnels"): lambda a, b: [
+        Attempt("read", "/v1/funnels", own_data=True),
+        Attempt("write", "/v1/funnels", own_data=True),
+    ],
+    ("GET", "/v1/funnels/{funnel_id}"): lambda a, b: [
+        Attempt(role, f"/v1/funnels/{funnel_id}")
+        for funnel_id in a.funnel_ids
+        for role in ("read", "write")
+    ],
+    ("DELETE", "/v1/funnels/{funnel_id}"): lambda a, b: [
+        Attempt(role, f"/v1/funnels/{funnel_id}")
+        for funnel_id in a.funnel_ids
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/reports/funnels/{funnel_id}"): lambda a, b: [
+        Attempt(role, f"/v1/reports/funnels/{funnel_id}", query=REPORT_QUERY)
+        for funnel_id in a.funnel_ids
+        for role in ("read", "write")
+    ],
 }
 
 
@@ -320,6 +359,7 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         .replace("{visitor_id}", owner.visitor_ids[0])
         .replace("{key_id}", owner.key_ids["write"])
         .replace("{job_id}", owner.job_ids[0])
+        .replace("{funnel_id}", owner.funnel_ids[0])
     )
 
 
@@ -369,6 +409,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("PUT", "/v1/account"): SETTINGS,
         ("POST", "/v1/keys"): {},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
+        ("POST", "/v1/funnels"): {"name": "x", "steps": ["goal_x", "goal_y"]},
     }.get(_route_key(route))
 
 
@@ -482,6 +523,22 @@ def _workload(stack: InProcessStack) -> None:
         status, created = stack.api.request("POST", "/v1/goals", write, goal)
         assert status == 201, created
         goal_ids.append(created["goal_id"])
+    # A prerequisite and a funnel: their conditions and progress items are decided too.
+    status, created = stack.api.request(
+        "POST",
+        "/v1/goals",
+        write,
+        {
+            "name": "Sale after pages",
+            "rule": {"kind": "transaction"},
+            "requires": {"goal_id": goal_ids[0], "within_days": 3},
+        },
+    )
+    assert status == 201, created
+    funnel = {"name": "Pages then sale", "steps": [goal_ids[0], goal_ids[2]]}
+    status, created = stack.api.request("POST", "/v1/funnels", write, funnel)
+    assert status == 201, created
+    funnel_id = created["funnel_id"]
     attribution = {"source": "google", "campaign": "winter", "keyword": "plumber"}
     events = [
         {"type": "page_view", "visitor_id": "v-1", "visit_id": "s-1", "url": "https://x/a"},
@@ -535,6 +592,10 @@ def _workload(stack: InProcessStack) -> None:
         ("GET", "/v1/reports/top-keywords", read, None, REPORT_QUERY),
         ("GET", "/v1/visitors/v-1/trace", read, None, None),
         ("GET", f"/v1/goals/{goal_ids[3]}/health", read, None, None),
+        ("GET", "/v1/funnels", read, None, None),
+        ("GET", f"/v1/funnels/{funnel_id}", read, None, None),
+        ("GET", f"/v1/reports/funnels/{funnel_id}", read, None, REPORT_QUERY),
+        ("DELETE", f"/v1/funnels/{funnel_id}", write, None, None),
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)

@@ -11,6 +11,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     goals      the goal library, its versions, its count and version on the account
     decisions  conversions, de-dup claims, completions, visitor markers (one write)
     counters   the report counters those writes keep, read back for reports
+    funnels    funnel definitions, kept beside the goal library
     jobs       background jobs and the per-goal locks they hold
     touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
 
@@ -25,6 +26,7 @@ from goalkeeper.dal.client import Table
 from goalkeeper.dal.counters import Counters
 from goalkeeper.dal.decisions import Decisions
 from goalkeeper.dal.events import Events
+from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.jobs import Jobs
 from goalkeeper.dal.touches import Touches
@@ -42,6 +44,7 @@ class Dal:
     counters: Counters
     jobs: Jobs
     touches: Touches
+    funnels: Funnels
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -55,6 +58,7 @@ class Dal:
             Counters(table),
             Jobs(table),
             Touches(table),
+            Funnels(table),
         )
 
     @property
