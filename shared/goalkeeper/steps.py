@@ -248,8 +248,9 @@ class Links:
 # Bucket 0 holds 0 seconds; bucket b >= 1 holds the whole seconds s with
 # 2^((b-1)/4) <= s < 2^(b/4): a quarter of an octave, so any value in a bucket is within
 # 19% of any other, and the bucket's representative (its geometric middle, clamped to
-# the whole seconds it holds) within 9.1% of every value in it. Below 5 seconds each
-# bucket holds one whole second: exact. 3650 days is bucket 114.
+# the whole seconds it holds) within 9.1% of every value in it, plus half a second for
+# the rounding to whole seconds. Up to 7 seconds each bucket holds at most one whole
+# second: exact. 3650 days is bucket 113.
 
 
 def seconds_bucket(seconds: int) -> int:
