@@ -56,6 +56,11 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/goals/{goal_id}/health"): "ReportsFunction",
     ("POST", "/v1/goals/{goal_id}/backfill"): "IngestFunction",
     ("GET", "/v1/jobs/{job_id}"): "ReportsFunction",
+    ("POST", "/v1/funnels"): "IngestFunction",
+    ("GET", "/v1/funnels"): "IngestFunction",
+    ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
+    ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
+    ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
 }
 
 
