@@ -218,10 +218,14 @@ class ConversionPlan:
             f"within {track.window_days} days before",
         )
 
+    def step_checks(self) -> tuple[StepCheck, ...]:
+        """Its prerequisite and its funnel steps' looks back at the previous step."""
+        checks = [self.prerequisite] + [step.after for step in self.funnel_steps]
+        return tuple(check for check in checks if check is not None)
+
     def progress_reads(self) -> tuple[Mark, ...]:
         """Every progress item this plan's conditions may look at."""
-        checks = [self.prerequisite] + [step.after for step in self.funnel_steps]
-        return tuple(mark for check in checks if check is not None for mark in check.marks())
+        return tuple(mark for check in self.step_checks() for mark in check.marks())
 
     def progress_written(self) -> tuple[Mark, ...]:
         """Every progress item this plan may widen."""

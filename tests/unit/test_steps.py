@@ -190,3 +190,17 @@ def test_the_histogram_buckets_are_quarter_octaves_and_the_median_is_within_ten_
     assert median_bucket({}) is None
     assert median_bucket({5: 1, 9: 1}) == 5  # the lower median
     assert median_bucket({5: 1, 9: 2}) == 9
+
+
+def test_a_group_is_sized_for_its_largest_attempt_whatever_it_learns() -> None:
+    from goalkeeper.dal.decisions import _most_items
+
+    plan = _plan(BUY)
+    unmet = DecisionState([plan])
+    check = plan.prerequisite
+    assert check is not None and check.own is not None
+    met = DecisionState([plan])
+    met.progress[check.own] = Span.of(_span(NOW - timedelta(hours=1), "e0", "c0"))
+    assert unmet.decision(plan).status == "void" and met.decision(plan).status == "counted"
+    # Counted writes more than void: the bound holds for both attempts.
+    assert len(_items(unmet)) < len(_items(met)) <= _most_items(unmet, "table")

@@ -44,6 +44,7 @@ from goalkeeper.dal.transactions import (
     TransactionCancelled,
 )
 from goalkeeper.dedup import Check, ClaimState, ConversionPlan, Decision, Slot
+from goalkeeper.models.common import iso
 from goalkeeper.steps import FunnelStep, Mark, Met, Span, StepCheck, seconds_bucket
 
 
@@ -301,15 +302,18 @@ def chunks(
 ) -> list[DecisionState]:
     """The event's goals in groups whose transactions fit DynamoDB's item limit.
 
-    A group's transaction only shrinks as attempts learn (voids write less), so a
-    group that fits on its first attempt fits on every later one.
+    A group is sized by the most items any attempt can write (`_most_items`): an
+    attempt that learns a claim blocks writes less, but one that learns a step is met
+    writes more (a counted conversion instead of a void one), so a group is sized as
+    if every step were met, plus one condition per step (a step not met checks two
+    items, a step met one).
     """
     groups: list[DecisionState] = []
     current = DecisionState([], sighting)
     for plan in plans:
         candidate = DecisionState([*current.plans, plan], current.sighting)
         if current.plans and (
-            _entangled(current.plans, plan) or len(candidate.transaction(table)) > MAX_ITEMS
+            _entangled(current.plans, plan) or _most_items(candidate, table) > MAX_ITEMS
         ):
             groups.append(current)
             candidate = DecisionState([plan])
@@ -317,6 +321,17 @@ def chunks(
     if current.plans or current.sighting is not None:
         groups.append(current)
     return groups
+
+
+def _most_items(state: DecisionState, table: str) -> int:
+    """The most items any attempt of `state` can write (see `chunks`): its transaction
+    with every step met (through its own period's earliest conversion), plus one."""
+    probe = DecisionState(state.plans, state.sighting)
+    checks = [check for plan in state.plans for check in plan.step_checks()]
+    for check in checks:
+        if check.own is not None:
+            probe.progress[check.own] = Span(lo_key="", lo_at=iso(check.at), lo_conversion="")
+    return len(probe.transaction(table)) + len(checks)
 
 
 def _entangled(plans: list[ConversionPlan], plan: ConversionPlan) -> bool:
