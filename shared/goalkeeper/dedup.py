@@ -29,7 +29,7 @@ from goalkeeper.crediting import Credit
 from goalkeeper.models.common import iso
 from goalkeeper.models.events import Call, EventBase
 from goalkeeper.models.goals import CallRule, Goal
-from goalkeeper.steps import FunnelStep, Links, Mark, StepCheck, goal_track, subject_of
+from goalkeeper.steps import FunnelStep, Links, Mark, Span, StepCheck, goal_track, subject_of
 from goalkeeper.values import Money
 
 # Canonical order of key names inside a shape, so one claim item per shape.
@@ -367,7 +367,9 @@ def plan_conversion(
 
 
 def judge_in_order(
-    plans: Iterable[ConversionPlan], stored: Mapping[Slot, ClaimState]
+    plans: Iterable[ConversionPlan],
+    stored: Mapping[Slot, ClaimState],
+    progress: Mapping[Mark, Span] | None = None,
 ) -> list[tuple[ConversionPlan, Decision]]:
     """The decisions `plans` would get if decided one after another in time order,
     with nothing written: a goal's dry-run, judged as a backfill of the goal would be.
@@ -375,11 +377,16 @@ def judge_in_order(
     Each plan is judged by the conditions its write would carry (decisions)
     against the claims `stored` and the conversions counted before it in this
     sequence: a counted one widens its claim periods as its write would, a void one
-    claims nothing. Pure: plain claim states and plans in, decisions out.
+    claims nothing. A plan with a prerequisite is judged first against the `progress`
+    items as stored (the plans' own conversions never join the track they look at).
+    Pure: plain claim states and plans in, decisions out.
     """
     claims = dict(stored)
     judged = []
     for plan in sorted(plans, key=lambda plan: plan.order_key):
+        if plan.prerequisite is not None and plan.prerequisite.judge(progress or {}) is None:
+            judged.append((plan, plan.unmet()))
+            continue
         decision = _judge(plan, claims)
         if decision.status == "counted":
             for slot in plan.writes:

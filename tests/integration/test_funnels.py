@@ -200,6 +200,12 @@ def test_a_prerequisite_is_decided_in_the_write_and_first_decided_wins(
         == conversions[("a-f", "Form")]["conversion_id"]
     )
     assert_funnels_equal_a_recount(stack.items())
+    # A dry-run judges the requirement against the forms stored now: d's form, which
+    # arrived after d's purchase was decided, would now let it count.
+    dry = {"goal": purchase_spec, **RANGE}
+    status, tried = stack.api.request("POST", "/v1/goals/dry-run", write, dry)
+    assert status == 200, tried
+    assert (tried["matched"], tried["would_count"]) == (5, 3), tried
     # A goal reached by the very event of its required goal: that event is not earlier
     # (and the two goals' writes are decided apart: one item, one operation).
     stack.add_goals(

@@ -713,6 +713,13 @@ class Decisions:
         found = self._table.get_many([slot.key(account_id) for slot in by_key.values()])
         return {by_key[_position(item)]: claim_state(item) for item in found}
 
+    def progress(self, account_id: str, marks: list[Mark]) -> dict[Mark, Span]:
+        """The progress items of these marks as stored now (BatchGetItem by exact key);
+        a mark with no item is left out."""
+        by_key = {_position(mark.key(account_id)): mark for mark in marks}
+        found = self._table.get_many([mark.key(account_id) for mark in by_key.values()])
+        return {by_key[_position(item)]: Span.of(item) for item in found}
+
     def completions(
         self, account_id: str, goal_id: str, scope: str, scope_id: str
     ) -> dict[str, int]:
