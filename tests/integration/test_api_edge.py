@@ -154,6 +154,7 @@ BODIES = {
     ("POST", "/v1/keys"): {},
     ("PUT", "/v1/account"): {"attribution": {"model": "last_touch"}},
     ("POST", "/v1/goals/{goal_id}/backfill"): {"from": str(datetime.now(UTC).date())},
+    ("POST", "/v1/funnels"): {"name": "Checkout", "steps": ["goal_a", "goal_b"]},
 }
 ADMIN_ROUTES = {("POST", "/v1/accounts")}
 
