@@ -535,6 +535,7 @@ def _workload(stack: InProcessStack) -> None:
         },
     )
     assert status == 201, created
+    after_pages = created["goal_id"]
     funnel = {"name": "Pages then sale", "steps": [goal_ids[0], goal_ids[2]]}
     status, created = stack.api.request("POST", "/v1/funnels", write, funnel)
     assert status == 201, created
@@ -565,9 +566,10 @@ def _workload(stack: InProcessStack) -> None:
         status, answer = stack.api.request("POST", "/v1/events", write, event)
         assert status == 202, answer
         stack.evaluate_pending()
-    # Backfills of a windowed goal (neighbouring claims checked) and of a history rule.
+    # Backfills of a windowed goal (neighbouring claims checked), of a history rule and
+    # of a goal with a prerequisite (its progress items read).
     jobs = []
-    for goal_id in (goal_ids[3], goal_ids[0]):
+    for goal_id in (goal_ids[3], goal_ids[0], after_pages):
         status, job = stack.api.request("POST", f"/v1/goals/{goal_id}/backfill", write, BACKFILL)
         assert status == 202, job
         jobs.append(job["job_id"])

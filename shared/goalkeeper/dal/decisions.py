@@ -645,11 +645,12 @@ class Decisions:
         return decisions
 
     def _decide(self, state: DecisionState) -> None:
-        # An optimistic read of the progress items the steps look at picks the item each
-        # condition names; the conditions, not this read, make the decision right.
+        # An optimistic read of the progress items the steps look at (one BatchGetItem,
+        # eventually consistent) picks the item each condition names; the conditions,
+        # not this read, make the decision right.
         reads = sorted({m for plan in state.plans for m in plan.progress_reads()}, key=repr)
-        for mark in reads:
-            state.progress[mark] = Span.of(self._table.get(mark.key(state.plans[0].account_id)))
+        if reads:
+            state.progress.update(self.progress(state.plans[0].account_id, reads))
         written = {mark for plan in state.plans for mark in plan.progress_written()}
         exhausted = "conversion write kept conflicting with concurrent writes"
         for attempt in attempts(
