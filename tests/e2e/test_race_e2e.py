@@ -21,6 +21,12 @@ ROUNDS = {
     MOTO: int(os.environ.get("GOALKEEPER_RACE_ROUNDS", "40")),
     DYNAMODB_LOCAL: int(os.environ.get("GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL", "20")),
 }
+# The shuffled workload's steps (a prerequisite and a funnel) ride along on DynamoDB
+# Local (serializable by itself, and it refuses two operations on one item in a
+# transaction); GOALKEEPER_RACE_STEPS=all adds them on moto too (about 15 s more).
+STEP_ENGINES = {DYNAMODB_LOCAL} | (
+    {MOTO} if os.environ.get("GOALKEEPER_RACE_STEPS") == "all" else set()
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,7 @@ def test_racing_events_of_one_visitor_count_exactly_once_every_round(
 
 @pytest.mark.server
 def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
-    served: ServedStack,
+    served: ServedStack, serve_engine: str
 ) -> None:
     """Issue 12: events of a ~500-event workload sent in random order by 8 concurrent
     clients, decided in parallel stream batches: no goal counts twice within its
@@ -113,18 +119,23 @@ def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
         assert status == 201, goal
         goals[goal["goal_id"]] = spec
     ids = {spec["name"]: goal_id for goal_id, spec in goals.items()}
+    steps = serve_engine in STEP_ENGINES
     after_ping = {
         "name": "buy after ping",
         "rule": {"kind": "custom_trigger", "name": "buy"},
         "dedup": {"keys": []},
         "requires": {"goal_id": ids["every"], "within_days": 1},
     }
-    status, goal = served.request("POST", "/v1/goals", write, after_ping)
-    assert status == 201, goal
-    steps = [ids["every"], ids["7d-goal"], goal["goal_id"]]
-    body = {"name": "ping, buy, buy again", "steps": steps, "window_days": 2}
-    status, funnel = served.request("POST", "/v1/funnels", write, body)
-    assert status == 201, funnel
+    if steps:
+        status, goal = served.request("POST", "/v1/goals", write, after_ping)
+        assert status == 201, goal
+        body = {
+            "name": "ping, buy, buy again",
+            "steps": [ids["every"], ids["7d-goal"], goal["goal_id"]],
+            "window_days": 2,
+        }
+        status, funnel = served.request("POST", "/v1/funnels", write, body)
+        assert status == 201, funnel
     rng = random.Random(2026)
     events = random_events(rng, 500)
     rng.shuffle(events)
@@ -157,9 +168,10 @@ def test_a_shuffled_workload_decided_in_parallel_keeps_the_window_rule(
     assert len(decided_events) == len(events)  # every event reaches at least one goal
     for conversion in conversions:
         conversion["occurred_at"] = conversion["at"]
-    every_goal = goals | {steps[2]: after_ping}  # it checks nothing (dedup keys [])
+    every_goal = goals | ({goal["goal_id"]: after_ping} if steps else {})  # checks nothing
     assert_window_rule(every_goal, conversions, {event["event_id"]: event for event in events})
-    _assert_steps(served, read, funnel, conversions, ids["every"])
+    if steps:
+        _assert_steps(served, read, funnel, conversions, ids["every"])
 
     report = served.request("GET", "/v1/reports/goals?from=2026-08-01", read)[1]
     rows = {row["goal_id"]: row for row in report["goals"]}
