@@ -17,6 +17,9 @@ at least a window later. Every counted conversion widens the lo/hi of its period
 in every layout that some goal checks (shapes naming a goal only for that goal),
 so later checks see it; lo only moves back and hi only forward, under conditions.
 The store turns a plan into one TransactWriteItems whose conditions are the checks.
+A plan also carries its steps (goalkeeper.steps): the goal's prerequisite, the goal
+tracks and funnel steps a counted conversion joins; their conditions ride in the same
+write.
 """
 
 from collections.abc import Iterable, Mapping
