@@ -1,5 +1,6 @@
 """Write API: events from sites and phone systems (and in Segment's protocol), accounts,
-their settings and keys, the goal library and its backfills, webhook subscriptions."""
+their settings and keys, the goal library and its backfills, funnels, webhook
+subscriptions."""
 
 import functools
 from datetime import UTC, datetime
@@ -21,11 +22,12 @@ from goalkeeper.models.accounts import (
     KeyRequest,
 )
 from goalkeeper.models.events import EventBatch, IngestResult
+from goalkeeper.models.funnels import FunnelSpec
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
 from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, backfill, dry_run, goals, webhooks
+from goalkeeper.services import accounts, backfill, dry_run, funnels, goals, webhooks
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
@@ -346,6 +348,32 @@ def _outbox_at(url: str) -> "SqsOutbox":
 
 def outbox() -> "SqsOutbox":
     return _outbox_at(get_settings().delivery_queue_url)
+
+
+@app.post("/v1/funnels", middlewares=[WRITE])
+def create_funnel(spec: Annotated[FunnelSpec, Body()]) -> JsonResponse:
+    funnel = funnels.create_funnel(runtime.dal(), current_account(app), spec, _now())
+    logger.info("funnel created", extra={"funnel_id": funnel.funnel_id})
+    return json_response(201, funnel.model_dump(mode="json"))
+
+
+@app.get("/v1/funnels", middlewares=[READ_OR_WRITE])
+def list_funnels() -> JsonResponse:
+    found = funnels.list_funnels(runtime.dal(), current_account(app))
+    return json_response(200, {"funnels": [funnel.model_dump(mode="json") for funnel in found]})
+
+
+@app.get("/v1/funnels/<funnel_id>", middlewares=[READ_OR_WRITE])
+def get_funnel(funnel_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
+    funnel = funnels.get_funnel(runtime.dal(), current_account(app), funnel_id)
+    return json_response(200, funnel.model_dump(mode="json"))
+
+
+@app.delete("/v1/funnels/<funnel_id>", middlewares=[WRITE])
+def delete_funnel(funnel_id: Annotated[str, Path(max_length=128)]) -> JsonResponse:
+    funnel = funnels.delete_funnel(runtime.dal(), current_account(app), funnel_id)
+    logger.info("funnel deleted", extra={"funnel_id": funnel.funnel_id})
+    return json_response(200, funnel.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.services import backfill, reports
+from goalkeeper.services import backfill, funnels, reports
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -50,6 +50,19 @@ def goal_timeseries(goal_id: GoalId, start: From = None, end: To = None) -> Json
     span = _span(account_id, start, end)
     return json_response(
         200, reports.goal_timeseries(runtime.dal(), account_id, goal_id, span, _shards())
+    )
+
+
+@app.get("/v1/reports/funnels/<funnel_id>", middlewares=[READ])
+def funnel_report(
+    funnel_id: Annotated[str, Path(min_length=1, max_length=128)],
+    start: From = None,
+    end: To = None,
+) -> JsonResponse:
+    account_id = current_account(app)
+    span = _span(account_id, start, end)
+    return json_response(
+        200, funnels.funnel_report(runtime.dal(), account_id, funnel_id, span, _shards())
     )
 
 

@@ -17,6 +17,8 @@ GOAL_ID = "goal_id"
 DAY_KIND = "day_counters"
 GOAL_DAY_KIND = "goal_counters"
 ATTRIBUTION_KIND = "attribution"
+FUNNEL_DAY_KIND = "funnel_counters"
+FUNNEL_ID = "funnel_id"
 
 VISITORS_SEEN = "visitors_seen"
 COUNTED = "counted"
@@ -53,3 +55,36 @@ def values_of(item: dict[str, Any]) -> dict[str, Any]:
 def attribution_labels(attribution: dict[str, Any] | None) -> dict[str, str]:
     attribution = attribution or {}
     return {name: attribution.get(name) or NONE_LABEL for name in ATTRIBUTION_DIMENSIONS}
+
+
+# A funnel's day item: per step, the conversions that reached it, and (from the second
+# step on) a histogram of their seconds since the previous step (goalkeeper.steps).
+_STEP_PREFIX = "step#"
+_SECONDS_PREFIX = "secs#"
+
+
+def funnel_step_attribute(step: int) -> str:
+    return f"{_STEP_PREFIX}{step}"
+
+
+def funnel_seconds_attribute(step: int, bucket: int) -> str:
+    return f"{_SECONDS_PREFIX}{step}#{bucket}"
+
+
+def funnel_steps_of(item: dict[str, Any]) -> dict[int, int]:
+    """Step -> conversions that reached it, in a funnel's day item."""
+    return {
+        int(name.removeprefix(_STEP_PREFIX)): int(count)
+        for name, count in item.items()
+        if name.startswith(_STEP_PREFIX)
+    }
+
+
+def funnel_seconds_of(item: dict[str, Any]) -> dict[tuple[int, int], int]:
+    """(step, seconds bucket) -> conversions, in a funnel's day item."""
+    found = {}
+    for name, count in item.items():
+        if name.startswith(_SECONDS_PREFIX):
+            step, bucket = name.removeprefix(_SECONDS_PREFIX).split("#")
+            found[(int(step), int(bucket))] = int(count)
+    return found

@@ -17,6 +17,9 @@ at least a window later. Every counted conversion widens the lo/hi of its period
 in every layout that some goal checks (shapes naming a goal only for that goal),
 so later checks see it; lo only moves back and hi only forward, under conditions.
 The store turns a plan into one TransactWriteItems whose conditions are the checks.
+A plan also carries its steps (goalkeeper.steps): the goal's prerequisite, the goal
+tracks and funnel steps a counted conversion joins; their conditions ride in the same
+write.
 """
 
 from collections.abc import Iterable, Mapping
@@ -29,6 +32,7 @@ from goalkeeper.crediting import Credit
 from goalkeeper.models.common import iso
 from goalkeeper.models.events import Call, EventBase
 from goalkeeper.models.goals import CallRule, Goal
+from goalkeeper.steps import FunnelStep, Links, Mark, Span, StepCheck, goal_track, subject_of
 from goalkeeper.values import Money
 
 # Canonical order of key names inside a shape, so one claim item per shape.
@@ -177,6 +181,12 @@ class ConversionPlan:
     aggregate: AggregateDelta
     completion: Completion | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # The goal's prerequisite (goalkeeper.steps): checked in the deciding write.
+    prerequisite: StepCheck | None = None
+    # The goal tracks a counted conversion joins (goals that require this one look back).
+    progress_writes: tuple[Mark, ...] = ()
+    # Its places in funnels: on each step whose previous step was reached, it counts there.
+    funnel_steps: tuple[FunnelStep, ...] = ()
 
     @property
     def occurred_at(self) -> str:
@@ -198,6 +208,32 @@ class ConversionPlan:
         return Decision(
             self.conversion_id, self.goal_id, "void", check.reason(), duplicate_of=duplicate_of
         )
+
+    def unmet(self) -> Decision:
+        """Void: no counted conversion of the required goal earlier within the window."""
+        assert self.prerequisite is not None
+        track = self.prerequisite.track
+        return Decision(
+            self.conversion_id,
+            self.goal_id,
+            "void",
+            f"prerequisite not met: no counted conversion of goal {track.ident} "
+            f"within {track.window_days} days before",
+        )
+
+    def step_checks(self) -> tuple[StepCheck, ...]:
+        """Its prerequisite and its funnel steps' looks back at the previous step."""
+        checks = [self.prerequisite] + [step.after for step in self.funnel_steps]
+        return tuple(check for check in checks if check is not None)
+
+    def progress_reads(self) -> tuple[Mark, ...]:
+        """Every progress item this plan's conditions may look at."""
+        return tuple(mark for check in self.step_checks() for mark in check.marks())
+
+    def progress_written(self) -> tuple[Mark, ...]:
+        """Every progress item this plan may widen."""
+        funnel_marks = tuple(step.mark for step in self.funnel_steps if step.mark is not None)
+        return self.progress_writes + funnel_marks
 
 
 def goal_layouts(goal: Goal) -> list[Layout]:
@@ -287,6 +323,7 @@ def plan_conversion(
     value: Money | None,
     credit: Credit,
     completion: Completion | None = None,
+    links: Links | None = None,
 ) -> ConversionPlan:
     conversion_id = keys.conversion_id(event_id, goal.goal_id)
     # What the conversion records of its event and goal (see dal.decisions.conversion_item).
@@ -306,6 +343,15 @@ def plan_conversion(
         "attribution_source": credit.source.value,
     }
     checks, writes = plan_claims(event, event_id, occurred_at, goal, layouts)
+    subject = subject_of(event.visitor_id, event.contact_id)
+    order_key = f"{iso(occurred_at)}#{event_id}"
+    prerequisite = None
+    if goal.requires is not None:
+        track = goal_track(goal.requires.goal_id, goal.requires.within_days)
+        prerequisite = StepCheck(track, subject, occurred_at, order_key)
+    progress_writes, funnel_steps = (links or Links.none()).plan(
+        goal.goal_id, subject, occurred_at, order_key
+    )
     return ConversionPlan(
         account_id=account_id,
         conversion_id=conversion_id,
@@ -317,11 +363,16 @@ def plan_conversion(
         aggregate=AggregateDelta(keys.shard_of(event_id, shards), day, value),
         completion=completion,
         attributes=attributes,
+        prerequisite=prerequisite,
+        progress_writes=progress_writes,
+        funnel_steps=funnel_steps,
     )
 
 
 def judge_in_order(
-    plans: Iterable[ConversionPlan], stored: Mapping[Slot, ClaimState]
+    plans: Iterable[ConversionPlan],
+    stored: Mapping[Slot, ClaimState],
+    progress: Mapping[Mark, Span] | None = None,
 ) -> list[tuple[ConversionPlan, Decision]]:
     """The decisions `plans` would get if decided one after another in time order,
     with nothing written: a goal's dry-run, judged as a backfill of the goal would be.
@@ -329,11 +380,16 @@ def judge_in_order(
     Each plan is judged by the conditions its write would carry (decisions)
     against the claims `stored` and the conversions counted before it in this
     sequence: a counted one widens its claim periods as its write would, a void one
-    claims nothing. Pure: plain claim states and plans in, decisions out.
+    claims nothing. A plan with a prerequisite is judged first against the `progress`
+    items as stored (the plans' own conversions never join the track they look at).
+    Pure: plain claim states and plans in, decisions out.
     """
     claims = dict(stored)
     judged = []
     for plan in sorted(plans, key=lambda plan: plan.order_key):
+        if plan.prerequisite is not None and plan.prerequisite.judge(progress or {}) is None:
+            judged.append((plan, plan.unmet()))
+            continue
         decision = _judge(plan, claims)
         if decision.status == "counted":
             for slot in plan.writes:

@@ -230,3 +230,36 @@ def delivery(account_id: str, webhook_id: str, delivery_id: str) -> dict[str, st
 def conversion_published(account_id: str, conversion_id: str) -> dict[str, str]:
     """That a conversion was put on the event bus (created before the put, marked after)."""
     return {PK: f"A#{account_id}#C#{conversion_id}", SK: "BUS"}
+
+
+# --- funnels and prerequisite goals (goalkeeper.steps) ----------------------------------
+
+
+def progress(
+    account_id: str, track_kind: str, track: str, subject: str, window_days: int, bucket: int
+) -> dict[str, str]:
+    """A track's earliest and latest conversion of one subject (visitor or contact) in
+    one window-sized period: what a later step's condition looks at. `track` is a goal id
+    or "<funnel id>#S<step>" (ids never contain '#')."""
+    return {
+        PK: f"A#{account_id}#STEP#{track_kind}#{track}#{_digest(subject)}",
+        SK: f"W{window_days}#B{bucket}",
+    }
+
+
+def funnels_pk(account_id: str) -> str:
+    return f"A#{account_id}#FUNNELS"
+
+
+def funnel(account_id: str, funnel_id: str) -> dict[str, str]:
+    return {PK: funnels_pk(account_id), SK: f"FUNNEL#{funnel_id}"}
+
+
+def funnel_day_counters(account_id: str, shard: int, day: str, funnel_id: str) -> dict[str, str]:
+    """One funnel's counters on one day, one of `shards` items; a funnel's days sit in
+    one key range per shard (read with one Query per shard for a date range)."""
+    return {PK: aggregate_pk(account_id, shard), SK: f"F#{funnel_id}#D#{day}"}
+
+
+def funnel_counters_range(funnel_id: str, first_day: str, last_day: str) -> tuple[str, str]:
+    return f"F#{funnel_id}#D#{first_day}", f"F#{funnel_id}#D#{last_day}"

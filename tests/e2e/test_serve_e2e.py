@@ -3,9 +3,11 @@
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from goalkeeper.steps import bucket_value, seconds_bucket
 from support.served import ServedStack
 
 ADMIN = "e2e-admin-key"
@@ -88,6 +90,131 @@ def test_concurrent_requests_each_get_their_own_answer_and_every_event_is_stored
     resent = [CALL | {"event_id": event_id, "call_id": event_id} for event_id in answers]
     status, body = served.request("POST", "/v1/events", write, {"events": resent})
     assert (status, sorted(body["duplicates"])) == (202, sorted(answers))
+
+
+# --- a three-step funnel over HTTP (issue 19) -------------------------------------------
+def _at(seconds: float) -> str:
+    return (datetime(2026, 11, 10, 10, tzinfo=UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def _page(visitor: str, path: str, seconds: float, n: int = 0) -> dict:
+    url = f"https://shop.example/{path}"
+    event_id = f"{visitor}-{path}-{n}"
+    return {"event_id": event_id, "type": "page_view", "visitor_id": visitor, "url": url} | {
+        "occurred_at": _at(seconds)
+    }
+
+
+def _form(visitor: str, seconds: float, name: str = "form", n: int = 0) -> dict:
+    return {
+        "event_id": f"{visitor}-{name}-{n}",
+        "type": "custom_trigger",
+        "name": name,
+        "visitor_id": visitor,
+        "occurred_at": _at(seconds),
+    }
+
+
+def _decided(served: ServedStack, read: str, expected: dict[str, int]) -> dict[str, int]:
+    """Wait until each named goal has decided this many conversions (counted + void)."""
+    deadline = time.monotonic() + 15
+    while True:
+        status, report = served.request("GET", REPORT, read)
+        assert status == 200, report
+        found = {row["name"]: row["counted"] + row["void"] for row in report["goals"]}
+        seen = {name: found.get(name, 0) for name in expected}
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
+
+
+@pytest.mark.server
+def test_a_three_step_funnel_and_a_prerequisite_report_hand_counted_numbers(
+    served: ServedStack,
+) -> None:
+    """Landing page -> form -> thank-you page, 7 days. Sent step by step (each wave
+    decided before the next is sent), as visitors do them: v1 and v6 do all three, v2
+    skips the form, v3 fills it 8 days later (outside the window), v4 repeats steps,
+    v5 fills the form without landing. A purchase requires the form within 2 days."""
+    account = served.request("POST", "/v1/accounts", ADMIN, {})[1]
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    ids = []
+    for spec in (
+        {
+            "name": "Landing",
+            "rule": {"kind": "url", "match": "prefix", "pattern": "https://shop.example/landing"},
+        },
+        {"name": "Form", "rule": {"kind": "custom_trigger", "name": "form"}},
+        {
+            "name": "Thanks",
+            "rule": {"kind": "url", "match": "prefix", "pattern": "https://shop.example/thanks"},
+        },
+    ):
+        status, goal = served.request("POST", "/v1/goals", write, spec)
+        assert status == 201, goal
+        ids.append(goal["goal_id"])
+    purchase = {
+        "name": "Purchase",
+        "rule": {"kind": "custom_trigger", "name": "buy"},
+        "requires": {"goal_id": ids[1], "within_days": 2},
+    }
+    assert served.request("POST", "/v1/goals", write, purchase)[0] == 201
+    body = {"name": "Checkout", "steps": ids, "window_days": 7}
+    status, funnel = served.request("POST", "/v1/funnels", write, body)
+    assert status == 201, funnel
+    day = 86400
+    waves = [
+        (
+            {"Landing": 6},
+            [_page(v, "landing", 0) for v in ("v1", "v2", "v3", "v4", "v6")]
+            + [_page("v4", "landing", 60, 1)],
+        ),
+        (
+            {"Form": 6},
+            [
+                _form("v1", 300),
+                _form("v3", 8 * day),
+                _form("v4", 7200),
+                _form("v4", 7300, n=1),
+                _form("v5", 0),
+                _form("v6", 1200),
+            ],
+        ),
+        (
+            {"Thanks": 4, "Purchase": 2},
+            [
+                _page("v1", "thanks", 360),
+                _page("v2", "thanks", 3600),
+                _page("v3", "thanks", 8 * day + 60),
+                _page("v6", "thanks", 3000),
+                _form("v1", day, "buy"),
+                _form("v2", 0, "buy"),
+            ],
+        ),
+    ]
+    for expected, events in waves:
+        status, answer = served.request("POST", "/v1/events", write, {"events": events})
+        assert status == 202, answer
+        assert _decided(served, read, expected) == expected
+    path = f"/v1/reports/funnels/{funnel['funnel_id']}?from=2026-11-01&to=2026-11-30"
+    status, report = served.request("GET", path, read)
+    assert status == 200, report
+    assert [(s["entered"], s["converted"], s["drop_off"]) for s in report["steps"]] == [
+        (5, 5, 0),  # v1 v2 v3 v4 v6 landed (v4's second landing is void)
+        (5, 3, 2),  # v1 v4 v6 filled the form within 7 days of landing; v2 and v3 did not
+        (3, 2, 1),  # v1 v6 reached the thank-you page after the form; v4 did not
+    ]
+    # Medians: of 300, 1200, ~7200 s -> 1200; of 60, 1800 s -> 60 (the lower one), each
+    # as its histogram bucket gives it (within 9%).
+    medians = [s["median_seconds_to_convert"] for s in report["steps"]]
+    assert medians == [None, bucket_value(seconds_bucket(1200)), bucket_value(seconds_bucket(60))]
+    assert abs(medians[1] - 1200) <= 110 and abs(medians[2] - 60) <= 6
+    status, trace = served.request("GET", "/v1/visitors/v2/trace", read)
+    (void,) = [i for i in trace["items"] if i.get("goal_name") == "Purchase"]
+    assert (void["status"], void["reason"].split(":")[0]) == ("void", "prerequisite not met")
+    status, trace = served.request("GET", "/v1/visitors/v1/trace", read)
+    (counted,) = [i for i in trace["items"] if i.get("goal_name") == "Purchase"]
+    assert counted["status"] == "counted"
 
 
 @pytest.mark.server

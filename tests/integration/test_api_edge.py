@@ -160,6 +160,7 @@ BODIES = {
     ("POST", "/segment/v1/page"): {"anonymousId": "a", "properties": {"url": "https://s/"}},
     ("POST", "/segment/v1/identify"): {"anonymousId": "a", "userId": "c"},
     ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
+    ("POST", "/v1/funnels"): {"name": "Checkout", "steps": ["goal_a", "goal_b"]},
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),

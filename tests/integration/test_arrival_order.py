@@ -271,3 +271,78 @@ def test_a_tags_goal_fires_again_each_time_the_contact_comes_to_hold_the_tags(
     for (event_id, goal_id), conversion in _conversions(stack).items():
         found[goal_id].append((event_id, conversion["status"]))
     assert sorted(found[goal]) == [("add-1", "counted"), ("add-2", "counted")]
+
+
+# --- steps: prerequisites and funnels in any arrival order (issue 19) -------------------
+STEP_ROUNDS = int(os.environ.get("GOALKEEPER_STEP_ORDER_ROUNDS", "3"))
+
+
+@pytest.mark.parametrize("seed", range(STEP_ROUNDS))
+def test_steps_are_first_decided_wins_for_any_arrival_order(
+    stack: InProcessStack, seed: int
+) -> None:
+    """Forms and purchases of a few visitors arrive shuffled. A purchase (it requires a
+    form within 2 days) counts exactly when a counted form of its visitor lies at most
+    2 days before it *and was decided before it*: a requirement arriving late never
+    rewrites a decision. The funnel form -> purchase (1 day) likewise; and its counters
+    equal a recount whichever order it was."""
+    from support.funnel_recount import assert_funnels_equal_a_recount
+
+    write = stack.new_account()["keys"]["write"]
+    form = _goal(stack, write, {"name": "form", "rule": {"kind": "custom_trigger", "name": "form"}})
+    buy = _goal(
+        stack,
+        write,
+        {
+            "name": "buy",
+            "rule": {"kind": "custom_trigger", "name": "buy"},
+            "dedup": {"keys": []},
+            "requires": {"goal_id": form, "within_days": 2},
+        },
+    )
+    status, funnel = stack.api.request(
+        "POST", "/v1/funnels", write, {"name": "f", "steps": [form, buy], "window_days": 1}
+    )
+    assert status == 201, funnel
+    rng = random.Random(seed)
+    events = [
+        trigger(
+            f"e{n}", rng.choice(["form", "buy", "buy"]), rng.uniform(0, 6), f"v{rng.randrange(3)}"
+        )
+        for n in range(24)
+    ]
+    rng.shuffle(events)
+    _send_one_by_one(stack, write, *events)
+    decided_at = {event["event_id"]: position for position, event in enumerate(events)}
+    found = _conversions(stack)
+    forms = [
+        (event, found[(event["event_id"], form)])
+        for event in events
+        if event["name"] == "form" and found[(event["event_id"], form)]["status"] == "counted"
+    ]
+    for event in (e for e in events if e["name"] == "buy"):
+        conversion = found[(event["event_id"], buy)]
+
+        counted = conversion["status"] == "counted"
+        assert counted == _decided_before(event, forms, decided_at, 2), (event, conversion)
+        on_step = funnel["funnel_id"] in (conversion.get("funnels") or {})
+        assert on_step == (counted and _decided_before(event, forms, decided_at, 1)), event
+    assert_funnels_equal_a_recount(stack.items())
+
+
+def _decided_before(
+    event: dict, forms: list[tuple[dict, dict]], decided_at: dict[str, int], days: float
+) -> bool:
+    """A counted form of the visitor, decided before `event`, at most `days` before it."""
+    return any(
+        f["visitor_id"] == event["visitor_id"]
+        and decided_at[f["event_id"]] < decided_at[event["event_id"]]
+        and timedelta(0) < _when(event) - _when(f) <= timedelta(days=days)
+        for f, _ in forms
+    )
+
+
+def _when(event: dict) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))

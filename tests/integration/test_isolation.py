@@ -37,6 +37,7 @@ class Tenant:
     job_ids: list[str] = field(default_factory=list)
     webhook_ids: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
+    funnel_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str | None:
@@ -62,6 +63,7 @@ class Tenant:
             *self.job_ids,
             *self.webhook_ids,
             *self.delivery_ids,
+            *self.funnel_ids,
             *self.texts,
         ]
 
@@ -82,13 +84,21 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
         assert status == 200, listed
         tenant.key_ids |= {key["role"]: key["key_id"] for key in listed["keys"]}
     if not with_data:
+        tenant.goal_ids = [
+            g["goal_id"] for g in stack.api.request("GET", "/v1/goals", tenant.read)[1]["goals"]
+        ]
         return tenant
     status, goal = stack.api.request("POST", "/v1/goals", tenant.write, GOAL_SPEC)
     assert status == 201, goal
+    calls = [g["goal_id"] for g in stack.api.request("GET", "/v1/goals", tenant.read)[1]["goals"]]
+    funnel_spec = {"name": f"Funnel {TAG}", "steps": [calls[0], goal["goal_id"]]}
+    status, funnel = stack.api.request("POST", "/v1/funnels", tenant.write, funnel_spec)
+    assert status == 201, funnel
+    tenant.funnel_ids = [funnel["funnel_id"]]
     status, account = stack.api.request("PUT", "/v1/account", tenant.write, SETTINGS)
     assert status == 200, account
     tenant.visitor_ids = [f"visitor-{TAG}-1", f"visitor-{TAG}-2"]
-    tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}"]
+    tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}", f"Funnel {TAG}"]
     attribution = {"source": "google", "medium": "cpc", "campaign": f"campaign-{TAG}"}
     attribution["keyword"] = f"keyword {TAG}"
     events = [
@@ -237,6 +247,11 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/v1/webhooks/{webhook_id}"): {"write"},
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): {"write"},
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): {"write"},
+    ("POST", "/v1/funnels"): {"write"},
+    ("GET", "/v1/funnels"): {"read", "write"},
+    ("GET", "/v1/funnels/{funnel_id}"): {"read", "write"},
+    ("DELETE", "/v1/funnels/{funnel_id}"): {"write"},
+    ("GET", "/v1/reports/funnels/{funnel_id}"): {"read"},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -394,6 +409,30 @@ CASES: dict[tuple[str, str], Cases] = {
         for delivery_id in a.delivery_ids[:1]
         for role in ("write", "read")
     ],
+    # B's funnel of B's own goals is B's; a funnel naming A's goals names none of B's.
+    ("POST", "/v1/funnels"): lambda a, b: [
+        Attempt("write", "/v1/funnels", {"name": "B", "steps": b.goal_ids[:2]}, own_data=True),
+        Attempt("read", "/v1/funnels", {"name": "B", "steps": b.goal_ids[:2]}),
+    ],
+    ("GET", "/v1/funnels"): lambda a, b: [
+        Attempt("read", "/v1/funnels", own_data=True),
+        Attempt("write", "/v1/funnels", own_data=True),
+    ],
+    ("GET", "/v1/funnels/{funnel_id}"): lambda a, b: [
+        Attempt(role, f"/v1/funnels/{funnel_id}")
+        for funnel_id in a.funnel_ids
+        for role in ("read", "write")
+    ],
+    ("DELETE", "/v1/funnels/{funnel_id}"): lambda a, b: [
+        Attempt(role, f"/v1/funnels/{funnel_id}")
+        for funnel_id in a.funnel_ids
+        for role in ("write", "read")
+    ],
+    ("GET", "/v1/reports/funnels/{funnel_id}"): lambda a, b: [
+        Attempt(role, f"/v1/reports/funnels/{funnel_id}", query=REPORT_QUERY)
+        for funnel_id in a.funnel_ids
+        for role in ("read", "write")
+    ],
 }
 
 
@@ -431,6 +470,7 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         .replace("{job_id}", owner.job_ids[0])
         .replace("{webhook_id}", owner.webhook_ids[0])
         .replace("{delivery_id}", owner.delivery_ids[0])
+        .replace("{funnel_id}", owner.funnel_ids[0])
     )
 
 
@@ -483,6 +523,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
         **{("POST", path): {"batch": []} for path in SEGMENT_BODIES},
         ("POST", "/v1/webhooks"): {"url": A_HOOK},
+        ("POST", "/v1/funnels"): {"name": "x", "steps": ["goal_x", "goal_y"]},
     }.get(_route_key(route))
 
 
@@ -621,6 +662,23 @@ def _workload(stack: InProcessStack) -> None:
         status, created = stack.api.request("POST", "/v1/goals", write, goal)
         assert status == 201, created
         goal_ids.append(created["goal_id"])
+    # A prerequisite and a funnel: their conditions and progress items are decided too.
+    status, created = stack.api.request(
+        "POST",
+        "/v1/goals",
+        write,
+        {
+            "name": "Sale after pages",
+            "rule": {"kind": "transaction"},
+            "requires": {"goal_id": goal_ids[0], "within_days": 3},
+        },
+    )
+    assert status == 201, created
+    after_pages = created["goal_id"]
+    funnel = {"name": "Pages then sale", "steps": [goal_ids[0], goal_ids[2]]}
+    status, created = stack.api.request("POST", "/v1/funnels", write, funnel)
+    assert status == 201, created
+    funnel_id = created["funnel_id"]
     attribution = {"source": "google", "campaign": "winter", "keyword": "plumber"}
     events = [
         {"type": "page_view", "visitor_id": "v-1", "visit_id": "s-1", "url": "https://x/a"},
@@ -647,9 +705,10 @@ def _workload(stack: InProcessStack) -> None:
         status, answer = stack.api.request("POST", "/v1/events", write, event)
         assert status == 202, answer
         stack.evaluate_pending()
-    # Backfills of a windowed goal (neighbouring claims checked) and of a history rule.
+    # Backfills of a windowed goal (neighbouring claims checked), of a history rule and
+    # of a goal with a prerequisite (its progress items read).
     jobs = []
-    for goal_id in (goal_ids[3], goal_ids[0]):
+    for goal_id in (goal_ids[3], goal_ids[0], after_pages):
         status, job = stack.api.request("POST", f"/v1/goals/{goal_id}/backfill", write, BACKFILL)
         assert status == 202, job
         jobs.append(job["job_id"])
@@ -689,6 +748,10 @@ def _workload(stack: InProcessStack) -> None:
         ("GET", "/v1/webhooks", write, None, None),
         ("POST", retry, write, None, None),
         ("DELETE", hook_path, write, None, None),
+        ("GET", "/v1/funnels", read, None, None),
+        ("GET", f"/v1/funnels/{funnel_id}", read, None, None),
+        ("GET", f"/v1/reports/funnels/{funnel_id}", read, None, REPORT_QUERY),
+        ("DELETE", f"/v1/funnels/{funnel_id}", write, None, None),
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)

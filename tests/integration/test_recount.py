@@ -1,5 +1,6 @@
 """Invariant 3: report counters equal a recount of the conversion items, after a
-randomized workload, with money kept per currency."""
+randomized workload, with money kept per currency; funnels' counters too, with goals
+that require others and funnel steps that repeat."""
 
 import os
 from collections import Counter, defaultdict
@@ -7,6 +8,7 @@ from decimal import Decimal
 
 from goalkeeper import counters
 from goalkeeper.counters import attribution_labels
+from support.funnel_recount import assert_funnels_equal_a_recount
 from support.stack import InProcessStack
 from support.workload import GOALS, Workload
 
@@ -38,10 +40,41 @@ def load_more(stack: InProcessStack, write: str, seed: int, events: int) -> None
     stack.evaluate_pending()
 
 
+# Steps over the workload's goals: a goal that counts every sale made within 30 days
+# after a visitor's lead, and funnels whose first two steps can count again and again.
+SALE_AFTER_LEAD = {
+    "name": "Sale after lead",
+    "rule": {"kind": "transaction"},
+    "dedup": {"keys": []},
+}
+FUNNELS = (
+    ("Thank-you, sale, webinar", ("Thank-you page", "Big sale", "Webinar"), 14),
+    ("Lead, sales, thanks", ("First lead", "Sale after lead", "Thank-you page"), 30),
+)
+
+
+def _steps(stack: InProcessStack, write: str) -> list[str]:
+    """The workload's goals, the goal with a prerequisite and the funnels (their ids)."""
+    load_more(stack, write, seed=0, events=0)
+    _, library = stack.api.request("GET", "/v1/goals", write)
+    ids = {goal["name"]: goal["goal_id"] for goal in library["goals"]}
+    spec = SALE_AFTER_LEAD | {"requires": {"goal_id": ids["First lead"], "within_days": 30}}
+    ids[spec["name"]] = stack.add_goals(write, [spec])[0]
+    funnel_ids = []
+    for name, steps, window in FUNNELS:
+        body = {"name": name, "steps": [ids[step] for step in steps], "window_days": window}
+        status, funnel = stack.api.request("POST", "/v1/funnels", write, body)
+        assert status == 201, funnel
+        funnel_ids.append(funnel["funnel_id"])
+    return funnel_ids
+
+
 def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
     stack: InProcessStack,
 ) -> None:
-    _load(stack, seed=7, events=EVENTS)
+    account = stack.new_account()
+    funnel_ids = _steps(stack, account["keys"]["write"])
+    load_more(stack, account["keys"]["write"], seed=7, events=EVENTS)
     items = stack.items()
     conversions = [i for i in items if i.get("kind") == "conversion"]
     assert len(conversions) > EVENTS // 10  # the workload really converts
@@ -96,6 +129,27 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
     assert _plain(kept_daily) == _plain(daily)
     assert kept_visitors == Counter({cell: len(v) for cell, v in converted_visitors.items()})
     assert _plain(kept_attributed) == _plain(attributed)
+
+    # Funnels: counters equal a recount of the conversions' funnel records, each resting
+    # on a real previous step; prerequisites each on a counted conversion of the goal.
+    assert assert_funnels_equal_a_recount(items) > EVENTS // 50
+    unmet = [c for c in conversions if (c.get("reason") or "").startswith("prerequisite")]
+    assert unmet and any(c.get("prerequisite_conversion") for c in conversions)
+    for funnel_id in funnel_ids:
+        query = {"from": "2026-10-01", "to": "2026-11-30"}
+        status, report = stack.api.request(
+            "GET", f"/v1/reports/funnels/{funnel_id}", account["keys"]["read"], query=query
+        )
+        assert status == 200, report
+        reached = Counter(
+            c["funnels"][funnel_id]["step"]
+            for c in conversions
+            if funnel_id in (c.get("funnels") or {})
+        )
+        assert [step["converted"] for step in report["steps"]] == [
+            reached[n + 1] for n in range(len(report["steps"]))
+        ]
+        assert reached[2] > 0
 
 
 def _plain(cells: dict) -> dict:

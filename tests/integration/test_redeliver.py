@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from support.faults import Run, evaluation_poller, outcome, workload
+from support.faults import REPORT_DAYS, Run, evaluation_poller, outcome, workload
+from support.funnel_recount import assert_funnels_equal_a_recount
 from support.stack import InProcessStack
 
 EVENTS = 80
 SEED = 11
-DECISION_KINDS = {"conversion", "claim", "aggregate", "attribution", "visitor_marker"}
+DECISION_KINDS = {"conversion", "claim", "aggregate", "attribution", "visitor_marker", "progress"}
 
 
 class Repeating:
@@ -35,6 +36,38 @@ class Repeating:
         return result
 
 
+def _add_steps(run: Run) -> str:
+    """A sale that counts only within 30 days after the thank-you page, and the funnel
+    thank-you page -> big sale -> that sale (30 days). Returns the funnel's id."""
+    stack = run.stack
+    _, library = stack.api.request("GET", "/v1/goals", run.write)
+    ids = {goal["name"]: goal["goal_id"] for goal in library["goals"]}
+    spec = {
+        "name": "Sale after thanks",
+        "rule": {"kind": "transaction"},
+        "dedup": {"keys": []},
+        "requires": {"goal_id": ids["Thank-you page"], "within_days": 30},
+    }
+    (after,) = stack.add_goals(run.write, [spec])
+    steps = [ids["Thank-you page"], ids["Big sale"], after]
+    body = {"name": "Checkout", "steps": steps, "window_days": 30}
+    status, funnel = stack.api.request("POST", "/v1/funnels", run.write, body)
+    assert status == 201, funnel
+    return str(funnel["funnel_id"])
+
+
+def _funnel_report(run: Run, funnel_id: str) -> list[dict[str, Any]]:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    span = {"from": str(today - timedelta(days=REPORT_DAYS)), "to": str(today)}
+    status, report = run.stack.api.request(
+        "GET", f"/v1/reports/funnels/{funnel_id}", run.read, query=span
+    )
+    assert status == 200, report
+    return [{k: v for k, v in step.items() if k != "goal_id"} for step in report["steps"]]
+
+
 def _decision_items(stack: InProcessStack) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         (item["pk"], item["sk"]): item
@@ -50,6 +83,7 @@ def test_redelivering_every_batch_three_times_changes_nothing(
     requests = workload(SEED, EVENTS)
     poller = evaluation_poller(stack)
     once = Run(stack)
+    once_funnel = _add_steps(once)
     for number, batch in enumerate(requests):
         once.send(number, batch)
     once.evaluate(poller)
@@ -57,6 +91,7 @@ def test_redelivering_every_batch_three_times_changes_nothing(
     repeating = Repeating(poller.function, 3)
     poller.function = repeating
     thrice = Run(stack)
+    thrice_funnel = _add_steps(thrice)
     for number, batch in enumerate(requests):
         thrice.send(number, batch)
     thrice.evaluate(poller)
@@ -67,6 +102,10 @@ def test_redelivering_every_batch_three_times_changes_nothing(
     assert actual["conversions"] == expected["conversions"]
     assert actual["counters"] == expected["counters"]
     assert actual["events"] == expected["events"]
+    once_report = _funnel_report(once, once_funnel)
+    assert _funnel_report(thrice, thrice_funnel) == once_report
+    assert once_report[1]["converted"] > 0
+    assert_funnels_equal_a_recount(stack.items())
 
     # The whole stream once more, from its first record: nothing of either account moves.
     before = _decision_items(stack)

@@ -427,10 +427,16 @@ def outcome(stack: InProcessStack, run: Run) -> dict[str, Any]:
         item["conversion_id"]: (item["event_id"], goal_names[item["goal_id"]])
         for item in conversions
     }
+
+    def reason(text: str | None) -> str | None:  # a goal it names, by name (as accounts differ)
+        for goal_id, name in goal_names.items():
+            text = text.replace(goal_id, name) if text else text
+        return text
+
     decided = {
         by_id[item["conversion_id"]]: (
             item["status"],
-            item.get("reason"),
+            reason(item.get("reason")),
             by_id.get(item.get("duplicate_of"), item.get("duplicate_of")),
             item.get("value_amount"),
             item.get("value_currency"),

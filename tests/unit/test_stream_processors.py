@@ -204,13 +204,17 @@ def test_conversions_decided_now_are_counted_in_metrics_replays_are_not() -> Non
 
 class FakeStore:
     """An account with an empty goal library; sightings counted in memory. It stands in
-    for the data access bundle (goalkeeper.dal.Dal) and for its goals and decisions."""
+    for the data access bundle (goalkeeper.dal.Dal) and for its goals, funnels and
+    decisions."""
 
     def __init__(self) -> None:
         self.version_reads = 0
         self.counted: list[list[str]] = []
         self.sightings_fault: Exception | None = None
-        self.goals = self.decisions = self
+        self.goals = self.decisions = self.funnels = self
+
+    def all(self, account_id: str) -> list[Any]:  # no funnels
+        return []
 
     def library_version(self, account_id: str) -> LibraryVersion:
         self.version_reads += 1

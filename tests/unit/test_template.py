@@ -69,6 +69,11 @@ EXPECTED_ROUTES = {
     ("POST", "/segment/v1/page"): "IngestFunction",
     ("POST", "/segment/v1/identify"): "IngestFunction",
     ("GET", "/v1/tracker.js"): "TrackerFunction",
+    ("POST", "/v1/funnels"): "IngestFunction",
+    ("GET", "/v1/funnels"): "IngestFunction",
+    ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
+    ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
+    ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
 }
 
 

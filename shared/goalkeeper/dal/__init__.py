@@ -11,6 +11,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     goals      the goal library, its versions, its count and version on the account
     decisions  conversions, de-dup claims, completions, visitor markers (one write)
     counters   the report counters those writes keep, read back for reports
+    funnels    funnel definitions, kept beside the goal library
     jobs       background jobs and the per-goal locks they hold
     touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
     webhooks   webhook subscriptions, their deliveries, conversions put on the event bus
@@ -26,6 +27,7 @@ from goalkeeper.dal.client import Table
 from goalkeeper.dal.counters import Counters
 from goalkeeper.dal.decisions import Decisions
 from goalkeeper.dal.events import Events
+from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.jobs import Jobs
 from goalkeeper.dal.touches import Touches
@@ -45,6 +47,7 @@ class Dal:
     jobs: Jobs
     touches: Touches
     webhooks: Webhooks
+    funnels: Funnels
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -59,6 +62,7 @@ class Dal:
             Jobs(table),
             Touches(table),
             Webhooks(table),
+            Funnels(table),
         )
 
     @property

@@ -69,6 +69,17 @@ class AttributionPage:
     after: str | None
 
 
+@dataclass(frozen=True)
+class FunnelDay:
+    """One funnel's counters on one day (one of the day's shards): per step, the
+    conversions that reached it; per (step, seconds bucket), how many of them came that
+    long after the previous step."""
+
+    day: str
+    steps: dict[int, int]
+    seconds: dict[tuple[int, int], int]
+
+
 def _day_item(item: dict[str, Any]) -> GoalDay | DaySeen:
     if item.get(counters.KIND) == counters.GOAL_DAY_KIND:
         return GoalDay(item[counters.DAY], item[counters.GOAL_ID], Tally.of(item))
@@ -118,6 +129,22 @@ class Counters:
             ]
         )
         return [day for day in map(_day_item, found) if isinstance(day, GoalDay)]
+
+    def funnel_days(
+        self, account_id: str, funnel_id: str, shards: int, first_day: str, last_day: str
+    ) -> list[FunnelDay]:
+        """A funnel's counters of the days in [first_day, last_day] (one key range per
+        shard, at most one item per day and shard)."""
+        sk_range = keys.funnel_counters_range(funnel_id, first_day, last_day)
+        return [
+            FunnelDay(
+                item[counters.DAY],
+                counters.funnel_steps_of(item),
+                counters.funnel_seconds_of(item),
+            )
+            for shard in range(shards)
+            for item in self._table.query(**_shard_range(account_id, shard, sk_range))
+        ]
 
     def attribution_page(
         self,

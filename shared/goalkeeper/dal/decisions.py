@@ -14,6 +14,10 @@ they need more than DynamoDB's 100 items; see `chunks`). Its items, by tag:
   ("goal_day", goal)     Update of the goal's day counters
   ("attribution", goal)  Update of the goal's counters for the event's attribution
   ("seen", ...) ("day", ...)  "this visitor was seen this day" and its day counter
+  ("progress", mark)     ConditionCheck of a step's earlier conversion (a goal's
+                         prerequisite, a funnel's previous step), or Update widening a
+                         track's period a counted conversion joins (goalkeeper.steps)
+  ("funnel", funnel)     Update of the funnel's day counters (steps reached, seconds)
 Counters change in the same write that decides, so they always equal a recount
 of the conversion items. What each goal needs to be decided atomically with lives
 in one transaction; goals of one event never void each other (a claim period that
@@ -40,6 +44,8 @@ from goalkeeper.dal.transactions import (
     TransactionCancelled,
 )
 from goalkeeper.dedup import Check, ClaimState, ConversionPlan, Decision, Slot
+from goalkeeper.models.common import iso
+from goalkeeper.steps import FunnelStep, Mark, Met, Span, StepCheck, seconds_bucket
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class DecisionState:
     superseded: set[str] = field(default_factory=set)
     visitor_already_counted: set[str] = field(default_factory=set)
     claims: dict[Slot, ClaimState] = field(default_factory=dict)
+    # Progress items as last read or returned by a cancellation (goalkeeper.steps).
+    progress: dict[Mark, Span] = field(default_factory=dict)
 
     @property
     def pending(self) -> list[ConversionPlan]:
@@ -77,19 +85,41 @@ class DecisionState:
     def done(self) -> bool:
         return not self.pending and self.sighting is None
 
+    def decision(self, plan: ConversionPlan) -> Decision:
+        """What this attempt writes for `plan`: void when its prerequisite is not met (as
+        far as the progress items are known; the write's conditions make sure), void when
+        a claim blocks it, else counted."""
+        if plan.prerequisite is not None and plan.prerequisite.judge(self.progress) is None:
+            return plan.unmet()
+        return self.voids.get(plan.goal_id) or plan.counted()
+
     def counted(self) -> list[ConversionPlan]:
-        return [plan for plan in self.pending if plan.goal_id not in self.voids]
+        return [plan for plan in self.pending if self.decision(plan).status == "counted"]
+
+    def funnel_steps(self, plan: ConversionPlan) -> list[tuple[FunnelStep, Met | None]]:
+        """The funnel steps a counted conversion reaches, each with the previous step's
+        conversion it rests on (None on a first step)."""
+        reached: list[tuple[FunnelStep, Met | None]] = []
+        for step in plan.funnel_steps:
+            if step.after is None:
+                reached.append((step, None))
+            elif (met := step.after.judge(self.progress)) is not None:
+                reached.append((step, met))
+        return reached
 
     def transaction(self, table: str) -> Transaction:
         transaction = Transaction(table)
         counted = self.counted()
+        reached = {plan.goal_id: self.funnel_steps(plan) for plan in counted}
         for plan in self.pending:
-            decision = self.voids.get(plan.goal_id) or plan.counted()
-            transaction.create(
-                ("conversion", plan.goal_id), conversion_item(plan, decision), return_old=True
-            )
+            decision = self.decision(plan)
+            item = conversion_item(plan, decision)
+            if decision.status == "counted":
+                item |= self._step_attributes(plan, reached[plan.goal_id])
+            transaction.create(("conversion", plan.goal_id), item, return_old=True)
             if plan.completion is not None:
                 _add_completion(transaction, plan)
+        self._add_progress(transaction, counted, reached)
         for slot, write in _claims_written(counted).items():
             _add_claim(transaction, slot, write, self.claims.get(slot, ClaimState()))
             if write.checks and write.checks[0].windowed:
@@ -105,12 +135,75 @@ class DecisionState:
             _add_sightings(transaction, [self.sighting])
         return transaction
 
+    def _step_attributes(
+        self, plan: ConversionPlan, reached: list[tuple[FunnelStep, Met | None]]
+    ) -> dict[str, Any]:
+        """What a counted conversion records of its steps: the required goal's conversion
+        it rests on, and its funnel steps (with the previous step's conversion and the
+        seconds since it), as the write's conditions guarantee them."""
+        attributes: dict[str, Any] = {}
+        if plan.prerequisite is not None:
+            met = plan.prerequisite.judge(self.progress)
+            assert met is not None  # counted only when met
+            attributes["prerequisite_conversion"] = met.conversion
+        if reached:
+            funnels = {}
+            for step, met in reached:
+                record: dict[str, Any] = {"step": step.step}
+                if met is not None and step.after is not None:
+                    record["previous_conversion"] = met.conversion
+                    record["seconds_to_convert"] = step.after.seconds_since(met)
+                funnels[step.funnel_id] = record
+            attributes["funnels"] = funnels
+        return attributes
+
+    def _add_progress(
+        self,
+        transaction: Transaction,
+        counted: list[ConversionPlan],
+        reached: dict[str, list[tuple[FunnelStep, Met | None]]],
+    ) -> None:
+        """The steps' conditions, the tracks counted conversions join, and the funnels'
+        day counters. Plans of one event share its time, so two checks of one item ask
+        the same thing (one condition); an item written here is never checked here
+        (`chunks` keeps such goals apart)."""
+        checks: list[StepCheck] = [
+            plan.prerequisite for plan in self.pending if plan.prerequisite is not None
+        ]
+        for plan in counted:
+            checks += [step.after for step in plan.funnel_steps if step.after is not None]
+        conditioned: set[Mark] = set()
+        for check in checks:
+            for mark, condition, expression in _step_conditions(check, self.progress):
+                if mark not in conditioned:
+                    conditioned.add(mark)
+                    key = mark.key(self.plans[0].account_id)
+                    transaction.check(("progress", mark), key, condition, expression)
+        per_funnel: dict[str, list[tuple[ConversionPlan, FunnelStep, Met | None]]] = {}
+        for plan in counted:
+            marks = list(plan.progress_writes)
+            for step, met in reached[plan.goal_id]:
+                if step.mark is not None:
+                    marks.append(step.mark)
+                per_funnel.setdefault(step.funnel_id, []).append((plan, step, met))
+            for mark in marks:
+                _widen(
+                    transaction,
+                    ("progress", mark),
+                    mark.key(plan.account_id),
+                    plan,
+                    self.progress.get(mark, Span()),
+                    kind="progress",
+                )
+        for funnel_id, steps in per_funnel.items():
+            _add_funnel_day(transaction, funnel_id, steps)
+
     def _marks_visitor(self, plan: ConversionPlan) -> bool:
         return bool(plan.visitor_id) and plan.goal_id not in self.visitor_already_counted
 
     def succeeded(self) -> None:
         for plan in self.pending:
-            self.decided[plan.goal_id] = self.voids.get(plan.goal_id) or plan.counted()
+            self.decided[plan.goal_id] = self.decision(plan)
         self.sighting = None
 
     def learn(self, reasons: dict[Hashable, Reason]) -> bool:
@@ -132,6 +225,11 @@ class DecisionState:
                 case ("claim" | "before" | "after" as kind, Slot() as slot):
                     learned |= self._learn_claim(kind, slot, claim_state(reason.item))
                     continue
+                case ("progress", Mark() as mark):
+                    span = Span.of(reason.item)
+                    if self.progress.get(mark) == span:
+                        continue
+                    self.progress[mark] = span
                 case _:
                     continue
             learned = True
@@ -204,20 +302,45 @@ def chunks(
 ) -> list[DecisionState]:
     """The event's goals in groups whose transactions fit DynamoDB's item limit.
 
-    A group's transaction only shrinks as attempts learn (voids write less), so a
-    group that fits on its first attempt fits on every later one.
+    A group is sized by the most items any attempt can write (`_most_items`): an
+    attempt that learns a claim blocks writes less, but one that learns a step is met
+    writes more (a counted conversion instead of a void one), so a group is sized as
+    if every step were met, plus one condition per step (a step not met checks two
+    items, a step met one).
     """
     groups: list[DecisionState] = []
     current = DecisionState([], sighting)
     for plan in plans:
         candidate = DecisionState([*current.plans, plan], current.sighting)
-        if current.plans and len(candidate.transaction(table)) > MAX_ITEMS:
+        if current.plans and (
+            _entangled(current.plans, plan) or _most_items(candidate, table) > MAX_ITEMS
+        ):
             groups.append(current)
             candidate = DecisionState([plan])
         current = candidate
     if current.plans or current.sighting is not None:
         groups.append(current)
     return groups
+
+
+def _most_items(state: DecisionState, table: str) -> int:
+    """The most items any attempt of `state` can write (see `chunks`): its transaction
+    with every step met (through its own period's earliest conversion), plus one."""
+    probe = DecisionState(state.plans, state.sighting)
+    checks = [check for plan in state.plans for check in plan.step_checks()]
+    for check in checks:
+        if check.own is not None:
+            probe.progress[check.own] = Span(lo_key="", lo_at=iso(check.at), lo_conversion="")
+    return len(probe.transaction(table)) + len(checks)
+
+
+def _entangled(plans: list[ConversionPlan], plan: ConversionPlan) -> bool:
+    """Would `plan` check a progress item the group writes, or write one it checks?
+    (DynamoDB takes one operation per item in a transaction; and a step never rests on
+    a conversion of its own event, so deciding them apart changes nothing.)"""
+    reads = {mark for known in plans for mark in known.progress_reads()}
+    writes = {mark for known in plans for mark in known.progress_written()}
+    return bool(reads & set(plan.progress_written()) or writes & set(plan.progress_reads()))
 
 
 def _blocking(kind: str, slot: Slot, check: Check, claim: ClaimState) -> str | None:
@@ -249,10 +372,24 @@ def _claims_written(counted: list[ConversionPlan]) -> dict[Slot, _ClaimWrite]:
 
 
 def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: ClaimState) -> None:
-    """Widen the period's lo/hi to this event's conversions. lo only ever moves back
-    and hi forward, so a period that already spans the event needs no write, and a
-    stale `known` only costs a retry: every write is conditioned on what it assumes."""
-    plan = write.recorded
+    """Widen the period's lo/hi to this event's conversions (see `_widen`)."""
+    key = slot.key(write.recorded.account_id)
+    _widen(transaction, ("claim", slot), key, write.recorded, known, bool(write.checks))
+
+
+def _widen(
+    transaction: Transaction,
+    tag: Hashable,
+    item_key: dict[str, str],
+    plan: ConversionPlan,
+    known: ClaimState | Span,
+    checked: bool = False,
+    kind: str = "claim",
+) -> None:
+    """Widen a period's lo/hi (a claim's, or a track's progress item) to this event's
+    conversions. lo only ever moves back and hi forward, so a period that already spans
+    the event needs no write, and a stale `known` only costs a retry: every write is
+    conditioned on what it assumes. A `checked` claim may hold only this event's own."""
     expression = Expression()
     key = expression.value(plan.order_key)
     recorded = (
@@ -270,7 +407,7 @@ def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: 
             ]
         return [f"{expression.name(f'{end}_{name}')} = {value}" for name, value in recorded]
 
-    if write.checks:
+    if checked:
         # A checked period may hold only this event's own conversions.
         condition = (
             f"attribute_not_exists(pk) OR ({expression.name('lo_key')} = {key} "
@@ -285,15 +422,65 @@ def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: 
         assignments = sets("lo")
     else:
         return  # the period already spans this event
-    assignments.append(f"{expression.name('kind')} = {expression.value('claim')}")
+    assignments.append(f"{expression.name('kind')} = {expression.value(kind)}")
     transaction.update(
-        ("claim", slot),
-        slot.key(plan.account_id),
+        tag,
+        item_key,
         f"SET {', '.join(assignments)}",
         expression,
         condition,
         return_old=True,
     )
+
+
+def _step_conditions(
+    check: StepCheck, known: dict[Mark, Span]
+) -> list[tuple[Mark, str, Expression]]:
+    """The conditions that make `check`'s judgement true when the write commits: the
+    end of the item it rests on is still that conversion, or, not met, neither item
+    holds an earlier conversion within the window. (No subject: nothing to check.)"""
+    own, before = check.own, check.before
+    if own is None or before is None:
+        return []
+    met = check.judge(known)
+    if met is not None:
+        expression = Expression()
+        condition = f"{expression.name(f'{met.end}_key')} = {expression.value(met.key)}"
+        return [(met.mark, condition, expression)]
+    at_own, at_before = Expression(), Expression()
+    own_condition = (
+        f"attribute_not_exists(pk) OR {at_own.name('lo_key')} >= {at_own.value(check.order_key)}"
+    )
+    before_condition = (
+        f"attribute_not_exists(pk) OR {at_before.name('hi_at')} < {at_before.value(check.lower)}"
+    )
+    return [(own, own_condition, at_own), (before, before_condition, at_before)]
+
+
+def _add_funnel_day(
+    transaction: Transaction,
+    funnel_id: str,
+    steps: list[tuple[ConversionPlan, FunnelStep, Met | None]],
+) -> None:
+    """One funnel's day counters: each step reached, and the seconds since the previous
+    step in its histogram bucket (one item: an event's conversions share day and shard)."""
+    plan = steps[0][0]
+    expression = Expression()
+    one = expression.value(1)
+    adds = []
+    for _, step, met in steps:
+        adds.append(f"{expression.name(counters.funnel_step_attribute(step.step))} {one}")
+        if met is not None and step.after is not None:
+            bucket = seconds_bucket(step.after.seconds_since(met))
+            name = expression.name(counters.funnel_seconds_attribute(step.step, bucket))
+            adds.append(f"{name} {one}")
+    labels = counters.item_labels(counters.FUNNEL_DAY_KIND, plan.aggregate.day)
+    sets = _labels(expression, labels | {counters.FUNNEL_ID: funnel_id})
+    key = keys.funnel_day_counters(
+        plan.account_id, plan.aggregate.shard, plan.aggregate.day, funnel_id
+    )
+    update = f"ADD {', '.join(adds)} SET {', '.join(sets)}"
+    transaction.update(("funnel", funnel_id), key, update, expression)
 
 
 def _add_neighbour_checks(transaction: Transaction, plan: ConversionPlan, check: Check) -> None:
@@ -458,9 +645,21 @@ class Decisions:
         return decisions
 
     def _decide(self, state: DecisionState) -> None:
+        # An optimistic read of the progress items the steps look at (one BatchGetItem,
+        # eventually consistent) picks the item each condition names; the conditions,
+        # not this read, make the decision right.
+        reads = sorted({m for plan in state.plans for m in plan.progress_reads()}, key=repr)
+        if reads:
+            state.progress.update(self.progress(state.plans[0].account_id, reads))
+        written = {mark for plan in state.plans for mark in plan.progress_written()}
         exhausted = "conversion write kept conflicting with concurrent writes"
         for attempt in attempts(
-            TRANSACTION_CONFLICT_ATTEMPTS + 4 * len(state.plans) + 1, exhausted
+            TRANSACTION_CONFLICT_ATTEMPTS
+            + 4 * len(state.plans)
+            + 2 * len(reads)
+            + len(written)
+            + 1,
+            exhausted,
         ):
             if state.done:
                 return  # everything was decided by earlier deliveries
@@ -514,6 +713,13 @@ class Decisions:
         by_key = {_position(slot.key(account_id)): slot for slot in slots}
         found = self._table.get_many([slot.key(account_id) for slot in by_key.values()])
         return {by_key[_position(item)]: claim_state(item) for item in found}
+
+    def progress(self, account_id: str, marks: list[Mark]) -> dict[Mark, Span]:
+        """The progress items of these marks as stored now (BatchGetItem by exact key);
+        a mark with no item is left out."""
+        by_key = {_position(mark.key(account_id)): mark for mark in marks}
+        found = self._table.get_many([mark.key(account_id) for mark in by_key.values()])
+        return {by_key[_position(item)]: Span.of(item) for item in found}
 
     def completions(
         self, account_id: str, goal_id: str, scope: str, scope_id: str

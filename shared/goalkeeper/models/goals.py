@@ -208,6 +208,15 @@ def default_dedup(rule: CallRule | object) -> Dedup:
     return Dedup(keys=["visitor", "goal"])
 
 
+class Requirement(StrictModel):
+    """A prerequisite: the goal counts only for a visitor (or, for an event without a
+    visitor, a contact) with a counted conversion of `goal_id` earlier, within
+    `within_days` before it; otherwise its conversion is void, "prerequisite not met"."""
+
+    goal_id: Identifier
+    within_days: int = Field(ge=1, le=3650)
+
+
 class GoalSpec(StrictModel):
     """What a user writes to create or replace a goal."""
 
@@ -219,6 +228,7 @@ class GoalSpec(StrictModel):
     once_per_contact: bool = False
     value: GoalValue = Field(default_factory=lambda: NoValue(type="none"))
     active: bool = True
+    requires: Requirement | None = None
 
 
 class Goal(GoalSpec):

@@ -40,6 +40,7 @@ from goalkeeper.services.evaluation import (
     GoalLibrary,
     conversion_plans,
     credit,
+    library_links,
     occurrences,
 )
 from goalkeeper.services.goals import get_goal, list_goals
@@ -237,7 +238,11 @@ class JobRun:
         # credits history by today's model (the tool to apply a changed model).
         version = self.dal.goals.library_version(account_id) or UNKNOWN_ACCOUNT
         return GoalLibrary(
-            GoalIndex.build([goal]), library_layouts(goals), version.timezone, version.attribution
+            GoalIndex.build([goal]),
+            library_layouts(goals),
+            version.timezone,
+            version.attribution,
+            library_links(goals, self.dal.funnels, account_id),
         )
 
     def _page(self, library: GoalLibrary) -> tuple[dict[str, Any], bool]:

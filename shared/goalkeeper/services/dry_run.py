@@ -7,7 +7,9 @@ MAX_EVENTS_EXAMINED per request. Matching uses the rules engine and the history
 helpers evaluation uses; each match is planned by the de-dup planner with the
 account's layouts plus the candidate's, and judged (dedup.judge_in_order) against
 the claims stored now, read by exact key, and against the candidate's own earlier
-would-count matches.
+would-count matches. A candidate that `requires` a goal is judged against the
+progress items stored now (a requirement a goal of the library already has; for a
+goal no goal required yet, none are kept, and every match would be void).
 
 One approximation: a page_views goal counts a visit's page views from the start of
 the range, so a visit already under way at `from` is judged on its pages in the
@@ -77,7 +79,9 @@ def dry_run(
         for occurrence in found
         for plan in conversion_plans(library, account_id, occurrence, shards, Credit.none())
     ]
-    judged = judge_in_order(plans, _stored_claims(dal, account_id, plans))
+    marks = [mark for plan in plans for mark in plan.progress_reads()]
+    progress = dal.decisions.progress(account_id, marks) if marks else {}
+    judged = judge_in_order(plans, _stored_claims(dal, account_id, plans), progress)
     counted = sum(decision.status == "counted" for _, decision in judged)
     return {
         "from": span.start.isoformat(),

@@ -2,7 +2,7 @@
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -10,16 +10,19 @@ from goalkeeper import keys
 from goalkeeper.crediting import Credit
 from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Decisions, Sighting
+from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals, LibraryVersion
 from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, plan_conversion
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
 from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import local_day
 from goalkeeper.models.events import Event, TagChange
+from goalkeeper.models.goals import Goal
 from goalkeeper.rules import GoalIndex
 from goalkeeper.services.attribution import credit_conversion
 from goalkeeper.services.goals import list_goals
 from goalkeeper.settings import Settings
+from goalkeeper.steps import FunnelShape, Links
 from goalkeeper.values import conversion_value
 
 # What an account item that is gone (or never was) stands for: no goals, defaults.
@@ -34,6 +37,24 @@ class GoalLibrary:
     layouts: frozenset[Layout]
     timezone: str
     attribution: AttributionSettings
+    # Prerequisites' and funnels' tracks (goalkeeper.steps).
+    links: Links = field(default_factory=Links.none)
+
+
+def library_links(goals: list[Goal], funnels: Funnels, account_id: str) -> Links:
+    """The tracks an account's counted conversions join: the windows each goal is
+    required within, and the places of goals in the account's funnels (not deleted)."""
+    requirements = [
+        (goal.requires.goal_id, goal.requires.within_days)
+        for goal in goals
+        if goal.requires is not None
+    ]
+    shapes = [
+        FunnelShape(funnel.funnel_id, tuple(funnel.steps), funnel.window_days)
+        for funnel in funnels.all(account_id)
+        if funnel.active
+    ]
+    return Links.build(requirements, shapes)
 
 
 class GoalLibraryCache:
@@ -44,8 +65,9 @@ class GoalLibraryCache:
     decided with that change, at the cost of one read per batch and account. One
     stream batch always uses one snapshot of the library."""
 
-    def __init__(self, goals: Goals) -> None:
+    def __init__(self, goals: Goals, funnels: Funnels) -> None:
         self._goals = goals
+        self._funnels = funnels
         self._checked: set[str] = set()
         self._entries: dict[str, tuple[LibraryVersion, GoalLibrary]] = {}
 
@@ -64,6 +86,7 @@ class GoalLibraryCache:
                 library_layouts(goals),
                 version.timezone,
                 version.attribution,
+                library_links(goals, self._funnels, account_id),
             )
             cached = self._entries[account_id] = (version, library)
         self._checked.add(account_id)
@@ -122,7 +145,7 @@ class Evaluator:
     def __init__(self, dal: Callable[[], Dal], settings: Callable[[], Settings]) -> None:
         self._dal = dal
         self._settings = settings
-        self.libraries = GoalLibraryCache(dal().goals)
+        self.libraries = GoalLibraryCache(dal().goals, dal().funnels)
         self.seen_visitors = SeenVisitors()
         self.deferred_sightings: list[Sighting] = []
 
@@ -253,6 +276,7 @@ def conversion_plans(
             value=conversion_value(goal.value, event),
             credit=credit,
             completion=completion,
+            links=library.links,
         )
         for goal, completion in occurrence.goals
     ]

@@ -86,6 +86,52 @@ def _check_layouts(goals: GoalRepository, account_id: str, goal: Goal) -> None:
         )
 
 
+# Each window a goal is required within adds a progress write to its counted conversions
+# (goalkeeper.steps): at most this many distinct windows per required goal.
+MAX_REQUIRED_WINDOWS = 3
+
+
+def _check_requirement(goals: GoalRepository, account_id: str, goal: Goal) -> None:
+    """A required goal must exist, the requirements must not loop back to this goal, and
+    a goal may be required within at most MAX_REQUIRED_WINDOWS distinct windows.
+
+    Checked on the library as read (two racing changes could each pass alone): a loop
+    would make its goals never count, never miscount, since every step looks back at
+    counted conversions only."""
+    if goal.requires is None:
+        return
+    library = {known.goal_id: known for known in list_goals(goals, account_id)}
+    library[goal.goal_id] = goal
+    required = goal.requires.goal_id
+    if required not in library:
+        raise InvalidInput(
+            f"no goal {required!r} in this account",
+            [FieldProblem("requires.goal_id", "names no goal of this account")],
+        )
+    chain, current = [goal.goal_id], library.get(required)
+    while current is not None:
+        chain.append(current.goal_id)
+        if current.goal_id == goal.goal_id:
+            raise InvalidInput(
+                "the goals' requirements would form a cycle: " + " -> ".join(chain),
+                [FieldProblem("requires.goal_id", "leads back to this goal")],
+            )
+        if current.requires is None or len(chain) > len(library):
+            break
+        current = library.get(current.requires.goal_id)
+    windows = {
+        known.requires.within_days
+        for known in library.values()
+        if known.requires is not None and known.requires.goal_id == required
+    }
+    if len(windows) > MAX_REQUIRED_WINDOWS:
+        raise InvalidInput(
+            f"goal {required!r} would be required within {len(windows)} different windows; "
+            f"at most {MAX_REQUIRED_WINDOWS}: reuse the within_days of a goal that requires it",
+            [FieldProblem("requires.within_days", f"at most {MAX_REQUIRED_WINDOWS} windows")],
+        )
+
+
 def get_goal(goals: GoalRepository, account_id: str, goal_id: str) -> Goal:
     goal = goals.get(account_id, goal_id)
     if goal is None:
@@ -100,6 +146,7 @@ def create_goal(
     deactivated goals count: they stay in the library for reports)."""
     goal = new_goal(spec, now)
     _check_layouts(goals, account_id, goal)
+    _check_requirement(goals, account_id, goal)
     goals.create(account_id, goal, max_goals)
     return goal
 
@@ -111,6 +158,7 @@ def replace_goal(
     current = get_goal(goals, account_id, goal_id)
     goal = Goal.from_spec(spec, goal_id, current.version + 1, current.created_at, now)
     _check_layouts(goals, account_id, goal)
+    _check_requirement(goals, account_id, goal)
     goals.save(account_id, goal, previous_version=current.version)
     return goal
 

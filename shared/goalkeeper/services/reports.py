@@ -409,6 +409,12 @@ def _trace_entry(item: dict[str, Any]) -> dict[str, Any]:
                 "attribution_source", "event" if item.get("attribution") else "none"
             ),
         }
+        # Its steps (goalkeeper.steps): the required goal's conversion it rests on, and
+        # the funnel steps it reached with the previous step's conversion and the seconds.
+        if item.get("prerequisite_conversion"):
+            entry["prerequisite_conversion"] = item["prerequisite_conversion"]
+        if item.get("funnels"):
+            entry["funnels"] = _plain(item["funnels"])
         if item.get("value_currency"):
             entry["value"] = {
                 "amount": money_text(item["value_amount"]),
