@@ -29,7 +29,7 @@ lint: $(VENV)/.installed
 
 # Every tier: tests/unit, tests/integration (in-process stack on moto), tests/e2e (goalkeeper serve).
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=12
 
 # The pure tier alone: rules, de-dup planning, field paths, template reading (seconds).
 test-unit: $(VENV)/.installed

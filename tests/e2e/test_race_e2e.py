@@ -14,12 +14,12 @@ from support.served import ServedStack
 from support.window_rule import GOAL_SPECS, assert_window_rule, random_events
 
 THREADS = 32
-# The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 25
-# against moto and 12 against DynamoDB Local (GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL), so
+# The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 16
+# against moto and 8 against DynamoDB Local (GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL), so
 # that `make test` stays under 10 minutes on 2 cores.
 ROUNDS = {
-    MOTO: int(os.environ.get("GOALKEEPER_RACE_ROUNDS", "25")),
-    DYNAMODB_LOCAL: int(os.environ.get("GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL", "12")),
+    MOTO: int(os.environ.get("GOALKEEPER_RACE_ROUNDS", "16")),
+    DYNAMODB_LOCAL: int(os.environ.get("GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL", "8")),
 }
 # The shuffled workload's steps (a prerequisite and a funnel) ride along on DynamoDB
 # Local (serializable by itself, and it refuses two operations on one item in a

@@ -36,7 +36,7 @@ from goalkeeper.models.events import EVENT_TYPES
 from goalkeeper_cli.local_stack.template import api_routes, load_template
 from support.stack import ADMIN_KEY, InProcessStack
 
-EXAMPLES = int(os.environ.get("GOALKEEPER_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("GOALKEEPER_FUZZ_EXAMPLES", "150"))
 # Inputs the generators leave out while a crash they found is being fixed (pin the
 # crash with a strict xfail test at the end of this file). Both found so far are
 # fixed ("non-utf8-body", "number-beyond-dynamodb"); their tests are regressions now.

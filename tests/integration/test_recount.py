@@ -12,7 +12,7 @@ from support.funnel_recount import assert_funnels_equal_a_recount
 from support.stack import InProcessStack
 from support.workload import GOALS, Workload
 
-EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "1200"))
+EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "900"))
 
 
 def _load(stack: InProcessStack, seed: int, events: int) -> str:

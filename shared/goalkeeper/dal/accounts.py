@@ -175,21 +175,9 @@ class Accounts:
         return the account as written (None: no such account)."""
         expression = Expression()
         stored = {"model": settings.model.value, "lookback_days": settings.lookback_days}
-        try:
-            response = self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=to_attributes(keys.account(account_id)),
-                UpdateExpression=(
-                    f"SET {expression.name(ATTRIBUTION)} = {expression.value(stored)}"
-                ),
-                ConditionExpression=f"attribute_exists({expression.name(keys.PK)})",
-                ReturnValues="ALL_NEW",
-                **expression.request(),
-            )
-        except ConditionFailed:
-            return None
-        return _account(account_id, from_attributes(response["Attributes"]))
+        update = f"SET {expression.name(ATTRIBUTION)} = {expression.value(stored)}"
+        written = self._update_existing(account_id, update, expression, "ALL_NEW")
+        return None if written is None else _account(account_id, written)
 
     def timezone(self, account_id: str) -> str:
         """The account's time zone (UTC when unset, or for no such account)."""
@@ -216,21 +204,29 @@ class Accounts:
             return str(item["pii_key"])
         expression = Expression()
         pii_key = expression.name("pii_key")
+        update = f"SET {pii_key} = if_not_exists({pii_key}, {expression.value(candidate)})"
+        written = self._update_existing(account_id, update, expression, "UPDATED_NEW")
+        return None if written is None else str(written["pii_key"])
+
+    def _update_existing(
+        self, account_id: str, update: str, expression: Expression, returned: str
+    ) -> dict[str, Any] | None:
+        """One UpdateItem of the account item, only if the account exists: the attributes
+        `returned` names, or None when there is no such account."""
+        condition = f"attribute_exists({expression.name(keys.PK)})"
         try:
             response = self._table.call(
                 "update_item",
                 TableName=self._table.name,
                 Key=to_attributes(keys.account(account_id)),
-                UpdateExpression=(
-                    f"SET {pii_key} = if_not_exists({pii_key}, {expression.value(candidate)})"
-                ),
-                ConditionExpression=f"attribute_exists({expression.name(keys.PK)})",
-                ReturnValues="UPDATED_NEW",
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ReturnValues=returned,
                 **expression.request(),
             )
         except ConditionFailed:
             return None
-        return str(from_attributes(response["Attributes"])["pii_key"])
+        return from_attributes(response["Attributes"])
 
     # -- keys ------------------------------------------------------------------
 
