@@ -39,7 +39,7 @@ from support.faults import (
 from support.stack import InProcessStack
 
 FAULT_RATE = float(os.environ.get("GOALKEEPER_FAULT_RATE", "0.10"))
-WORKLOAD_EVENTS = int(os.environ.get("GOALKEEPER_FAULT_EVENTS", "150"))
+WORKLOAD_EVENTS = int(os.environ.get("GOALKEEPER_FAULT_EVENTS", "210"))
 SEED = int(os.environ.get("GOALKEEPER_FAULT_SEED", "7"))
 
 
