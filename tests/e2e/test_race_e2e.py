@@ -14,14 +14,14 @@ from support.served import ServedStack
 from support.window_rule import GOAL_SPECS, assert_window_rule, random_events
 
 THREADS = 32
-# The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 16
-# against moto and 8 against DynamoDB Local (GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL), so
+# The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 10
+# against moto and 5 against DynamoDB Local (GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL), so
 # that `make test` stays under 10 minutes on 2 cores.
 # Events of the shuffled workload; GOALKEEPER_RACE_SHUFFLED_EVENTS=500 or more for a long run.
 SHUFFLED_EVENTS = int(os.environ.get("GOALKEEPER_RACE_SHUFFLED_EVENTS", "300"))
 ROUNDS = {
-    MOTO: int(os.environ.get("GOALKEEPER_RACE_ROUNDS", "16")),
-    DYNAMODB_LOCAL: int(os.environ.get("GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL", "8")),
+    MOTO: int(os.environ.get("GOALKEEPER_RACE_ROUNDS", "10")),
+    DYNAMODB_LOCAL: int(os.environ.get("GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL", "5")),
 }
 # The shuffled workload's steps (a prerequisite and a funnel) ride along on DynamoDB
 # Local (serializable by itself, and it refuses two operations on one item in a

@@ -17,7 +17,7 @@ from support.stack import InProcessStack
 from support.window_rule import GOAL_SPECS, T, assert_window_rule, at, random_events, trigger
 
 # Rounds of the randomized property test; GOALKEEPER_ORDER_ROUNDS=200 for the long claim.
-ROUNDS = int(os.environ.get("GOALKEEPER_ORDER_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("GOALKEEPER_ORDER_ROUNDS", "3"))
 
 
 def _goal(stack: InProcessStack, write: str, spec: dict[str, Any]) -> str:
