@@ -27,9 +27,12 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
-# Every tier: tests/unit, tests/integration (in-process stack on moto), tests/e2e (goalkeeper serve).
+# Every tier: tests/unit, tests/integration (in-process stack on moto), tests/e2e (goalkeeper serve),
+# spread over TEST_WORKERS processes (pytest-xdist), a test file in one worker, so a module's
+# served stack starts once. Much of the suite waits on a served stack or a browser.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest -q --durations=12
+	$(BIN)/pytest -q --durations=12 -n $(TEST_WORKERS) --dist loadfile
 
 # The pure tier alone: rules, de-dup planning, field paths, template reading (seconds).
 test-unit: $(VENV)/.installed

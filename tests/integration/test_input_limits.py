@@ -360,6 +360,7 @@ def test_phone_numbers_are_normalised_to_e164(
 @pytest.mark.parametrize(
     "occurred_at",
     ["2000-01-01T00:00:00Z", "2026-06-01T12:00:00+02:00", _at(timedelta(hours=23))],
+    ids=["the earliest", "with an offset", "23 hours ahead"],
 )
 def test_times_within_the_bounds_are_accepted(
     stack: InProcessStack, write_key: str, occurred_at: str
