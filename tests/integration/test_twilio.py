@@ -23,13 +23,13 @@ WITHHELD = ("+266696687", "anonymous", "+7378742833", "Restricted", "+8628245225
 
 
 class Account:
-    def __init__(self, stack: InProcessStack) -> None:
+    def __init__(self, stack: InProcessStack, token: str = AUTH_TOKEN) -> None:
         created = stack.new_account()
         self.stack = stack
         self.account_id: str = created["account_id"]
         self.write: str = created["keys"]["write"]
         self.read: str = created["keys"]["read"]
-        self.webhook_url = connect_twilio(stack.api.request, self.write)
+        self.webhook_url = connect_twilio(stack.api.request, self.write, token)
 
     def post(
         self, params: dict[str, str], token: str = AUTH_TOKEN, url: str | None = None
@@ -143,20 +143,25 @@ def _unsigned_attempts(account: Account, other: Account) -> list[tuple[str, tupl
     params = completed_call(call_sid("forged"), 90, datetime.now(UTC))
     body, headers = signed_callback(account.webhook_url, params)
     tampered = body.replace("CallDuration=90", "CallDuration=900")
+    replayed = signed_callback(other.webhook_url, params, OTHER_TOKEN)
     return [
         ("no signature", account._send(body, {"Content-Type": headers["Content-Type"]})),
         ("another token", account.post(params, token=OTHER_TOKEN)),
         ("a changed parameter", account._send(tampered, headers)),
         ("another URL", account.post(params, url=account.webhook_url + "/x")),
-        # Another account's URL, signed with its token: names this account's calls in vain.
-        ("another account's path", other.post(params, url=account.webhook_url)),
+        # Another account's valid callback, replayed to this account's URL.
+        ("another account's callback", account._send(*replayed)),
     ]
 
 
 def test_a_callback_that_does_not_verify_is_403_and_stores_nothing(
     stack: InProcessStack, account: Account
 ) -> None:
-    other = Account(stack)
+    other = Account(stack, OTHER_TOKEN)
+    # The other account's own callbacks verify at its own URL.
+    assert (
+        other.post(completed_call(call_sid("other"), 9, datetime.now(UTC)), OTHER_TOKEN)[0] == 200
+    )
     before = stack.items()
     for what, (status, answer) in _unsigned_attempts(account, other):
         assert status == 403, (what, answer)
@@ -319,3 +324,54 @@ def test_a_json_call_whose_outcome_contradicts_it_is_refused(
     assert status == 400, answer
     assert [problem["field"] for problem in answer["error"]["fields"]] == [field]
     assert account.calls() == []
+
+
+def test_another_final_status_for_a_stored_call_is_a_conflict(account: Account) -> None:
+    sid = call_sid("changed its mind")
+    assert account.post(completed_call(sid, 90, datetime.now(UTC)))[0] == 200
+    status, answer = account.post(status_callback(sid, "busy", duration=0))
+    assert status == 409, answer
+    assert answer["error"]["code"] == "event_id_conflict"
+    (call,) = account.calls()
+    assert call["outcome"] == "answered"
+
+
+@pytest.mark.parametrize(
+    ("domain", "called_path", "base"),
+    [
+        # API Gateway's own domain: the stage precedes the route.
+        ("abc123.execute-api.eu-west-1.amazonaws.com", "/prod", "/prod"),
+        # A custom domain, mapped at a base path, and at its root.
+        ("calls.example.com", "/tracking", "/tracking"),
+        ("calls.example.com", "", ""),
+    ],
+)
+def test_unconfigured_the_webhook_url_is_the_one_api_gateway_was_called_at(
+    stack: InProcessStack,
+    monkeypatch: pytest.MonkeyPatch,
+    domain: str,
+    called_path: str,
+    base: str,
+) -> None:
+    from werkzeug.test import EnvironBuilder
+
+    from goalkeeper.settings import get_settings
+    from goalkeeper_cli.local_stack.gateway import proxy_event
+    from goalkeeper_cli.local_stack.template import api_routes, load_template
+
+    created = stack.new_account()
+    monkeypatch.delenv("GOALKEEPER_PUBLIC_API_URL")
+    get_settings.cache_clear()
+    route = next(r for r in api_routes(load_template()) if r.path == "/v1/integrations/twilio")
+    request = EnvironBuilder(
+        path=route.path,
+        method="PUT",
+        headers={"Host": domain, "x-api-key": created["keys"]["write"]},
+        json={"auth_token": AUTH_TOKEN},
+    ).get_request()
+    event = proxy_event(request, route, {})
+    event["requestContext"] |= {"domainName": domain, "path": called_path + route.path}
+    answer = stack.functions.get(route.function, route.code_uri, route.handler).invoke(event)
+    assert answer["statusCode"] == 200, answer
+    expected = f"https://{domain}{base}/v1/integrations/twilio/{created['account_id']}/calls"
+    assert answer["body"] == f'{{"webhook_url":"{expected}"}}'
