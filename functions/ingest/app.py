@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime, segment
 from goalkeeper.auth import Role, current_account, current_principal, require
+from goalkeeper.errors import EventIdConflict
 from goalkeeper.http import (
     JsonResponse,
     api_entrypoint,
@@ -45,7 +47,7 @@ from goalkeeper.services import (
 )
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
-from goalkeeper.twilio import SIGNATURE_HEADER
+from goalkeeper.twilio import EMPTY_TWIML, SIGNATURE_HEADER
 
 if TYPE_CHECKING:
     from goalkeeper.messaging import SqsOutbox
@@ -229,18 +231,25 @@ def connect_twilio(request: Annotated[TwilioConnectRequest, Body()]) -> JsonResp
 
 
 @app.post("/v1/integrations/twilio/<account_id>/calls")
-def twilio_status_callback(account_id: Annotated[str, Path(max_length=64)]) -> JsonResponse:
-    """Twilio wants a quick 2xx, whatever its body: the final status's call is stored
-    (or found stored: a retry), earlier statuses store nothing."""
-    call = integrations.twilio_call(
+def twilio_status_callback(account_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
+    """Twilio wants a quick 2xx, whatever its body: the call's first report is stored, a
+    retry or a later report of it (the final status after a <Dial> action's) is a
+    duplicate, and statuses before the call ended store nothing."""
+    report = integrations.twilio_report(
         runtime.dal().integrations,
         account_id,
         app.current_event.body or "",
         app.current_event.headers.get(SIGNATURE_HEADER),
     )
-    if call is None:
-        return json_response(200, IngestResult(accepted=[], duplicates=[]).model_dump())
-    result = _ingest(account_id, EventBatch(events=[call]), _now())
+    result = IngestResult(accepted=[], duplicates=[])
+    if report.call is not None:
+        try:
+            result = _ingest(account_id, EventBatch(events=[report.call]), _now())
+        except EventIdConflict:
+            result = IngestResult(accepted=[], duplicates=[str(report.call.event_id)])
+    if report.dial_action:
+        # Twilio plays what a <Dial>'s action answers: nothing more, the call ends.
+        return Response(200, "text/xml", EMPTY_TWIML)
     return json_response(200, result.model_dump())
 
 

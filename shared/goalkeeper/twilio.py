@@ -10,6 +10,12 @@ A call sends a callback per status it reaches (initiated, ringing, in-progress: 
 ticked in Twilio) and always one when it ends (completed, busy, no-answer, failed,
 canceled). Only that last one is the call: it alone says how the call ended and for
 how long, so the ones before it store nothing.
+
+A number that forwards its calls to the business with <Dial> answers every call
+itself: its final status is "completed" whether the business picked up or not. The
+<Dial>'s action request says how the forward ended (DialCallStatus) and for how long
+(DialCallDuration): posted to the same URL, it is the call, and reaches it first (the
+dial ends before the call does); the final status after it is a report of the same call.
 """
 
 import base64
@@ -23,6 +29,7 @@ from goalkeeper.models.events import CallOutcome, IncomingCall
 from goalkeeper.models.integrations import TwilioStatusCallback
 
 SIGNATURE_HEADER = "x-twilio-signature"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 # Twilio's final statuses, as the call's outcome; the statuses before them have none.
 OUTCOME_BY_STATUS: dict[str, CallOutcome] = {
@@ -32,6 +39,8 @@ OUTCOME_BY_STATUS: dict[str, CallOutcome] = {
     "failed": "failed",
     "canceled": "canceled",
 }
+# A <Dial>'s outcome ("answered": the business picked up, then the caller hung up first).
+OUTCOME_BY_DIAL_STATUS: dict[str, CallOutcome] = OUTCOME_BY_STATUS | {"answered": "answered"}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 # Form parameters: each name with every value it was sent with.
@@ -80,11 +89,16 @@ def call_event(callback: TwilioStatusCallback) -> IncomingCall | None:
     call Goalkeeper does not track (an outbound one, or a <Dial> leg of an inbound one,
     whose callback would count the same call twice).
 
-    Bridged seconds are DialCallDuration when the call was forwarded with <Dial> (the
-    time connected to the business), else CallDuration. The call happened when it was
-    answered: the final callback's Timestamp less CallDuration.
+    A <Dial> action's request (DialCallStatus) says how the forward to the business
+    ended; otherwise the final CallStatus does. Bridged seconds are DialCallDuration
+    when the call was forwarded with <Dial> (the time connected to the business), else
+    CallDuration. The call happened when it was answered: the final callback's
+    Timestamp less CallDuration.
     """
-    outcome = OUTCOME_BY_STATUS.get(callback.call_status)
+    if callback.dial_call_status is not None:
+        outcome: CallOutcome | None = OUTCOME_BY_DIAL_STATUS[callback.dial_call_status]
+    else:
+        outcome = OUTCOME_BY_STATUS.get(callback.call_status)
     if outcome is None or not callback.inbound():
         return None
     answered = outcome == "answered"

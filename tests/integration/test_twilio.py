@@ -13,6 +13,7 @@ from support.twilio_calls import (
     call_sid,
     completed_call,
     connect_twilio,
+    dial_action,
     path_of,
     signed_callback,
     status_callback,
@@ -326,14 +327,48 @@ def test_a_json_call_whose_outcome_contradicts_it_is_refused(
     assert account.calls() == []
 
 
-def test_another_final_status_for_a_stored_call_is_a_conflict(account: Account) -> None:
+def test_a_call_is_its_first_report_a_later_one_is_a_duplicate(account: Account) -> None:
     sid = call_sid("changed its mind")
     assert account.post(completed_call(sid, 90, datetime.now(UTC)))[0] == 200
-    status, answer = account.post(status_callback(sid, "busy", duration=0))
-    assert status == 409, answer
-    assert answer["error"]["code"] == "event_id_conflict"
+    later = account.post(status_callback(sid, "busy", duration=0))
+    assert later == (200, {"accepted": [], "duplicates": [f"twilio-{sid}"]})
     (call,) = account.calls()
     assert call["outcome"] == "answered"
+
+
+def _post_raw(account: Account, params: dict[str, str]) -> Any:
+    body, headers = signed_callback(account.webhook_url, params)
+    return account.stack.api.response(
+        "POST", path_of(account.webhook_url), raw=body, headers=headers
+    )
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "dialled", "outcome", "goal"),
+    [
+        ("no-answer", 0, "no-answer", "Call Not Connected"),
+        ("busy", 0, "busy", "Call Not Connected"),
+        ("completed", 80, "answered", "Call Qualified"),
+    ],
+)
+def test_a_forward_to_the_business_is_judged_by_how_the_dial_ended(
+    account: Account, dial_status: str, dialled: int, outcome: str, goal: str
+) -> None:
+    """Twilio answers a forwarded call itself, so its final status is "completed"
+    whether the business picked up or not: the <Dial>'s action says which."""
+    sid, answered = call_sid(dial_status), datetime.now(UTC) - timedelta(minutes=2)
+    response = _post_raw(account, dial_action(sid, dial_status, dialled))
+    # Twilio runs a <Dial> action's answer as TwiML: an empty one ends the call quietly.
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert response.get_data(as_text=True).endswith("<Response/>")
+    final = completed_call(sid, dialled + 20, answered)
+    assert account.post(final) == (200, {"accepted": [], "duplicates": [f"twilio-{sid}"]})
+    (call,) = account.calls()
+    assert (call["outcome"], call["bridged_seconds"]) == (outcome, dialled)
+    counted = account.counted()
+    assert counted[goal] == 1
+    assert sum(counted.values()) == 1
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,16 @@ def completed_call(
     """The final callback of a call answered at `answered_at` and bridged that long."""
     ended = answered_at + timedelta(seconds=bridged_seconds)
     return status_callback(sid, "completed", duration=bridged_seconds, at=ended, **more)
+
+
+def dial_action(sid: str, dial_status: str, dial_duration: int, **more: Any) -> dict[str, str]:
+    """What Twilio posts to a <Dial>'s action URL when the forward to the business ends
+    (the call itself still in progress): no Timestamp, no callback sequence."""
+    params = status_callback(sid, "in-progress", **more)
+    for name in ("Timestamp", "CallbackSource", "SequenceNumber"):
+        del params[name]
+    return params | {
+        "DialCallSid": call_sid(f"{sid}-leg"),
+        "DialCallStatus": dial_status,
+        "DialCallDuration": str(dial_duration),
+    }

@@ -12,7 +12,13 @@ from twilio.request_validator import RequestValidator
 
 from goalkeeper import twilio
 from goalkeeper.models.integrations import TwilioStatusCallback
-from support.twilio_calls import AUTH_TOKEN, call_sid, completed_call, status_callback
+from support.twilio_calls import (
+    AUTH_TOKEN,
+    call_sid,
+    completed_call,
+    dial_action,
+    status_callback,
+)
 
 URLS = (
     "https://calls.example.com/v1/integrations/twilio/acc_1/calls",
@@ -117,3 +123,14 @@ def test_a_timestamp_in_the_future_is_refused_naming_it() -> None:
     params = status_callback(call_sid(8), "completed", at=datetime.now(UTC) + timedelta(days=3))
     with pytest.raises(ValueError, match="Timestamp"):
         TwilioStatusCallback.model_validate(params)
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "outcome"),
+    [("completed", "answered"), ("answered", "answered"), ("no-answer", "no-answer")],
+)
+def test_a_dial_action_reports_how_the_forward_ended(dial_status: str, outcome: str) -> None:
+    call = _call(dial_action(call_sid(9), dial_status, 33 if outcome == "answered" else 0))
+    assert call.outcome == outcome
+    assert call.bridged_seconds == (33 if outcome == "answered" else 0)
+    assert call.occurred_at is None  # a dial action carries no Timestamp: when received

@@ -44,6 +44,10 @@ TwilioCallStatus = Literal[
 ]
 
 
+# How a <Dial> (the forward to the business) ended, in the request to its action URL.
+TwilioDialStatus = Literal["completed", "answered", "busy", "no-answer", "failed", "canceled"]
+
+
 def _empty_as_absent(value: object) -> object:
     return None if value == "" else value
 
@@ -78,6 +82,9 @@ class TwilioStatusCallback(BaseModel):
     caller: CallerNumber = Field(default=None, alias="From")
     to: PhoneNumber = Field(alias="To")
     direction: str | None = Field(default=None, alias="Direction")
+    dial_call_status: Annotated[TwilioDialStatus | None, BeforeValidator(_empty_as_absent)] = Field(
+        default=None, alias="DialCallStatus"
+    )
     call_duration: Seconds = Field(default=None, alias="CallDuration")
     dial_call_duration: Seconds = Field(default=None, alias="DialCallDuration")
     timestamp: Annotated[

@@ -6,6 +6,7 @@ account. A callback that does not verify (no signature, a wrong one, an account 
 no Twilio connection or none at all) gets one and the same 403 and stores nothing.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import parse_qs
@@ -59,11 +60,21 @@ def _unverified() -> Forbidden:
     )
 
 
-def twilio_call(
+@dataclass(frozen=True)
+class TwilioReport:
+    """What a signed request from Twilio reports: the call (None: a status before the
+    call ended, or a call not tracked), and whether it came from a <Dial>'s action,
+    which Twilio runs the answer of as TwiML (status callbacks take any answer)."""
+
+    call: IncomingCall | None
+    dial_action: bool
+
+
+def twilio_report(
     connections: TwilioConnections, account_id: str, form: str, signature: str | None
-) -> IncomingCall | None:
-    """The call a signed status callback reports (None: a status before the call ended,
-    or a call not tracked). The signature is checked before anything else is read."""
+) -> TwilioReport:
+    """What a signed status callback (or <Dial> action) reports. The signature is
+    checked before anything else is read."""
     parameters = parse_qs(form, keep_blank_values=True)
     connection = connections.twilio(account_id)
     if connection is None or not twilio.signed_by_twilio(
@@ -80,4 +91,4 @@ def twilio_call(
             "the status callback is invalid",
             problems_from_validation([dict(detail) for detail in error.errors()]),
         ) from error
-    return twilio.call_event(callback)
+    return TwilioReport(twilio.call_event(callback), callback.dial_call_status is not None)
