@@ -1,12 +1,13 @@
-"""Write API: events from sites and phone systems (and in Segment's protocol), accounts,
-their settings and keys, the goal library and its backfills, funnels, webhook
-subscriptions."""
+"""Write API: events from sites and phone systems (and in Segment's protocol, and Twilio's
+signed status callbacks), accounts, their settings and keys, the goal library and its
+backfills, funnels, webhook subscriptions, phone system connections."""
 
 import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,7 +15,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper import runtime, segment
 from goalkeeper.auth import Role, current_account, current_principal, require
-from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
+from goalkeeper.errors import EventIdConflict
+from goalkeeper.http import (
+    JsonResponse,
+    api_entrypoint,
+    create_resolver,
+    json_response,
+    public_base_url,
+)
 from goalkeeper.models.accounts import (
     AccountRequest,
     AccountSettingsRequest,
@@ -24,12 +32,22 @@ from goalkeeper.models.accounts import (
 from goalkeeper.models.events import EventBatch, IngestResult
 from goalkeeper.models.funnels import FunnelSpec
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
+from goalkeeper.models.integrations import TwilioConnectRequest
 from goalkeeper.models.jobs import BackfillRequest
 from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, backfill, dry_run, funnels, goals, webhooks
+from goalkeeper.services import (
+    accounts,
+    backfill,
+    dry_run,
+    funnels,
+    goals,
+    integrations,
+    webhooks,
+)
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
+from goalkeeper.twilio import EMPTY_TWIML, SIGNATURE_HEADER
 
 if TYPE_CHECKING:
     from goalkeeper.messaging import SqsOutbox
@@ -165,7 +183,7 @@ def _log_key_change(message: str, account_id: str, key: ApiKeyInfo, by: Role) ->
 
 @app.post("/v1/events", middlewares=[EVENT_SENDERS])
 def post_events(batch: Annotated[EventBatch, Body()]) -> JsonResponse:
-    result = _ingest(batch, _now())
+    result = _ingest(current_account(app), batch, _now())
     return json_response(202, result.model_dump())
 
 
@@ -194,15 +212,52 @@ def segment_identify(body: Annotated[dict[str, Any], Body()]) -> JsonResponse:
 def _segment(body: dict[str, Any], route_type: str | None) -> JsonResponse:
     received_at = _now()
     for batch in segment.events_from(body, route_type, received_at):
-        _ingest(batch, received_at)
+        _ingest(current_account(app), batch, received_at)
     return json_response(200, {"success": True})
 
 
-def _ingest(batch: EventBatch, received_at: datetime) -> IngestResult:
+# --- Twilio (goalkeeper.twilio): connected with a write key, then posted to by Twilio,
+# which holds no key: the callback route is a signed route (goalkeeper.http.SIGNED_ROUTES).
+
+
+@app.put("/v1/integrations/twilio", middlewares=[WRITE])
+def connect_twilio(request: Annotated[TwilioConnectRequest, Body()]) -> JsonResponse:
+    account_id = current_account(app)
+    connection = integrations.connect_twilio(
+        runtime.dal().integrations, account_id, request, public_base_url(app), _now()
+    )
+    logger.info("twilio connected", extra={"account_id": account_id})
+    return json_response(200, connection.model_dump())
+
+
+@app.post("/v1/integrations/twilio/<account_id>/calls")
+def twilio_status_callback(account_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
+    """Twilio wants a quick 2xx, whatever its body: the call's first report is stored, a
+    retry or a later report of it (the final status after a <Dial> action's) is a
+    duplicate, and statuses before the call ended store nothing."""
+    report = integrations.twilio_report(
+        runtime.dal().integrations,
+        account_id,
+        app.current_event.body or "",
+        app.current_event.headers.get(SIGNATURE_HEADER),
+    )
+    result = IngestResult(accepted=[], duplicates=[])
+    if report.call is not None:
+        try:
+            result = _ingest(account_id, EventBatch(events=[report.call]), _now())
+        except EventIdConflict:
+            result = IngestResult(accepted=[], duplicates=[str(report.call.event_id)])
+    if report.dial_action:
+        # Twilio plays what a <Dial>'s action answers: nothing more, the call ends.
+        return Response(200, "text/xml", EMPTY_TWIML)
+    return json_response(200, result.model_dump())
+
+
+def _ingest(account_id: str, batch: EventBatch, received_at: datetime) -> IngestResult:
     result = ingest_events(
         runtime.dal().events,
         runtime.dal().touches,
-        current_account(app),
+        account_id,
         batch,
         received_at=received_at,
         request_id=app.lambda_context.aws_request_id,

@@ -33,6 +33,7 @@ from goalkeeper.auth import (
     API_KEY_HEADER,
     QUERY_KEY_PARAMETER,
     KeyLookup,
+    Principal,
     authenticate,
     basic_auth_user,
     check_origin,
@@ -44,6 +45,9 @@ from goalkeeper.settings import get_settings
 # header and body limit.
 SEGMENT_ROUTES = "/segment/"
 SEGMENT_MAX_BODY_BYTES = 500 * 1024
+# Routes whose callers hold no key: a signature made with a secret the account stored
+# proves the sender, and the route checks it (Twilio's X-Twilio-Signature).
+SIGNED_ROUTES = frozenset({"/v1/integrations/twilio/{account_id}/calls"})
 
 STATUS_BY_ERROR: dict[type[GoalkeeperError], HTTPStatus] = {
     errors.InvalidInput: HTTPStatus.BAD_REQUEST,
@@ -303,16 +307,21 @@ def api_entrypoint(app: APIGatewayRestResolver, lookup: KeyLookup) -> ProxyHandl
     oversized body is refused unread (413), an unknown key gets 401 whatever
     it sent, and a site key used from an origin it does not allow gets 403. Bodies
     are JSON whatever Content-Type says, so a browser's navigator.sendBeacon
-    (text/plain, which needs no CORS preflight) and `curl -d` both work.
+    (text/plain, which needs no CORS preflight) and `curl -d` both work. A signed
+    route (SIGNED_ROUTES) reads no key: its principal is None, its route checks the
+    signature.
     """
 
     def entry(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if event.get("httpMethod") == "OPTIONS":
             return _PREFLIGHT  # a CORS preflight carries no key; API Gateway answers it in AWS
+        signed = event.get("resource") in SIGNED_ROUTES
+        principal: Principal | None = None
         try:
             _check_body_size(event)
-            principal = authenticate(_presented_key(event), lookup, _take_query_key(event))
-            check_origin(principal, _header(event, "origin"))
+            if not signed:
+                principal = authenticate(_presented_key(event), lookup, _take_query_key(event))
+                check_origin(principal, _header(event, "origin"))
             _body_as_text(event)
             _refuse_top_level_array(event)
         except GoalkeeperError as error:
@@ -336,6 +345,21 @@ _PREFLIGHT = {
     "body": "",
     "isBase64Encoded": False,
 }
+
+
+def public_base_url(app: APIGatewayRestResolver) -> str:
+    """The API's base URL as its clients reach it: GOALKEEPER_PUBLIC_API_URL when set
+    (behind a proxy or a tunnel), else this request's own: API Gateway's domain and
+    whatever precedes the route in the path it was called with (the stage, or a
+    custom domain's base path)."""
+    configured = get_settings().public_api_url
+    if configured:
+        return configured.rstrip("/")
+    request = app.current_event
+    called = request.request_context.path or request.path
+    before_route = called[: len(called) - len(request.path)]
+    host = request.request_context.domain_name or request.headers.get("host", "")
+    return f"https://{host}{before_route}"
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:

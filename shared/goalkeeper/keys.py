@@ -263,3 +263,12 @@ def funnel_day_counters(account_id: str, shard: int, day: str, funnel_id: str) -
 
 def funnel_counters_range(funnel_id: str, first_day: str, last_day: str) -> tuple[str, str]:
     return f"F#{funnel_id}#D#{first_day}", f"F#{funnel_id}#D#{last_day}"
+
+
+# --- phone systems (goalkeeper.twilio) ----------------------------------------------------
+
+
+def twilio_integration(account_id: str) -> dict[str, str]:
+    """The account's Twilio connection: the Auth Token its callbacks are signed with, and
+    the URL they are posted to (what Twilio signs)."""
+    return {PK: f"A#{account_id}#INTEGRATIONS", SK: "TWILIO"}

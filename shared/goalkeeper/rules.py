@@ -153,12 +153,14 @@ def _url_matcher(rule: UrlRule) -> Matcher[PageView]:
 def _call_matcher(rule: CallRule) -> Matcher[Call]:
     # first_time_caller_days is de-duplication, decided where the call history is.
     connected, low, high = rule.connected, rule.min_bridged_seconds, rule.max_bridged_seconds
+    outcomes = None if rule.outcomes is None else frozenset(rule.outcomes)
 
     def match(event: Call, ctx: RuleContext) -> bool:
         return (
             (connected is None or event.connected is connected)
             and (low is None or event.bridged_seconds >= low)
             and (high is None or event.bridged_seconds < high)
+            and (outcomes is None or event.known_outcome() in outcomes)
         )
 
     return match
@@ -269,7 +271,7 @@ def _decided_by_lookup(rule: Rule) -> bool:
         # Folded keys and searches are exact without case; re2 sets run the rule's regex.
         return rule.match == "regex" or not rule.case_sensitive
     if isinstance(rule, CallRule):
-        return rule.max_bridged_seconds is None
+        return rule.max_bridged_seconds is None and rule.outcomes is None
     if isinstance(rule, TransactionRule):
         return rule.inclusive or rule.min_value is None
     return isinstance(rule, CallRatingRule | LeadRule | PageViewsRule)

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
     webhook_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0)
     webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # The API's public base URL (https://calls.example.com), where it is not the one
+    # API Gateway sees: behind a proxy or a tunnel. Phone systems' webhook URLs (Twilio's,
+    # which Twilio signs as configured) start with it; unset, with the request's own.
+    public_api_url: str = Field(default="", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$")
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,13 @@ import pytest
 
 from goalkeeper.steps import bucket_value, seconds_bucket
 from support.served import ServedStack
+from support.twilio_calls import (
+    call_sid,
+    completed_call,
+    connect_twilio,
+    post_callback,
+    status_callback,
+)
 
 ADMIN = "e2e-admin-key"
 CALL = {
@@ -215,6 +222,28 @@ def test_a_three_step_funnel_and_a_prerequisite_report_hand_counted_numbers(
     status, trace = served.request("GET", "/v1/visitors/v1/trace", read)
     (counted,) = [i for i in trace["items"] if i.get("goal_name") == "Purchase"]
     assert counted["status"] == "counted"
+
+
+@pytest.mark.server
+def test_a_call_twilio_reports_in_signed_callbacks_is_counted_once(served: ServedStack) -> None:
+    """Twilio's side over HTTP: the webhook URL answered is the served stack's own, and
+    callbacks signed for it by Twilio's RequestValidator count the call once."""
+    status, account = served.request("POST", "/v1/accounts", ADMIN, {})
+    assert status == 201, account
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    webhook_url = connect_twilio(served.request, write)
+    assert webhook_url == f"{served.base_url}/v1/integrations/twilio/{account['account_id']}/calls"
+    sid = call_sid("e2e")
+    answered = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
+    ringing = status_callback(sid, "ringing", at=answered - timedelta(seconds=8))
+    assert post_callback(webhook_url, ringing)[0] == 200
+    final = completed_call(sid, 95, answered)
+    assert post_callback(webhook_url, final, auth_token="f" * 32)[0] == 403
+    for _ in range(2):  # a retry is the same call
+        assert post_callback(webhook_url, final)[0] == 200
+    assert wait_for_qualified(served, read, 1) == 1
+    time.sleep(1.0)  # give a wrongly stored second call time to be counted
+    assert qualified_calls(served, read) == 1
 
 
 @pytest.mark.server

@@ -161,6 +161,7 @@ BODIES = {
     ("POST", "/segment/v1/identify"): {"anonymousId": "a", "userId": "c"},
     ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
     ("POST", "/v1/funnels"): {"name": "Checkout", "steps": ["goal_a", "goal_b"]},
+    ("PUT", "/v1/integrations/twilio"): {"auth_token": "0123456789abcdef0123456789abcdef"},
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),

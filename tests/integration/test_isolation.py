@@ -19,6 +19,7 @@ import pytest
 from goalkeeper_cli.local_stack.template import ApiRoute, api_routes, load_template
 from support.receiver import Receiver
 from support.stack import ADMIN_KEY, InProcessStack
+from support.twilio_calls import call_sid, completed_call, connect_twilio, signed_callback
 
 ROUTES = api_routes(load_template())
 TAG = "7f3e"  # makes A's free-text values unmistakable in a response body
@@ -69,6 +70,8 @@ class Tenant:
 
 
 A_HOOK = f"http://localhost:9/hooks-{TAG}"
+A_TWILIO_TOKEN = f"{TAG}0123456789abcdef0123456789ab"
+B_TWILIO_TOKEN = "b" * 32
 GOAL_SPEC = {
     "name": f"Thank-you page {TAG}",
     "rule": {"kind": "url", "match": "prefix", "pattern": f"https://a.example/thanks-{TAG}"},
@@ -142,6 +145,14 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     )
     assert status == 202, job
     tenant.job_ids = [job["job_id"]]
+    # Twilio connected, and a call it reported (the token is A's secret: never shown).
+    webhook_url = connect_twilio(stack.api.request, tenant.write, A_TWILIO_TOKEN)
+    tenant.texts.append(A_TWILIO_TOKEN)
+    params = completed_call(call_sid(TAG), 90, datetime.now(UTC))
+    body, headers = signed_callback(webhook_url, params, A_TWILIO_TOKEN)
+    path = webhook_url.removeprefix("http://localhost")
+    assert stack.api.response("POST", path, raw=body, headers=headers).status_code == 200
+    stack.evaluate_pending()
     return tenant
 
 
@@ -215,6 +226,10 @@ def _segment_cases(path: str) -> Cases:
 
 # A public route: it takes no key, and reads none (any key, or none, gets the same answer).
 NO_KEY = "no key"
+# A signed route: it reads no key either; only a signature made with the account's stored
+# secret gets in (any key, or none, gets the same 403).
+SIGNED = "signed"
+TWILIO_CALLBACK = "/v1/integrations/twilio/{account_id}/calls"
 ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/accounts"): {"admin"},
     ("POST", "/v1/events"): {"write", "site"},
@@ -252,6 +267,9 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/funnels/{funnel_id}"): {"read", "write"},
     ("DELETE", "/v1/funnels/{funnel_id}"): {"write"},
     ("GET", "/v1/reports/funnels/{funnel_id}"): {"read"},
+    # call tracking: Twilio
+    ("PUT", "/v1/integrations/twilio"): {"write"},
+    ("POST", TWILIO_CALLBACK): {SIGNED},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -433,6 +451,15 @@ CASES: dict[tuple[str, str], Cases] = {
         for funnel_id in a.funnel_ids
         for role in ("read", "write")
     ],
+    # call tracking: Twilio. B connects its own; B's keys post nothing to A's URL.
+    ("PUT", "/v1/integrations/twilio"): lambda a, b: [
+        Attempt("write", "/v1/integrations/twilio", {"auth_token": B_TWILIO_TOKEN}, own_data=True),
+        Attempt("read", "/v1/integrations/twilio", {"auth_token": B_TWILIO_TOKEN}),
+    ],
+    ("POST", TWILIO_CALLBACK): lambda a, b: [
+        Attempt(role, TWILIO_CALLBACK.replace("{account_id}", a.account_id), {"CallSid": "x"})
+        for role in ACCOUNT_KEYS
+    ],
 }
 
 
@@ -524,6 +551,7 @@ def _valid_body(route: ApiRoute) -> Any:
         **{("POST", path): {"batch": []} for path in SEGMENT_BODIES},
         ("POST", "/v1/webhooks"): {"url": A_HOOK},
         ("POST", "/v1/funnels"): {"name": "x", "steps": ["goal_x", "goal_y"]},
+        ("PUT", "/v1/integrations/twilio"): {"auth_token": B_TWILIO_TOKEN},
     }.get(_route_key(route))
 
 
@@ -544,6 +572,17 @@ def test_wrong_role_and_bad_keys_are_refused(
         }
         assert len(answers) == 1, answers
         assert next(iter(answers))[0] == 200
+        assert _snapshot(stack, a) == before
+        return
+    if ROLES[_route_key(route)] == {SIGNED}:
+        # Keys open nothing here: an unsigned request is 403 with any of them, or none.
+        answers = {
+            json.dumps(stack.api.request(route.method, path, key, body))
+            for key in (None, "gk_write_not-a-key", revoked, a.write, a.read, a.site, ADMIN_KEY)
+        }
+        assert len(answers) == 1, answers
+        status, answer = json.loads(next(iter(answers)))
+        assert (status, answer["error"]["code"]) == (403, "forbidden")
         assert _snapshot(stack, a) == before
         return
     for role in {"admin", *ACCOUNT_KEYS} - ROLES[_route_key(route)]:

@@ -46,6 +46,7 @@ ENDPOINT_VARIABLES = (
 # The queue and bus the in-process stack creates from template.yaml (moto's names for them).
 DELIVERY_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/goalkeeper-DeliveryQueue"
 EVENT_BUS = "goalkeeper-EventBus"
+LOCAL_BASE_URL = "http://localhost"
 
 
 def environment(admin_key: str = ADMIN_KEY, table: str = TABLE, **more: str) -> dict[str, str]:
@@ -73,6 +74,8 @@ def environment(admin_key: str = ADMIN_KEY, table: str = TABLE, **more: str) -> 
         "GOALKEEPER_WEBHOOK_RETRY_BASE_SECONDS": "1",
         "GOALKEEPER_WEBHOOK_RETRY_MAX_DELAY_SECONDS": "1",
         "GOALKEEPER_WEBHOOK_TIMEOUT_SECONDS": "2",
+        # The test client's requests go to http://localhost (Twilio signs this base URL).
+        "GOALKEEPER_PUBLIC_API_URL": LOCAL_BASE_URL,
     } | more
 
 

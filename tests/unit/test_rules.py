@@ -107,6 +107,35 @@ def test_call_rule(rule: dict[str, Any], event: Event, expected: bool) -> None:
     assert matches({"kind": "call", **rule}, event) is expected
 
 
+def ended(outcome: str | None, connected: bool, seconds: int = 0) -> Event:
+    return make_event(
+        "call", call_id="c1", connected=connected, bridged_seconds=seconds, outcome=outcome
+    )
+
+
+MISSED = {"outcomes": ["busy", "no-answer", "canceled"]}
+
+
+@pytest.mark.parametrize(
+    ("rule", "event", "expected"),
+    [
+        (MISSED, ended("busy", False), True),
+        (MISSED, ended("canceled", False), True),
+        (MISSED, ended("failed", False), False),
+        (MISSED, ended("answered", True, 90), False),
+        # Sent without an outcome: connected is answered, not connected is not known.
+        (MISSED, call(False), False),
+        ({"outcomes": ["answered"]}, call(True, 5), True),
+        ({"outcomes": ["answered"], "min_bridged_seconds": 60}, ended("answered", True, 59), False),
+        ({"outcomes": ["answered", "failed"], "connected": False}, ended("failed", False), True),
+    ],
+)
+def test_call_rule_on_how_the_call_ended(
+    rule: dict[str, Any], event: Event, expected: bool
+) -> None:
+    assert matches({"kind": "call", **rule}, event) is expected
+
+
 # --- url --------------------------------------------------------------------------------
 
 

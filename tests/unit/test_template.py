@@ -74,6 +74,9 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
+    # call tracking: Twilio
+    ("PUT", "/v1/integrations/twilio"): "IngestFunction",
+    ("POST", "/v1/integrations/twilio/{account_id}/calls"): "IngestFunction",
 }
 
 

@@ -15,6 +15,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     jobs       background jobs and the per-goal locks they hold
     touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
     webhooks   webhook subscriptions, their deliveries, conversions put on the event bus
+    integrations  phone systems connected to an account (Twilio's token and webhook URL)
 
 Keys come from goalkeeper.keys, the one place keys are built.
 """
@@ -29,6 +30,7 @@ from goalkeeper.dal.decisions import Decisions
 from goalkeeper.dal.events import Events
 from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals
+from goalkeeper.dal.integrations import Integrations
 from goalkeeper.dal.jobs import Jobs
 from goalkeeper.dal.touches import Touches
 from goalkeeper.dal.webhooks import Webhooks
@@ -48,6 +50,7 @@ class Dal:
     touches: Touches
     webhooks: Webhooks
     funnels: Funnels
+    integrations: Integrations
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -63,6 +66,7 @@ class Dal:
             Touches(table),
             Webhooks(table),
             Funnels(table),
+            Integrations(table),
         )
 
     @property

@@ -6,7 +6,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from goalkeeper.currencies import ISO_4217_CODES
 
@@ -64,6 +71,25 @@ def _e164(number: str) -> str:
 
 
 PhoneNumber = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
+
+# What phone systems put where a caller withheld their number: words, and Twilio's
+# placeholders, which spell a word on a keypad (+266696687 "ANONYMOUS", +7378742833
+# "RESTRICTED", +86282452253 "UNAVAILABLE", +2562533 "BLOCKED", +8656696 "UNKNOWN"). The
+# placeholders look like numbers: taken for one, every withheld call would be one caller.
+WITHHELD_CALLERS = frozenset(
+    {"anonymous", "restricted", "unknown", "private", "blocked", "unavailable", "withheld"}
+    | {"+266696687", "+7378742833", "+86282452253", "+2562533", "+8656696"}
+)
+
+
+def _withheld_as_absent(number: object) -> object:
+    if isinstance(number, str) and number.strip().lower() in WITHHELD_CALLERS | {""}:
+        return None
+    return number
+
+
+# A caller's number as a phone system reports it: a withheld one is a call without a caller.
+CallerNumber = Annotated[PhoneNumber | None, BeforeValidator(_withheld_as_absent)]
 # A number as stored: normalised when it was sent, and not held to later checks.
 AcceptedPhoneNumber = Annotated[str, StringConstraints(max_length=32)]
 

@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from goalkeeper.models.common import (
     AcceptedPhoneNumber,
     Amount,
+    CallerNumber,
     Currency,
     Identifier,
     LongText,
@@ -58,6 +59,15 @@ FieldValue = Annotated[
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+def plausible_time(at: datetime) -> datetime:
+    """An event's time in UTC, refused when it cannot be one (a clock or unit mistake)."""
+    if at < EARLIEST_EVENT:
+        raise ValueError("must not be before 2000-01-01")
+    if at > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("must not be more than one day in the future")
+    return at.astimezone(UTC)
+
+
 class Attribution(StrictModel):
     source: ShortText | None = None
     medium: ShortText | None = None
@@ -89,13 +99,7 @@ class EventBase(StrictModel):
     @field_validator("occurred_at")
     @classmethod
     def _plausible_time(cls, at: datetime | None) -> datetime | None:
-        if at is None:
-            return None
-        if at < EARLIEST_EVENT:
-            raise ValueError("must not be before 2000-01-01")
-        if at > datetime.now(UTC) + MAX_CLOCK_SKEW:
-            raise ValueError("must not be more than one day in the future")
-        return at.astimezone(UTC)
+        return None if at is None else plausible_time(at)
 
     def transaction_facts(self) -> Transaction | None:
         """The money this event carries, if any (feeds transaction rules and values)."""
@@ -151,6 +155,8 @@ class ServiceStatus(EventBase):
 
 
 CallerHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# How a call ended, as phone systems report it: only an answered call was connected.
+CallOutcome = Literal["answered", "busy", "no-answer", "failed", "canceled"]
 
 
 class Call(EventBase):
@@ -165,6 +171,10 @@ class Call(EventBase):
     tracking_number: AcceptedPhoneNumber | None = None  # the business's own number: in clear
     connected: bool
     bridged_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    outcome: CallOutcome | None = Field(
+        default=None,
+        description="How the call ended; without it, a connected call counts as answered.",
+    )
     caller_hash: CallerHash | None = None
     caller_masked: Annotated[str, StringConstraints(max_length=16)] | None = None
 
@@ -174,6 +184,22 @@ class Call(EventBase):
         if seconds and info.data.get("connected") is False:
             raise ValueError("must be 0 when connected is false")
         return seconds
+
+    @field_validator("outcome")
+    @classmethod
+    def _answered_when_connected(
+        cls, outcome: CallOutcome | None, info: ValidationInfo
+    ) -> CallOutcome | None:
+        connected = info.data.get("connected")
+        if outcome is not None and connected is not None and (outcome == "answered") != connected:
+            required = "answered" if connected else "busy, no-answer, failed or canceled"
+            raise ValueError(f"must be {required} when connected is {str(connected).lower()}")
+        return outcome
+
+    def known_outcome(self) -> CallOutcome | None:
+        """The outcome sent, or what `connected` tells of it: answered, or not known
+        (a call that was not connected may have been busy, unanswered, ...)."""
+        return self.outcome or ("answered" if self.connected else None)
 
 
 class AsSent(StrictModel):
@@ -205,10 +231,11 @@ class IncomingServiceStatus(AsSent, ServiceStatus):
 
 
 class IncomingCall(AsSent, Call):
-    """A call as a client sends it: numbers normalised to E.164; the caller's hash and
-    mask are Goalkeeper's to set."""
+    """A call as a client sends it: numbers normalised to E.164, a withheld caller
+    ("anonymous", Twilio's placeholders...) taken as none; the caller's hash and mask are
+    Goalkeeper's to set."""
 
-    caller_number: PhoneNumber | None = None
+    caller_number: CallerNumber = None
     tracking_number: PhoneNumber | None = None
     caller_hash: SkipJsonSchema[str | None] = None
     caller_masked: SkipJsonSchema[str | None] = None

@@ -8,7 +8,7 @@ import re2
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from goalkeeper.models.common import Amount, Currency, Identifier, ShortText, StrictModel
-from goalkeeper.models.events import FieldValue, TagName
+from goalkeeper.models.events import CallOutcome, FieldValue, TagName
 
 
 class CallRule(StrictModel):
@@ -25,6 +25,13 @@ class CallRule(StrictModel):
         description="Target calls: only when the caller had no counted call conversion "
         "within this many days (the sales cycle).",
     )
+    outcomes: list[CallOutcome] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5,
+        description="Only calls that ended so (a call sent without an outcome is answered "
+        "when connected, of no known outcome otherwise).",
+    )
 
     @model_validator(mode="after")
     def _ordered_bounds(self) -> "CallRule":
@@ -32,6 +39,25 @@ class CallRule(StrictModel):
         if low is not None and high is not None and low >= high:
             raise ValueError("min_bridged_seconds must be less than max_bridged_seconds")
         return self
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes_can_match(
+        cls, outcomes: list[CallOutcome] | None, info: ValidationInfo
+    ) -> list[CallOutcome] | None:
+        """A rule no call can meet is refused, rather than saved to count nothing."""
+        if outcomes is None:
+            return None
+        if len(set(outcomes)) != len(outcomes):
+            raise ValueError("lists an outcome twice")
+        answered = "answered" in outcomes
+        if info.data.get("connected") is True and not answered:
+            raise ValueError("must include answered: connected is true")
+        if info.data.get("connected") is False and outcomes == ["answered"]:
+            raise ValueError("cannot be only answered: connected is false")
+        if (info.data.get("min_bridged_seconds") or 0) > 0 and not answered:
+            raise ValueError("must include answered: only answered calls have bridged seconds")
+        return outcomes
 
 
 def url_regex(pattern: str, case_sensitive: bool) -> Any:

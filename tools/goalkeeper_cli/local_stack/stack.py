@@ -109,6 +109,10 @@ class LocalStack:
         get_settings.cache_clear()
         functions = FunctionPool()
         self.api = ApiServer(local_api(template, functions), config.host, config.port).start()
+        # Twilio's webhook URLs (goalkeeper.twilio) are this server's, unless set (a
+        # tunnel's, for a real Twilio number to reach this machine).
+        os.environ.setdefault("GOALKEEPER_PUBLIC_API_URL", self.api.url)
+        get_settings.cache_clear()
         streams = WireStreamsClient(
             endpoint.streams_url, endpoint.region, boto3.Session().get_credentials()
         )
