@@ -1,6 +1,6 @@
 """Write API: events from sites and phone systems (and in Segment's protocol), accounts,
 their settings and keys, the goal library and its backfills, funnels, webhook
-subscriptions."""
+subscriptions, call tracking numbers and their assignment to visits."""
 
 import functools
 from datetime import UTC, datetime
@@ -25,9 +25,10 @@ from goalkeeper.models.events import EventBatch, IngestResult
 from goalkeeper.models.funnels import FunnelSpec
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
+from goalkeeper.models.numbers import AssignRequest, NumberRequest
 from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, backfill, dry_run, funnels, goals, webhooks
+from goalkeeper.services import accounts, backfill, dry_run, funnels, goals, numbers, webhooks
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
@@ -209,6 +210,7 @@ def _ingest(batch: EventBatch, received_at: datetime) -> IngestResult:
         retention_days=get_settings().event_retention_days,
         account_secret=account_secrets.get,
         write_concurrency=get_settings().ingest_write_concurrency,
+        calls=numbers.CallTracking(runtime.dal().numbers, current_account(app)),
     )
     metrics.add_metric("EventsAccepted", MetricUnit.Count, len(result.accepted))
     metrics.add_metric("EventsDuplicate", MetricUnit.Count, len(result.duplicates))
@@ -374,6 +376,47 @@ def delete_funnel(funnel_id: Annotated[str, Path(max_length=128)]) -> JsonRespon
     funnel = funnels.delete_funnel(runtime.dal(), current_account(app), funnel_id)
     logger.info("funnel deleted", extra={"funnel_id": funnel.funnel_id})
     return json_response(200, funnel.model_dump(mode="json"))
+
+
+# --- call tracking (issue 17 part A): numbers and dynamic number insertion ---------------
+
+
+@app.post("/v1/numbers", middlewares=[WRITE])
+def register_number(request: Annotated[NumberRequest, Body()]) -> JsonResponse:
+    number = numbers.register_number(runtime.dal().numbers, current_account(app), request, _now())
+    logger.info("number registered", extra={"number": number.number, "kind": number.kind})
+    return json_response(201, number.model_dump(mode="json", exclude_none=True))
+
+
+@app.get("/v1/numbers", middlewares=[READ_OR_WRITE])
+def list_numbers() -> JsonResponse:
+    found = numbers.list_numbers(runtime.dal().numbers, current_account(app))
+    return json_response(
+        200, {"numbers": [number.model_dump(mode="json", exclude_none=True) for number in found]}
+    )
+
+
+@app.delete("/v1/numbers/<number>", middlewares=[WRITE])
+def delete_number(number: Annotated[str, Path(max_length=32)]) -> JsonResponse:
+    numbers.delete_number(runtime.dal().numbers, current_account(app), number, _now())
+    logger.info("number deleted", extra={"number": number})
+    return json_response(200, {"number": number, "status": "deleted"})
+
+
+# Web pages (site keys) ask while the page is open; a server rendering pages may too.
+@app.post("/v1/numbers/assign", middlewares=[EVENT_SENDERS])
+def assign_number(request: Annotated[AssignRequest, Body()]) -> JsonResponse:
+    assignment = numbers.assign(
+        runtime.dal().numbers,
+        current_account(app),
+        request,
+        _now(),
+        get_settings().number_hold_seconds,
+    )
+    metrics.add_metric(
+        "NumbersAssigned" if assignment.pooled else "NumberPoolExhausted", MetricUnit.Count, 1
+    )
+    return json_response(200, assignment.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

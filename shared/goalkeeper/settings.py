@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     webhook_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0)
     webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
 
+    # Call tracking (issue 17): a pool number stays with a visit this long after the
+    # tracker last renewed it (every half of it while the page is open), then it is free.
+    number_hold_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

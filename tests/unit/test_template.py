@@ -74,6 +74,12 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
+    # call tracking (issue 17 part A)
+    ("POST", "/v1/numbers"): "IngestFunction",
+    ("GET", "/v1/numbers"): "IngestFunction",
+    ("DELETE", "/v1/numbers/{number}"): "IngestFunction",
+    ("POST", "/v1/numbers/assign"): "IngestFunction",
+    ("GET", "/v1/reports/numbers"): "ReportsFunction",
 }
 
 

@@ -167,6 +167,9 @@ class Call(EventBase):
     bridged_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
     caller_hash: CallerHash | None = None
     caller_masked: Annotated[str, StringConstraints(max_length=16)] | None = None
+    # How the tracking number resolved the call (goalkeeper.services.numbers.resolve_call):
+    # set at ingestion, with the visitor, visit and attribution it filled in.
+    matched_by: Literal["static", "pool", "none"] | None = None
 
     @field_validator("bridged_seconds")
     @classmethod
@@ -206,14 +209,15 @@ class IncomingServiceStatus(AsSent, ServiceStatus):
 
 class IncomingCall(AsSent, Call):
     """A call as a client sends it: numbers normalised to E.164; the caller's hash and
-    mask are Goalkeeper's to set."""
+    mask, and how its tracking number resolved it, are Goalkeeper's to set."""
 
     caller_number: PhoneNumber | None = None
     tracking_number: PhoneNumber | None = None
     caller_hash: SkipJsonSchema[str | None] = None
     caller_masked: SkipJsonSchema[str | None] = None
+    matched_by: SkipJsonSchema[Literal["static", "pool", "none"] | None] = None
 
-    @field_validator("caller_hash", "caller_masked", mode="before")
+    @field_validator("caller_hash", "caller_masked", "matched_by", mode="before")
     @classmethod
     def _set_by_goalkeeper(cls, value: object) -> object:
         raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
