@@ -284,6 +284,17 @@ def test_a_call_keeps_what_it_carried_and_resolves_the_same_when_sent_again(
     assert (body["visitor_id"], body["visit_id"], body["matched_by"]) == ("crm-7", "s-1", "pool")
 
 
+def test_how_a_call_matched_is_goalkeepers_to_say(
+    stack: InProcessStack, account: dict[str, str]
+) -> None:
+    sent = call(STATIC, datetime.now(UTC), "CA-9") | {"matched_by": "pool"}
+    status, answer = stack.api.request("POST", "/v1/events", account["write"], sent)
+    assert status == 400, answer
+    assert answer["error"]["fields"] == [
+        {"field": "events[0].matched_by", "reason": "unknown field"}
+    ]
+
+
 def test_a_call_to_a_static_number_carries_its_campaign(
     stack: InProcessStack, account: dict[str, str]
 ) -> None:
