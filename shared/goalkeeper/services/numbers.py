@@ -186,8 +186,9 @@ def numbers_report(
     week being what sizing a pool looks at): its numbers, the peak of holds at once,
     assignments, those that found it exhausted, calls matched to a visit and not, and
     how many numbers to add. One Query per pool (its day items, numbers and name)."""
-    if first is None:
-        first = (last or now.date()) - timedelta(days=REPORT_DEFAULT_DAYS - 1)
+    if first is None:  # the week to `last`, or as much of it as the calendar has
+        end = last or now.date()
+        first = end - timedelta(days=min(REPORT_DEFAULT_DAYS - 1, (end - date.min).days))
     span = date_range(first, last, "UTC", now)
     pools: dict[str, list[str]] = {}
     for tracking in list_numbers(numbers, account_id):
