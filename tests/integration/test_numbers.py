@@ -247,14 +247,14 @@ def _converted_by_keyword(stack: InProcessStack, read: str) -> list[tuple[str, i
     ]
 
 
-def test_a_call_to_a_pool_number_is_the_visit_that_held_it_even_reported_hours_later(
+def test_a_call_to_a_pool_number_is_the_visit_that_held_it_with_its_keyword(
     stack: InProcessStack, account: dict[str, str]
 ) -> None:
     write, read = account["write"], account["read"]
     pool(stack, write)
     held = assign(stack, account["site"], "s-1", attribution=SEARCH)
     started = datetime.now(UTC) + timedelta(seconds=60)
-    # Reported late: the hold has been history for hours (its time is what counts).
+    # The caller dials a minute later: the call's own start time is what is matched.
     stack.send(write, [call(held["number"], started, "CA-1")])
     stack.evaluate_pending()
     body = stored_call(stack, "call-CA-1")
@@ -282,6 +282,55 @@ def test_a_call_keeps_what_it_carried_and_resolves_the_same_when_sent_again(
     assert (first["accepted"], again["duplicates"]) == (["call-CA-2"], ["call-CA-2"])
     body = stored_call(stack, "call-CA-2")
     assert (body["visitor_id"], body["visit_id"], body["matched_by"]) == ("crm-7", "s-1", "pool")
+
+
+def test_a_number_given_to_the_next_visit_keeps_the_earlier_hold_for_earlier_calls(
+    stack: InProcessStack, account: dict[str, str], short_holds: None
+) -> None:
+    """Holds are history: a call reported after its number went to another visit still
+    finds the visit that held it when the call started."""
+    write, site = account["write"], account["site"]
+    pool(stack, write, POOL[:1])
+    first = assign(stack, site, "s-1", attribution=SEARCH)
+    time.sleep(1.2)
+    second = assign(stack, site, "s-2")
+    assert first["number"] == second["number"] == POOL[0]
+    during_first = datetime.fromisoformat(first["held_until"]) - timedelta(milliseconds=500)
+    during_second = datetime.fromisoformat(second["held_until"]) - timedelta(milliseconds=500)
+    stack.send(
+        write, [call(POOL[0], during_second, "later"), call(POOL[0], during_first, "earlier")]
+    )
+    earlier, later = stored_call(stack, "call-earlier"), stored_call(stack, "call-later")
+    assert (earlier["visit_id"], earlier["attribution"]) == ("s-1", SEARCH)
+    assert (later["visit_id"], later.get("attribution")) == ("s-2", None)
+
+
+def test_calls_made_before_a_number_was_deleted_still_resolve_by_it(
+    stack: InProcessStack, account: dict[str, str]
+) -> None:
+    write = account["write"]
+    static = {"number": STATIC, "kind": "static", "attribution": BILLBOARD}
+    assert register(stack, write, static)[0] == 201
+    pool(stack, write, POOL[:1])
+    held = assign(stack, account["site"], "s-1")
+    before = datetime.now(UTC)
+    for number in (STATIC, POOL[0]):
+        assert stack.api.request("DELETE", f"/v1/numbers/{number}", write)[0] == 200
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    assert after < datetime.fromisoformat(held["held_until"])  # the hold itself runs on
+    stack.send(
+        write,
+        [
+            call(STATIC, before, "static-before"),
+            call(STATIC, after, "static-after"),
+            call(POOL[0], before, "pool-before"),
+            call(POOL[0], after, "pool-after"),
+        ],
+    )
+    assert [
+        stored_call(stack, f"call-{name}")["matched_by"]
+        for name in ("static-before", "static-after", "pool-before", "pool-after")
+    ] == ["static", "none", "pool", "none"]
 
 
 def test_how_a_call_matched_is_goalkeepers_to_say(

@@ -268,6 +268,10 @@ def ingest_events(
     new = [item for event_id, item in first.items() if event_id not in stored]
     found = zip(new, events.put_many(new, write_concurrency), strict=True)
     raced = {item["event_id"]: other for item, other in found if other is not None}
+    if calls is not None:  # before a refusal below: what this request stored is counted
+        for event_id, item in first.items():
+            if event_id not in raced:  # the request that stored it counts it
+                calls.count(stored.get(event_id, item))
     _refuse(
         _conflicts([place for place in sent if place.item["event_id"] in raced], raced),
         "another request stored them meanwhile; the other events of this request are stored",
@@ -279,8 +283,4 @@ def ingest_events(
         event_id = place.item["event_id"]
         stored_now = first[event_id] is place.item and event_id not in taken
         (accepted if stored_now else duplicates).append(event_id)
-    if calls is not None:
-        for event_id, item in first.items():
-            if event_id not in raced:  # the request that stored it counts it
-                calls.count(stored.get(event_id, item))
     return IngestResult(accepted=accepted, duplicates=duplicates)
