@@ -33,7 +33,14 @@ from goalkeeper.errors import Conflict, FieldProblem, NotFound
 from goalkeeper.models.common import iso
 from goalkeeper.numbers import Hold, NumberState
 
-DAY_COUNTERS = ("assignments", "exhausted", "calls_matched", "calls_unmatched")
+# A pool's day item: new holds, answers finding the pool exhausted, calls matched to a
+# visit and not, and the most holds at once an assignment saw.
+ASSIGNMENTS, EXHAUSTED, CALLS_MATCHED, CALLS_UNMATCHED = (
+    "assignments",
+    "exhausted",
+    "calls_matched",
+    "calls_unmatched",
+)
 PEAK = "peak_holds"
 
 
@@ -45,6 +52,19 @@ class PoolView:
     name: str
     peak_today: int
     numbers: list[NumberState]
+
+
+@dataclass(frozen=True)
+class PoolPeriod:
+    """A pool's name (None: no such pool) and its day counters summed over a period
+    (the peak: the highest of its days)."""
+
+    name: str | None
+    assignments: int = 0
+    exhausted: int = 0
+    calls_matched: int = 0
+    calls_unmatched: int = 0
+    peak_holds: int = 0
 
 
 def _time(text: str | None) -> datetime | None:
@@ -276,7 +296,7 @@ class Numbers:
         transaction.update(
             "day",
             keys.pool_day(account_id, replaces, hold["started_at"][:10]),
-            f"ADD {counted.name('assignments')} {counted.value(1)}",
+            f"ADD {counted.name(ASSIGNMENTS)} {counted.value(1)}",
             counted,
         )
         return self._commit_unless_taken(transaction)
@@ -325,7 +345,7 @@ class Numbers:
         return not taken
 
     def count_exhausted(self, account_id: str, replaces: str, day: str) -> None:
-        self._add(keys.pool_day(account_id, replaces, day), "exhausted")
+        self._add(keys.pool_day(account_id, replaces, day), EXHAUSTED)
 
     def raise_peak(self, account_id: str, replaces: str, day: str, holds: int) -> None:
         """Record `holds` as the day's peak unless a higher one is recorded already."""
@@ -375,7 +395,7 @@ class Numbers:
             keys.call_counted(account_id, event_id) | {"kind": "pool_call", "pool": replaces},
         )
         counted = Expression()
-        counter = "calls_matched" if matched else "calls_unmatched"
+        counter = CALLS_MATCHED if matched else CALLS_UNMATCHED
         transaction.update(
             "day",
             keys.pool_day(account_id, replaces, day),
@@ -392,11 +412,11 @@ class Numbers:
                     return  # counted already
                 back_off(cancelled, attempt)
 
-    def pool_days(
+    def pool_period(
         self, account_id: str, replaces: str, first_day: str, last_day: str
-    ) -> tuple[str | None, list[dict[str, Any]]]:
-        """A pool's name (None: no such pool) and its day counters from `first_day` to
-        `last_day`: one Query from the first day to the pool item."""
+    ) -> PoolPeriod:
+        """The pool's name and its counters from `first_day` to `last_day`: one Query
+        from the first day's item to the pool item (the numbers' items between)."""
         expression = Expression()
         pk, sk = expression.name(keys.PK), expression.name(keys.SK)
         low, high = keys.pool_days_range(first_day, last_day)
@@ -413,7 +433,18 @@ class Numbers:
                 name = item["name"]
             elif item[keys.SK].startswith("D#") and item[keys.SK] <= high:
                 days.append(item)
-        return name, days
+
+        def total(counter: str) -> int:
+            return sum(int(day.get(counter, 0)) for day in days)
+
+        return PoolPeriod(
+            name=name,
+            assignments=total(ASSIGNMENTS),
+            exhausted=total(EXHAUSTED),
+            calls_matched=total(CALLS_MATCHED),
+            calls_unmatched=total(CALLS_UNMATCHED),
+            peak_holds=max((int(day.get(PEAK, 0)) for day in days), default=0),
+        )
 
     def _add(self, key: dict[str, str], counter: str) -> None:
         expression = Expression()

@@ -196,25 +196,22 @@ def numbers_report(
             pools.setdefault(tracking.replaces, []).append(tracking.number)
     report = []
     for replaces, pool_numbers in sorted(pools.items()):
-        name, days = numbers.pool_days(
+        period = numbers.pool_period(
             account_id, replaces, span.start.isoformat(), span.end.isoformat()
         )
-        totals = {
-            counter: sum(int(day.get(counter, 0)) for day in days)
-            for counter in ("assignments", "exhausted", "calls_matched", "calls_unmatched")
-        }
-        peak = max((int(day.get("peak_holds", 0)) for day in days), default=0)
-        advice = sizing_advice(len(pool_numbers), peak, totals["assignments"], totals["exhausted"])
+        advice = sizing_advice(
+            len(pool_numbers), period.peak_holds, period.assignments, period.exhausted
+        )
         report.append(
             {
-                "pool": name or replaces,
+                "pool": period.name or replaces,
                 "replaces": replaces,
                 "numbers": pool_numbers,
-                "peak_holds": peak,
-                "assignments": totals["assignments"],
-                "exhausted_assignments": totals["exhausted"],
-                "calls_matched": totals["calls_matched"],
-                "calls_unmatched": totals["calls_unmatched"],
+                "peak_holds": period.peak_holds,
+                "assignments": period.assignments,
+                "exhausted_assignments": period.exhausted,
+                "calls_matched": period.calls_matched,
+                "calls_unmatched": period.calls_unmatched,
                 "advice": {"add_numbers": advice.add, "text": advice.text},
             }
         )
