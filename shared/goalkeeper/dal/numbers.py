@@ -385,15 +385,20 @@ class Numbers:
     # --- calls and the report -----------------------------------------------------------
 
     def count_call(
-        self, account_id: str, replaces: str, day: str, event_id: str, matched: bool
+        self,
+        account_id: str,
+        replaces: str,
+        day: str,
+        event_id: str,
+        matched: bool,
+        expires_at: int,
     ) -> None:
         """Count a call to a pool number in its pool's day, once per event (a marker
-        item created in the same transaction: a repeat changes nothing)."""
+        item created in the same transaction: a repeat changes nothing). The marker
+        expires with its event."""
         transaction = self._table.transaction()
-        transaction.create(
-            "marker",
-            keys.call_counted(account_id, event_id) | {"kind": "pool_call", "pool": replaces},
-        )
+        marker = {"kind": "pool_call", "pool": replaces, "expires_at": expires_at}
+        transaction.create("marker", keys.call_counted(account_id, event_id) | marker)
         counted = Expression()
         counter = CALLS_MATCHED if matched else CALLS_UNMATCHED
         transaction.update(

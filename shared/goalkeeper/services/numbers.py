@@ -176,7 +176,9 @@ class CallTracking:
             return
         matched = item["body"].get("matched_by") == "pool"
         day = item["occurred_at"][:10]
-        self.numbers.count_call(self.account_id, pool, day, item["event_id"], matched)
+        self.numbers.count_call(
+            self.account_id, pool, day, item["event_id"], matched, int(item["expires_at"])
+        )
 
 
 def numbers_report(
