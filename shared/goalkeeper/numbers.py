@@ -28,8 +28,16 @@ class NumberState:
 
 
 def held_by(states: list[NumberState], visit_id: str, now: datetime) -> NumberState | None:
-    """The number this visit holds now, if any (one at most: a visit renews its own)."""
-    return next((state for state in states if state.visit_id == visit_id and state.live(now)), None)
+    """The number this visit holds now, if any (one at most: a visit renews its own). A
+    deleted number is not renewed: its hold runs out and the visit gets another."""
+    return next(
+        (
+            state
+            for state in states
+            if state.visit_id == visit_id and state.live(now) and not state.retired
+        ),
+        None,
+    )
 
 
 def free_in_lru_order(states: list[NumberState], now: datetime) -> list[NumberState]:

@@ -215,13 +215,18 @@ def test_a_pool_is_asked_for_by_the_number_it_replaces(
     assert (status, answer["error"]["fields"][0]["field"]) == (400, "visitor_id")
 
 
-def test_a_deleted_pool_number_is_no_longer_given_out(
+def test_a_deleted_pool_number_is_no_longer_given_out_nor_renewed(
     stack: InProcessStack, account: dict[str, str]
 ) -> None:
     pool(stack, account["write"])
+    assert assign(stack, account["site"], "s-1")["number"] == POOL[0]
     assert stack.api.request("DELETE", f"/v1/numbers/{POOL[0]}", account["write"])[0] == 200
-    assert assign(stack, account["site"], "s-1")["number"] == POOL[1]
-    assert not assign(stack, account["site"], "s-2")["pooled"]
+    assert assign(stack, account["site"], "s-1")["number"] == POOL[1]  # moved on
+    assert assign(stack, account["site"], "s-2") == {
+        "number": OWN,
+        "held_until": None,
+        "pooled": False,
+    }
 
 
 # --- calls resolved by the number they dialled ----------------------------------------------

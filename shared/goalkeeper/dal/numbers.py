@@ -305,7 +305,7 @@ class Numbers:
         self, account_id: str, replaces: str, state: NumberState, until: str, now: datetime
     ) -> bool:
         """Extend the visit's live hold of the number, and its history item, to `until`.
-        False: the hold ran out (or moved on) meanwhile."""
+        False: the hold ran out, moved on or its number was deleted meanwhile."""
         assert state.hold_started is not None and state.visit_id is not None
         started = iso(state.hold_started)
         transaction = self._table.transaction()
@@ -318,7 +318,8 @@ class Numbers:
             current,
             f"{current.name('visit_id')} = {current.value(state.visit_id)} AND "
             f"{current.name('hold_started')} = {current.value(started)} AND "
-            f"{held_until} > {current.value(iso(now))}",
+            f"{held_until} > {current.value(iso(now))} AND "
+            f"attribute_not_exists({current.name('retired')})",
         )
         history = Expression()
         transaction.update(

@@ -60,6 +60,8 @@ def test_a_visit_finds_its_own_live_hold_only() -> None:
     ]
     assert held_by(states, "b", NOW) == states[1]
     assert held_by(states, "c", NOW) is None
+    deleted = state("+4420000003", held_until=ago(-5), visit_id="c", retired=True)
+    assert held_by([*states, deleted], "c", NOW) is None  # not renewed: the visit moves on
 
 
 def test_a_hold_covers_its_start_to_its_end_both_included() -> None:
