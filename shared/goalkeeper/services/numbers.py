@@ -33,7 +33,9 @@ def _kind_problems(request: NumberRequest) -> list[FieldProblem]:
     if request.replaces is None:
         problems.append(FieldProblem("replaces", "is required for a pool number"))
     elif request.replaces == request.number:
-        problems.append(FieldProblem("replaces", "must be the site's own number, not number"))
+        problems.append(
+            FieldProblem("replaces", "must be the site's own number, not the pool number itself")
+        )
     if request.attribution is not None:
         problems.append(
             FieldProblem(
