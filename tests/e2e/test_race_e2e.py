@@ -238,9 +238,10 @@ def _pool(served: ServedStack, write: str, own: str, count: int) -> list[str]:
     return numbers
 
 
-def _race(served: ServedStack, site: str, own: str, round_number: int) -> list[dict[str, Any]]:
+def _race(served: ServedStack, site: str, own: str, round_number: int) -> dict[str, dict[str, Any]]:
+    """Each visit's answer, by visit id."""
     barrier = threading.Barrier(THREADS)
-    answers: list[dict[str, Any]] = []
+    answers: dict[str, dict[str, Any]] = {}
 
     def visit(n: int) -> None:
         body = {"visitor_id": f"r{round_number}-v{n}", "visit_id": f"r{round_number}-s{n}"}
@@ -249,7 +250,7 @@ def _race(served: ServedStack, site: str, own: str, round_number: int) -> list[d
             "POST", "/v1/numbers/assign", site, body | {"replaces": own}
         )
         assert status == 200, answer
-        answers.append(answer)
+        answers[body["visit_id"]] = answer
 
     threads = [threading.Thread(target=visit, args=(n,)) for n in range(THREADS)]
     for thread in threads:
@@ -271,8 +272,8 @@ def test_racing_visits_never_hold_one_number_together(
         numbers = _pool(served, keys["write"], own, NUMBERS)
         answers = _race(served, keys["site"], own, round_number)
         assert len(answers) == THREADS  # every visit was answered
-        pooled = [answer["number"] for answer in answers if answer["pooled"]]
-        refused = [answer for answer in answers if not answer["pooled"]]
+        pooled = [answer["number"] for answer in answers.values() if answer["pooled"]]
+        refused = [answer for answer in answers.values() if not answer["pooled"]]
         assert sorted(pooled) == numbers  # all 8 given out, none to two visits
         assert refused == [{"number": own, "held_until": None, "pooled": False}] * (
             THREADS - NUMBERS
@@ -282,3 +283,32 @@ def test_racing_visits_never_hold_one_number_together(
         (pool,) = [p for p in report["pools"] if p["replaces"] == own]
         assert (pool["assignments"], pool["exhausted_assignments"]) == (NUMBERS, THREADS - NUMBERS)
         assert 1 <= pool["peak_holds"] <= NUMBERS
+        # The hold history agrees: one hold per number, by the visit it was answered to.
+        holders = {a["number"]: visit for visit, a in answers.items() if a["pooled"]}
+        assert _hold_history(served, account["account_id"], numbers) == {
+            number: [holders[number]] for number in numbers
+        }
+
+
+def _hold_history(served: ServedStack, account_id: str, numbers: list[str]) -> dict[str, list]:
+    """Each number's holds (their visits, in time order), read from the table itself."""
+    import boto3
+
+    from goalkeeper import keys
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=served.dynamodb_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    history = {}
+    for number in numbers:
+        items = client.query(
+            TableName="goalkeeper",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.holds_pk(account_id, number)}},
+        )["Items"]
+        history[number] = [item["visit_id"]["S"] for item in items]
+    return history
