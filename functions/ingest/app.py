@@ -412,6 +412,7 @@ def assign_number(request: Annotated[AssignRequest, Body()]) -> JsonResponse:
         request,
         _now(),
         get_settings().number_hold_seconds,
+        get_settings().event_retention_days,
     )
     metrics.add_metric(
         "NumbersAssigned" if assignment.pooled else "NumberPoolExhausted", MetricUnit.Count, 1

@@ -260,7 +260,7 @@ class Numbers:
         now: datetime,
     ) -> bool:
         """Give the number to the visit of `hold` (visitor_id, visit_id, attribution,
-        started_at, until), if it is free, expired or that visit's: the current hold,
+        started_at, until, expires_at), if it is free, expired or that visit's: the current hold,
         its history item and the day's assignment count, in one transaction. False:
         another visit holds it now."""
         transaction = self._table.transaction()

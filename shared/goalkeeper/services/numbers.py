@@ -99,12 +99,18 @@ def delete_number(numbers: Numbers, account_id: str, number: str, now: datetime)
 
 
 def assign(
-    numbers: Numbers, account_id: str, request: AssignRequest, now: datetime, hold_seconds: int
+    numbers: Numbers,
+    account_id: str,
+    request: AssignRequest,
+    now: datetime,
+    hold_seconds: int,
+    retention_days: int,
 ) -> Assignment:
     """The pool number this visit holds (renewed), else the least recently used free
     one, else, the pool being exhausted, the site's own number with pooled false. Each
     number read free is tried in turn: one taken meanwhile by another visit's
-    conditional write is passed over."""
+    conditional write is passed over. A hold's history is kept as long as events are
+    (`retention_days`): calls as old as the oldest stored events still match."""
     day = iso(now)[:10]
     pool = numbers.pool_view(account_id, request.replaces, day)
     if pool is None:
@@ -122,6 +128,7 @@ def assign(
         "attribution": to_item(request.attribution) or None,
         "started_at": iso(now),
         "until": iso(until),
+        "expires_at": int((until + timedelta(days=retention_days)).timestamp()),
     }
     for candidate in free_in_lru_order(pool.numbers, now):
         if numbers.take(account_id, request.replaces, candidate.number, hold, now):
