@@ -175,6 +175,13 @@ def test_a_visit_keeps_its_number_while_it_holds_it(
     assert again["held_until"] >= first["held_until"]  # renewed
     held = datetime.fromisoformat(first["held_until"]) - datetime.now(UTC)
     assert timedelta(minutes=14) < held <= timedelta(minutes=15)  # the default hold
+    # Its history (one hold, renewed) is kept as long as events are (400 days by default).
+    (hold,) = [i for i in stack.items() if i.get("kind") == "hold" and i["visit_id"] == "s-1"]
+    kept = datetime.fromtimestamp(int(hold["expires_at"]), UTC) - datetime.now(UTC)
+    assert (hold["until"][:19], timedelta(days=400) < kept <= timedelta(days=401)) == (
+        again["held_until"][:19],
+        True,
+    )
 
 
 def test_an_exhausted_pool_answers_the_sites_own_number(
