@@ -1,6 +1,7 @@
 """Write API: events from sites and phone systems (and in Segment's protocol, and Twilio's
 signed status callbacks), accounts, their settings and keys, the goal library and its
-backfills, funnels, webhook subscriptions, phone system connections."""
+backfills, funnels, webhook subscriptions, phone system connections, call tracking
+numbers and their assignment to visits."""
 
 import functools
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from goalkeeper.models.funnels import FunnelSpec
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.integrations import TwilioConnectRequest
 from goalkeeper.models.jobs import BackfillRequest
+from goalkeeper.models.numbers import AssignRequest, NumberRequest
 from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
 from goalkeeper.services import (
@@ -43,6 +45,7 @@ from goalkeeper.services import (
     funnels,
     goals,
     integrations,
+    numbers,
     webhooks,
 )
 from goalkeeper.services.ingest import ingest_events, load_account_secret
@@ -264,6 +267,7 @@ def _ingest(account_id: str, batch: EventBatch, received_at: datetime) -> Ingest
         retention_days=get_settings().event_retention_days,
         account_secret=account_secrets.get,
         write_concurrency=get_settings().ingest_write_concurrency,
+        calls=numbers.CallTracking(runtime.dal().numbers, account_id),
     )
     metrics.add_metric("EventsAccepted", MetricUnit.Count, len(result.accepted))
     metrics.add_metric("EventsDuplicate", MetricUnit.Count, len(result.duplicates))
@@ -429,6 +433,48 @@ def delete_funnel(funnel_id: Annotated[str, Path(max_length=128)]) -> JsonRespon
     funnel = funnels.delete_funnel(runtime.dal(), current_account(app), funnel_id)
     logger.info("funnel deleted", extra={"funnel_id": funnel.funnel_id})
     return json_response(200, funnel.model_dump(mode="json"))
+
+
+# --- call tracking (issue 17 part A): numbers and dynamic number insertion ---------------
+
+
+@app.post("/v1/numbers", middlewares=[WRITE])
+def register_number(request: Annotated[NumberRequest, Body()]) -> JsonResponse:
+    number = numbers.register_number(runtime.dal().numbers, current_account(app), request, _now())
+    logger.info("number registered", extra={"number": number.number, "kind": number.kind})
+    return json_response(201, number.model_dump(mode="json", exclude_none=True))
+
+
+@app.get("/v1/numbers", middlewares=[READ_OR_WRITE])
+def list_numbers() -> JsonResponse:
+    found = numbers.list_numbers(runtime.dal().numbers, current_account(app))
+    return json_response(
+        200, {"numbers": [number.model_dump(mode="json", exclude_none=True) for number in found]}
+    )
+
+
+@app.delete("/v1/numbers/<number>", middlewares=[WRITE])
+def delete_number(number: Annotated[str, Path(max_length=32)]) -> JsonResponse:
+    numbers.delete_number(runtime.dal().numbers, current_account(app), number, _now())
+    logger.info("number deleted", extra={"number": number})
+    return json_response(200, {"number": number, "status": "deleted"})
+
+
+# Web pages (site keys) ask while the page is open; a server rendering pages may too.
+@app.post("/v1/numbers/assign", middlewares=[EVENT_SENDERS])
+def assign_number(request: Annotated[AssignRequest, Body()]) -> JsonResponse:
+    assignment = numbers.assign(
+        runtime.dal().numbers,
+        current_account(app),
+        request,
+        _now(),
+        get_settings().number_hold_seconds,
+        get_settings().event_retention_days,
+    )
+    metrics.add_metric(
+        "NumbersAssigned" if assignment.pooled else "NumberPoolExhausted", MetricUnit.Count, 1
+    )
+    return json_response(200, assignment.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.services import backfill, funnels, reports
+from goalkeeper.services import backfill, funnels, numbers, reports
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -99,6 +99,14 @@ def top_keywords(
     return json_response(
         200, reports.top_keywords(runtime.dal(), account_id, span, _shards(), limit)
     )
+
+
+@app.get("/v1/reports/numbers", middlewares=[READ])
+def numbers_report(start: From = None, end: To = None) -> JsonResponse:
+    report = numbers.numbers_report(
+        runtime.dal().numbers, current_account(app), start, end, datetime.now(UTC)
+    )
+    return json_response(200, report)
 
 
 @app.get("/v1/visitors/<visitor_id>/trace", middlewares=[READ])

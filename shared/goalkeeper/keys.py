@@ -272,3 +272,68 @@ def twilio_integration(account_id: str) -> dict[str, str]:
     """The account's Twilio connection: the Auth Token its callbacks are signed with, and
     the URL they are posted to (what Twilio signs)."""
     return {PK: f"A#{account_id}#INTEGRATIONS", SK: "TWILIO"}
+
+
+# --- call tracking: numbers, pools and holds (goalkeeper.numbers, issue 17 part A) -------
+
+
+def number_owner(number: str) -> dict[str, str]:
+    """Which account a tracking number (E.164) belongs to: like an API key's lookup item,
+    not under an account, so a number is registered by one account only."""
+    return {PK: f"NUM#{number}", SK: "OWNER"}
+
+
+def numbers_pk(account_id: str) -> str:
+    return f"A#{account_id}#NUMBERS"
+
+
+def number(account_id: str, number: str) -> dict[str, str]:
+    """One tracking number of the account (static or pool), kept when deleted so that
+    calls made while it was in use still resolve."""
+    return {PK: numbers_pk(account_id), SK: f"N#{number}"}
+
+
+def pool_pk(account_id: str, replaces: str) -> str:
+    """A pool: the numbers standing in for one of the site's own numbers (`replaces`)."""
+    return f"A#{account_id}#POOL#{replaces}"
+
+
+def pool(account_id: str, replaces: str) -> dict[str, str]:
+    """The pool's name and its all-time counters."""
+    return {PK: pool_pk(account_id, replaces), SK: "POOL"}
+
+
+def pool_number(account_id: str, replaces: str, number: str) -> dict[str, str]:
+    """A pool number's current hold (visit, held until) and when it was last released:
+    the item whose conditional write makes a hold exclusive."""
+    return {PK: pool_pk(account_id, replaces), SK: f"N#{number}"}
+
+
+def pool_day(account_id: str, replaces: str, day: str) -> dict[str, str]:
+    """A pool's counters of one UTC day. "D#" sorts before "N#" and "POOL", so one Query
+    from today's day item reads it, every number's hold and the pool item."""
+    return {PK: pool_pk(account_id, replaces), SK: f"D#{day}"}
+
+
+def pool_days_range(first_day: str, last_day: str) -> tuple[str, str]:
+    return f"D#{first_day}", f"D#{last_day}"
+
+
+def holds_pk(account_id: str, number: str) -> str:
+    return f"A#{account_id}#HOLDS#{number}"
+
+
+def hold(account_id: str, number: str, started_at: str) -> dict[str, str]:
+    """One hold of a pool number by one visit (history: extended by renewals, never
+    given to another visit), sorted by its start, so the hold covering a call's start
+    is the newest one starting at or before it."""
+    return {PK: holds_pk(account_id, number), SK: f"H#{started_at}"}
+
+
+def hold_at_or_before(at: str) -> str:
+    return f"H#{at}"
+
+
+def call_counted(account_id: str, event_id: str) -> dict[str, str]:
+    """That a call to a pool number was counted in its pool's day (matched or not)."""
+    return {PK: f"A#{account_id}#E#{event_id}", SK: "POOLCALL"}

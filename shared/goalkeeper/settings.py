@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # which Twilio signs as configured) start with it; unset, with the request's own.
     public_api_url: str = Field(default="", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$")
 
+    # Call tracking (issue 17): a pool number stays with a visit this long after the
+    # tracker last renewed it (every half of it while the page is open), then it is free.
+    number_hold_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,10 +1,13 @@
 """Attribution that follows the visitor, over HTTP against `goalkeeper serve` (each
 engine): a landing with campaign parameters, then the thank-you page, a sale and a
 call two days later, none of which carries attribution, all credited to the landing's
-campaign and keyword; an account's model changed with PUT /v1/account."""
+campaign and keyword; an account's model changed with PUT /v1/account. Call tracking
+(issue 17): a visit without a browser is given a pool number, a call to it is posted
+a minute later, and it counts as Call Qualified under the visit's keyword."""
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ GOALS = [
     {"name": "Big sale", "rule": {"kind": "transaction", "min_value": "100"}},
 ]
 RANGE = "from=2026-11-01&to=2026-11-30"
+SEARCH = {"source": "google", "medium": "cpc", "keyword": "boiler repair", "click_id": "g-7"}
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +142,53 @@ def test_the_last_touch_model_credits_the_direct_return_visit(served: ServedStac
         "v2-sale": (direct, "visitor"),
         "v2-call": (direct, "visitor"),
     }
+
+
+def _keywords(served: ServedStack, read: str, day: str) -> list[tuple[str, int, list[str]]]:
+    goals = served.request("GET", "/v1/goals", read)[1]
+    names = {goal["goal_id"]: goal["name"] for goal in goals["goals"]}
+    path = f"/v1/reports/attribution?dimension=keyword&group=all&from={day}&to={day}"
+    status, report = served.request("GET", path, read)
+    assert status == 200, report
+    return [(r["keyword"], r["counted"], [names[g] for g in r["goals"]]) for r in report["rows"]]
+
+
+@pytest.mark.server
+def test_a_call_to_the_number_a_visit_was_shown_counts_under_its_keyword(
+    served: ServedStack,
+) -> None:
+    status, account = served.request("POST", "/v1/accounts", ADMIN, {})
+    assert status == 201, account
+    keys = account["keys"]
+    own, number = "+442079470000", "+442079470001"
+    body = {"number": number, "kind": "pool", "replaces": own}
+    assert served.request("POST", "/v1/numbers", keys["write"], body)[0] == 201
+    visit = {"visitor_id": "vis-1", "visit_id": "visit-1", "attribution": SEARCH, "replaces": own}
+    status, held = served.request("POST", "/v1/numbers/assign", keys["site"], visit)
+    assert (status, held["number"], held["pooled"]) == (200, number, True)
+    # The caller dials a minute later (the phone system reports the call's own start time).
+    started = datetime.now(UTC) + timedelta(seconds=60)
+    call = {
+        "type": "call",
+        "call_id": "CA-e2e-1",
+        "caller_number": "+447700900456",
+        "tracking_number": number,
+        "connected": True,
+        "bridged_seconds": 95,
+        "occurred_at": started.isoformat(),
+    }
+    status, answer = served.request("POST", "/v1/events", keys["write"], call)
+    assert status == 202, answer
+    deadline = time.monotonic() + 15
+    expected = [("boiler repair", 1, ["Call Qualified"])]
+    while (found := _keywords(served, keys["read"], started.date().isoformat())) != expected:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+    status, trace = served.request("GET", "/v1/visitors/vis-1/trace", keys["read"])
+    assert status == 200, trace
+    (event,) = [item for item in trace["items"] if item["kind"] == "event"]
+    assert (event["visit_id"], event["matched_by"], event["attribution"]) == (
+        "visit-1",
+        "pool",
+        SEARCH,
+    )

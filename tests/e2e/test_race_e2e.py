@@ -1,11 +1,13 @@
 """Racing events over HTTP against `goalkeeper serve`: for a visitor+goal goal,
 32 distinct events of one visitor sent at once count exactly once, every round,
-while the evaluator decides them in parallel batches (ParallelizationFactor)."""
+while the evaluator decides them in parallel batches (ParallelizationFactor). Call
+tracking (issue 17): 32 visits racing for a pool of 8 numbers never share one."""
 
 import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,10 @@ from support.served import ServedStack
 from support.window_rule import GOAL_SPECS, assert_window_rule, random_events, trigger
 
 THREADS = 32
+NUMBERS = 8
+# Rounds of the number race (each with a pool of its own); GOALKEEPER_NUMBERS_RACE_ROUNDS=50
+# for a long run.
+NUMBER_RACE_ROUNDS = int(os.environ.get("GOALKEEPER_NUMBERS_RACE_ROUNDS", "2"))
 # The full claim is 200 rounds (GOALKEEPER_RACE_ROUNDS=200, about 6 minutes); CI runs 10
 # against moto and 5 against DynamoDB Local (GOALKEEPER_RACE_ROUNDS_DYNAMODB_LOCAL), so
 # that `make test` stays under 10 minutes on 2 cores.
@@ -245,3 +251,88 @@ def _assert_steps(
     path = f"/v1/reports/funnels/{funnel['funnel_id']}?from=2026-08-01"
     report = served.request("GET", path, read)[1]
     assert [row["converted"] for row in report["steps"]] == [steps[1], steps[2], steps[3]]
+
+
+def _pool(served: ServedStack, write: str, own: str, count: int) -> list[str]:
+    numbers = [f"{own[:-3]}{n + 1:03d}" for n in range(count)]
+    for number in numbers:
+        body = {"number": number, "kind": "pool", "replaces": own}
+        status, answer = served.request("POST", "/v1/numbers", write, body)
+        assert status == 201, answer
+    return numbers
+
+
+def _race(served: ServedStack, site: str, own: str, round_number: int) -> dict[str, dict[str, Any]]:
+    """Each visit's answer, by visit id."""
+    barrier = threading.Barrier(THREADS)
+    answers: dict[str, dict[str, Any]] = {}
+
+    def visit(n: int) -> None:
+        body = {"visitor_id": f"r{round_number}-v{n}", "visit_id": f"r{round_number}-s{n}"}
+        barrier.wait()
+        status, answer = served.request(
+            "POST", "/v1/numbers/assign", site, body | {"replaces": own}
+        )
+        assert status == 200, answer
+        answers[body["visit_id"]] = answer
+
+    threads = [threading.Thread(target=visit, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+@pytest.mark.server
+def test_racing_visits_never_hold_one_number_together(
+    served: ServedStack,
+) -> None:
+    status, account = served.request("POST", "/v1/accounts", served.admin_key, {})
+    assert status == 201, account
+    keys = account["keys"]
+    for round_number in range(NUMBER_RACE_ROUNDS):
+        own = f"+4420794{round_number + 1:02d}000"
+        numbers = _pool(served, keys["write"], own, NUMBERS)
+        answers = _race(served, keys["site"], own, round_number)
+        assert len(answers) == THREADS  # every visit was answered
+        pooled = [answer["number"] for answer in answers.values() if answer["pooled"]]
+        refused = [answer for answer in answers.values() if not answer["pooled"]]
+        assert sorted(pooled) == numbers  # all 8 given out, none to two visits
+        assert refused == [{"number": own, "held_until": None, "pooled": False}] * (
+            THREADS - NUMBERS
+        )
+        status, report = served.request("GET", "/v1/reports/numbers", keys["read"])
+        assert status == 200, report
+        (pool,) = [p for p in report["pools"] if p["replaces"] == own]
+        assert (pool["assignments"], pool["exhausted_assignments"]) == (NUMBERS, THREADS - NUMBERS)
+        assert 1 <= pool["peak_holds"] <= NUMBERS
+        # The hold history agrees: one hold per number, by the visit it was answered to.
+        holders = {a["number"]: visit for visit, a in answers.items() if a["pooled"]}
+        assert _hold_history(served, account["account_id"], numbers) == {
+            number: [holders[number]] for number in numbers
+        }
+
+
+def _hold_history(served: ServedStack, account_id: str, numbers: list[str]) -> dict[str, list]:
+    """Each number's holds (their visits, in time order), read from the table itself."""
+    import boto3
+
+    from goalkeeper import keys
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=served.dynamodb_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    history = {}
+    for number in numbers:
+        items = client.query(
+            TableName="goalkeeper",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.holds_pk(account_id, number)}},
+        )["Items"]
+        history[number] = [item["visit_id"]["S"] for item in items]
+    return history

@@ -46,6 +46,13 @@ SPY = (
     "window.fetch=function(url){requested.push(String(url));"
     "return pageFetch.apply(this,arguments)}</script>"
 )
+# The site's own number, on a page whose tag asks for dynamic number insertion.
+SITE_NUMBER = "+442079460000"
+POOL_NUMBER = "+442079460001"
+CONTENT = {
+    "/call-us": '<p id="text">Call 020 7946 0000 or +44 (0)20 7946-0000 (not 020 7946 0999)</p>'
+    '<a id="own" href="tel:+442079460000">Call</a><a id="other" href="tel:+442079460999">Fax</a>'
+}
 # Calls a page makes before the tracker has loaded, queued by the snippet.
 EARLY_CALLS = {"/private": "<script>goalkeeper('consent', false)</script>"}
 
@@ -71,12 +78,15 @@ class Shop:
                 path = self.path.split("?")[0]
                 api_base = f"{shop.origin}/down" if path.startswith("/down/") else api
                 options = ' data-respect-dnt="false"' if path == "/dnt-ignored" else ""
+                if path == "/call-us":
+                    options = f' data-number="{SITE_NUMBER}"'
+
                 page = (
                     f"<!doctype html><html><head><title>Shop {path}</title>{SPY}{SNIPPET}"
                     f"{EARLY_CALLS.get(path, '')}"
                     f'<script async src="{api_base}/v1/tracker.js" data-key="{shop.key}"{options}>'
                     "</script>"
-                    f"</head><body><h1>{path}</h1></body></html>"
+                    f"</head><body><h1>{path}</h1>{CONTENT.get(path, '')}</body></html>"
                 )
                 self._answer(200, "text/html", page.encode())
 
@@ -384,3 +394,40 @@ def test_a_site_key_serves_its_own_origins_only_and_can_do_nothing_but_send(
         assert status == 403, (method, path, answer)
     status, goal = served.request("GET", f"/v1/goals/{goal_id}", read)
     assert (status, goal["active"]) == (200, True)
+
+
+def test_a_pool_number_replaces_the_sites_number_in_text_and_links(
+    served: ServedStack, account: dict[str, Any], shop: Shop, browser: webdriver.Chrome
+) -> None:
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    body = {"number": POOL_NUMBER, "kind": "pool", "replaces": SITE_NUMBER}
+    status, answer = served.request("POST", "/v1/numbers", write, body)
+    assert status == 201, answer
+    browser.get(shop.origin + "/contact")
+    browser.execute_script("localStorage.clear()")
+    _open(browser, shop.origin + "/call-us" + CAMPAIGN)
+
+    def shown() -> tuple[str, str, str]:
+        return tuple(  # type: ignore[return-value]
+            browser.execute_script(
+                "return [document.getElementById('text').textContent,"
+                " document.getElementById('own').getAttribute('href'),"
+                " document.getElementById('other').getAttribute('href')]"
+            )
+        )
+
+    _until("the pool number on the page", lambda: shown()[1] != "tel:" + SITE_NUMBER)
+    # Each written as the page wrote it; another number of the page is left alone.
+    assert shown() == (
+        "Call 020 7946 0001 or +44 (0)20 7946-0001 (not 020 7946 0999)",
+        "tel:" + POOL_NUMBER,
+        "tel:+442079460999",
+    )
+    # The visit holds it: a call to it is this visitor's, with the landing's keyword.
+    _delivered(browser)
+    call = {"type": "call", "call_id": "CA-browser", "tracking_number": POOL_NUMBER}
+    status, answer = served.request("POST", "/v1/events", write, call | {"connected": True})
+    assert status == 202, answer
+    items = _trace(served, read, _storage(browser, "gk_vid"))
+    calls = [item for item in items if item.get("type") == "call"]
+    assert [(c["matched_by"], c["attribution"]) for c in calls] == [("pool", WINTER)]

@@ -162,6 +162,16 @@ BODIES = {
     ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
     ("POST", "/v1/funnels"): {"name": "Checkout", "steps": ["goal_a", "goal_b"]},
     ("PUT", "/v1/integrations/twilio"): {"auth_token": "0123456789abcdef0123456789abcdef"},
+    ("POST", "/v1/numbers"): {
+        "number": "+442079460001",
+        "kind": "pool",
+        "replaces": "+442079460000",
+    },
+    ("POST", "/v1/numbers/assign"): {
+        "visitor_id": "v",
+        "visit_id": "s",
+        "replaces": "+442079460000",
+    },
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),
@@ -191,6 +201,7 @@ def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[s
         .replace("{goal_id}", goal_id)
         .replace("{key_id}", key_id)
         .replace("{visitor_id}", "ann")
+        .replace("{number}", "+442079460001")
     )
     if (method, template) in ADMIN_ROUTES:
         return ADMIN_KEY, path

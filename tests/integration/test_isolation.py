@@ -39,6 +39,7 @@ class Tenant:
     webhook_ids: list[str] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     funnel_ids: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)  # static, pool, the site's own
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str | None:
@@ -65,6 +66,7 @@ class Tenant:
             *self.webhook_ids,
             *self.delivery_ids,
             *self.funnel_ids,
+            *self.numbers,
             *self.texts,
         ]
 
@@ -153,7 +155,31 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     path = webhook_url.removeprefix("http://localhost")
     assert stack.api.response("POST", path, raw=body, headers=headers).status_code == 200
     stack.evaluate_pending()
+    _track_calls(stack, tenant)
     return tenant
+
+
+A_NUMBERS = ["+442079460001", "+442079460002", "+442079460000"]  # static, pool, site's own
+
+
+def _track_calls(stack: InProcessStack, tenant: Tenant) -> None:
+    """A's tracking numbers, a visit holding its pool number and a call matched by it."""
+    tenant.numbers = A_NUMBERS
+    static, pooled, own = A_NUMBERS
+    campaign = {"source": "billboard", "campaign": f"M25-{TAG}"}
+    for body in (
+        {"number": static, "kind": "static", "attribution": campaign},
+        {"number": pooled, "kind": "pool", "pool": f"Website {TAG}", "replaces": own},
+    ):
+        status, answer = stack.api.request("POST", "/v1/numbers", tenant.write, body)
+        assert status == 201, answer
+    visit = {"visitor_id": tenant.visitor_ids[0], "visit_id": f"visit-{TAG}", "replaces": own}
+    status, held = stack.api.request("POST", "/v1/numbers/assign", tenant.site, visit)
+    assert (status, held["number"]) == (200, pooled), held
+    call = {"type": "call", "call_id": f"CA-{TAG}-2", "tracking_number": pooled, "connected": True}
+    status, answer = stack.api.request("POST", "/v1/events", tenant.write, call)
+    assert status == 202, answer
+    stack.evaluate_pending()
 
 
 @pytest.fixture
@@ -270,6 +296,11 @@ ROLES: dict[tuple[str, str], set[str]] = {
     # call tracking: Twilio
     ("PUT", "/v1/integrations/twilio"): {"write"},
     ("POST", TWILIO_CALLBACK): {SIGNED},
+    ("POST", "/v1/numbers"): {"write"},
+    ("GET", "/v1/numbers"): {"read", "write"},
+    ("DELETE", "/v1/numbers/{number}"): {"write"},
+    ("POST", "/v1/numbers/assign"): {"write", "site"},
+    ("GET", "/v1/reports/numbers"): {"read"},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -282,6 +313,13 @@ def _b_event(a: Tenant, which: int = 0) -> dict[str, Any]:
         "visitor_id": a.visitor_ids[0],
         "url": f"https://a.example/thanks-{TAG}",
     }
+
+
+B_NUMBER = {"number": "+442079460009", "kind": "static", "attribution": {"source": "radio"}}
+
+
+def _b_visit(a: Tenant) -> dict[str, Any]:
+    return {"visitor_id": a.visitor_ids[0], "visit_id": f"visit-{TAG}", "replaces": a.numbers[2]}
 
 
 CASES: dict[tuple[str, str], Cases] = {
@@ -460,6 +498,27 @@ CASES: dict[tuple[str, str], Cases] = {
         Attempt(role, TWILIO_CALLBACK.replace("{account_id}", a.account_id), {"CallSid": "x"})
         for role in ACCOUNT_KEYS
     ],
+    # B's numbers are B's (A's numbers answer 409 to B: test_numbers.py); B lists its own,
+    # cannot delete A's, and finds no pool standing in for A's site number.
+    ("POST", "/v1/numbers"): lambda a, b: [
+        Attempt("write", "/v1/numbers", B_NUMBER, own_data=True),
+        Attempt("read", "/v1/numbers", B_NUMBER),
+    ],
+    ("GET", "/v1/numbers"): lambda a, b: [
+        Attempt(role, "/v1/numbers", own_data=True) for role in ("read", "write")
+    ],
+    ("DELETE", "/v1/numbers/{number}"): lambda a, b: [
+        Attempt(role, f"/v1/numbers/{number}")
+        for number in a.numbers[:2]
+        for role in ("write", "read")
+    ],
+    ("POST", "/v1/numbers/assign"): lambda a, b: [
+        Attempt(role, "/v1/numbers/assign", _b_visit(a)) for role in ("site", "write", "read")
+    ],
+    ("GET", "/v1/reports/numbers"): lambda a, b: [
+        Attempt("read", "/v1/reports/numbers", query=REPORT_QUERY, own_data=True),
+        Attempt("write", "/v1/reports/numbers", query=REPORT_QUERY),
+    ],
 }
 
 
@@ -498,6 +557,7 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         .replace("{webhook_id}", owner.webhook_ids[0])
         .replace("{delivery_id}", owner.delivery_ids[0])
         .replace("{funnel_id}", owner.funnel_ids[0])
+        .replace("{number}", owner.numbers[0])
     )
 
 
@@ -552,6 +612,12 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/webhooks"): {"url": A_HOOK},
         ("POST", "/v1/funnels"): {"name": "x", "steps": ["goal_x", "goal_y"]},
         ("PUT", "/v1/integrations/twilio"): {"auth_token": B_TWILIO_TOKEN},
+        ("POST", "/v1/numbers"): B_NUMBER,
+        ("POST", "/v1/numbers/assign"): {
+            "visitor_id": "v",
+            "visit_id": "s",
+            "replaces": A_NUMBERS[2],
+        },
     }.get(_route_key(route))
 
 
@@ -791,10 +857,29 @@ def _workload(stack: InProcessStack) -> None:
         ("GET", f"/v1/funnels/{funnel_id}", read, None, None),
         ("GET", f"/v1/reports/funnels/{funnel_id}", read, None, REPORT_QUERY),
         ("DELETE", f"/v1/funnels/{funnel_id}", write, None, None),
+        *_number_workload(write, read, account["keys"]["site"]),
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)
     assert stack.api.request("GET", "/v1/tracker.js")[0] == 200
+
+
+def _number_workload(write: str, read: str, site: str) -> list[tuple[Any, ...]]:
+    """Every call tracking route: a pool, a visit holding its number, a call matched
+    by it (counted in the pool's day) and the pool report."""
+    own, pooled = "+442079460100", "+442079460101"
+    pool_number = {"number": pooled, "kind": "pool", "replaces": own}
+    visit = {"visitor_id": "v-3", "visit_id": "s-3", "replaces": own}
+    call = {"type": "call", "call_id": "c-2", "tracking_number": pooled, "connected": False}
+    return [
+        ("POST", "/v1/numbers", write, pool_number, None),
+        ("POST", "/v1/numbers/assign", site, visit, None),
+        ("POST", "/v1/numbers/assign", site, visit, None),  # renewed
+        ("POST", "/v1/events", write, call, None),
+        ("GET", "/v1/numbers", read, None, None),
+        ("GET", "/v1/reports/numbers", read, None, None),
+        ("DELETE", f"/v1/numbers/{pooled}", write, None, None),
+    ]
 
 
 def test_each_function_is_granted_exactly_the_table_access_it_uses(

@@ -77,6 +77,12 @@ EXPECTED_ROUTES = {
     # call tracking: Twilio
     ("PUT", "/v1/integrations/twilio"): "IngestFunction",
     ("POST", "/v1/integrations/twilio/{account_id}/calls"): "IngestFunction",
+    # call tracking (issue 17 part A)
+    ("POST", "/v1/numbers"): "IngestFunction",
+    ("GET", "/v1/numbers"): "IngestFunction",
+    ("DELETE", "/v1/numbers/{number}"): "IngestFunction",
+    ("POST", "/v1/numbers/assign"): "IngestFunction",
+    ("GET", "/v1/reports/numbers"): "ReportsFunction",
 }
 
 

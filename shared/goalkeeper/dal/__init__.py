@@ -16,6 +16,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
     webhooks   webhook subscriptions, their deliveries, conversions put on the event bus
     integrations  phone systems connected to an account (Twilio's token and webhook URL)
+    numbers    call tracking numbers, their pools, holds by visits, pool day counters
 
 Keys come from goalkeeper.keys, the one place keys are built.
 """
@@ -32,6 +33,7 @@ from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.integrations import Integrations
 from goalkeeper.dal.jobs import Jobs
+from goalkeeper.dal.numbers import Numbers
 from goalkeeper.dal.touches import Touches
 from goalkeeper.dal.webhooks import Webhooks
 
@@ -51,6 +53,7 @@ class Dal:
     webhooks: Webhooks
     funnels: Funnels
     integrations: Integrations
+    numbers: Numbers
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -67,6 +70,7 @@ class Dal:
             Webhooks(table),
             Funnels(table),
             Integrations(table),
+            Numbers(table),
         )
 
     @property

@@ -177,6 +177,9 @@ class Call(EventBase):
     )
     caller_hash: CallerHash | None = None
     caller_masked: Annotated[str, StringConstraints(max_length=16)] | None = None
+    # How the tracking number resolved the call (goalkeeper.services.numbers.resolve_call):
+    # set at ingestion, with the visitor, visit and attribution it filled in.
+    matched_by: Literal["static", "pool", "none"] | None = None
 
     @field_validator("bridged_seconds")
     @classmethod
@@ -232,15 +235,16 @@ class IncomingServiceStatus(AsSent, ServiceStatus):
 
 class IncomingCall(AsSent, Call):
     """A call as a client sends it: numbers normalised to E.164, a withheld caller
-    ("anonymous", Twilio's placeholders...) taken as none; the caller's hash and mask are
-    Goalkeeper's to set."""
+    ("anonymous", Twilio's placeholders...) taken as none; the caller's hash and mask,
+    and how its tracking number resolved it, are Goalkeeper's to set."""
 
     caller_number: CallerNumber = None
     tracking_number: PhoneNumber | None = None
     caller_hash: SkipJsonSchema[str | None] = None
     caller_masked: SkipJsonSchema[str | None] = None
+    matched_by: SkipJsonSchema[Literal["static", "pool", "none"] | None] = None
 
-    @field_validator("caller_hash", "caller_masked", mode="before")
+    @field_validator("caller_hash", "caller_masked", "matched_by", mode="before")
     @classmethod
     def _set_by_goalkeeper(cls, value: object) -> object:
         raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")

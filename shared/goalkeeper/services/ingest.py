@@ -42,6 +42,14 @@ class ContactLinks(Protocol):
     def link_visitors(self, account_id: str, pairs: set[tuple[str, str]]) -> None: ...
 
 
+class CallTracking(Protocol):
+    """What ingestion needs of call tracking (goalkeeper.services.numbers.CallTracking)."""
+
+    def resolve(self, call: Call) -> tuple[Call, str | None]: ...
+
+    def count(self, item: EventItem) -> None: ...
+
+
 class AccountSecrets(Protocol):
     """Where an account's secret for keyed hashes is kept (goalkeeper.dal.accounts)."""
 
@@ -176,23 +184,33 @@ def event_item(
     request_id: str,
     retention_days: int,
     pii_secret: str | None = None,
+    calls: CallTracking | None = None,
 ) -> EventItem:
     """The item an event is stored as: with its id (the client's, or derived) and its
     time (the time received when the client named none), the caller number hashed and
-    masked, and the digest of its content as sent."""
+    masked, and the digest of its content as sent. A call to a tracking number is
+    stored resolved (visitor, visit, attribution filled in where it had none, and
+    `matched_by`), so evaluation and the trace see it so; its digest stays that of the
+    call as sent, and its resolution reads history only: a repeat is still a repeat."""
     event_id = event.event_id or derived_event_id(event, pii_secret)
     complete = event.model_copy(
         update={"event_id": event_id, "occurred_at": event.occurred_at or received_at}
         | _without_clear_caller(event, pii_secret)
     )
-    return stored_event_item(
+    stored, pool = complete, None
+    if calls is not None and isinstance(complete, Call) and complete.tracking_number:
+        stored, pool = calls.resolve(complete)
+    item = stored_event_item(
         account_id,
-        complete,
+        stored,
         received_at,
         request_id,
         expires_at=int((received_at + timedelta(days=retention_days)).timestamp()),
         content_digest=content_digest(to_item(complete), event.occurred_at is not None),
     )
+    if pool is not None:
+        item["tracking_pool"] = pool
+    return item
 
 
 def ingest_events(
@@ -205,6 +223,7 @@ def ingest_events(
     retention_days: int,
     account_secret: SecretLookup,
     write_concurrency: int = 1,
+    calls: CallTracking | None = None,
 ) -> IngestResult:
     """Store each event with a conditional put on its id; a repeated id stores nothing.
     Puts run `write_concurrency` at a time; the result keeps the batch's order.
@@ -218,13 +237,17 @@ def ingest_events(
     account's secret is looked up once per request, and only when a call carries
     a caller number. Events naming both a contact and a visitor link the two (one
     batch write per request), so the contact's conversions find the visitor's touches.
+    Calls to pool numbers are counted in their pool's day once stored (a repeat
+    counts one that a failure left uncounted, and never one twice).
     """
     pii_secret = account_secret(account_id) if any(map(_carries_caller, batch.events)) else None
     sent = [
         Sent(
             index,
             event,
-            event_item(account_id, event, received_at, request_id, retention_days, pii_secret),
+            event_item(
+                account_id, event, received_at, request_id, retention_days, pii_secret, calls
+            ),
         )
         for index, event in enumerate(batch.events)
     ]
@@ -245,6 +268,10 @@ def ingest_events(
     new = [item for event_id, item in first.items() if event_id not in stored]
     found = zip(new, events.put_many(new, write_concurrency), strict=True)
     raced = {item["event_id"]: other for item, other in found if other is not None}
+    if calls is not None:  # before a refusal below: what this request stored is counted
+        for event_id, item in first.items():
+            if event_id not in raced:  # the request that stored it counts it
+                calls.count(stored.get(event_id, item))
     _refuse(
         _conflicts([place for place in sent if place.item["event_id"] in raced], raced),
         "another request stored them meanwhile; the other events of this request are stored",

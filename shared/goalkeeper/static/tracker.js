@@ -237,9 +237,77 @@
   });
   page.addEventListener("online", flush);
 
+  // Dynamic number insertion: data-number="+442071234567" names the site's own number. While
+  // the page is open it shows the pool number the visit holds instead (text and tel: links,
+  // each written as the page wrote it), renewed halfway through each hold; an exhausted pool
+  // answers the site's own number, shown again.
+  var OWN = script.getAttribute("data-number"), shown = OWN;
+  var PHONE = /\+?\d[\d\s().\/-]{5,}\d/g;
+  function digits(text) {
+    return text.replace(/\D/g, "");
+  }
+  // The digits a written number dials from abroad, less its country code: no trunk zero,
+  // whether leading ("020 7946 0000") or bracketed ("+44 (0)20 7946 0000").
+  function dialled(text) {
+    return digits(text.replace("(0)", "")).replace(/^0+/, "");
+  }
+  // The same number when those end the number's digits (a country code is at most 3).
+  function same(text, number) {
+    var found = dialled(text), full = digits(number);
+    return found.length > 5 && found.length >= full.length - 3 && full.slice(-found.length) === found;
+  }
+  // The new number in the old one's place, digit by digit from the right.
+  function rewrite(text, number) {
+    var next = digits(number), j = next.length, left = dialled(text).length, out = "";
+    text = text.replace("(0)", "(o)");
+    for (var i = text.length - 1; i >= 0; i--) {
+      var c = text.charAt(i);
+      if (left > 0 && /\d/.test(c)) {
+        c = next.charAt(--j);
+        left--;
+      }
+      out = c + out;
+    }
+    return out.replace("(o)", "(0)");
+  }
+  function swap(number) {
+    var walker = doc.createTreeWalker(doc.body, 4), node;
+    while ((node = walker.nextNode())) {
+      node.nodeValue = node.nodeValue.replace(PHONE, function (text) {
+        return same(text, shown) ? rewrite(text, number) : text;
+      });
+    }
+    doc.querySelectorAll('a[href^="tel:"]').forEach(function (link) {
+      if (same(link.getAttribute("href").slice(4), shown)) link.setAttribute("href", "tel:" + number);
+    });
+    shown = number;
+  }
+  function holdNumber(current) {
+    if (!allowed()) return;
+    var ask = { visitor_id: visitorId(), visit_id: current.id, replaces: OWN };
+    if (current.a) ask.attribution = current.a;
+    fetch(API + "/v1/numbers/assign?key=" + encodeURIComponent(KEY), {
+      method: "POST",
+      body: JSON.stringify(ask),
+      headers: { "content-type": "text/plain" },
+      credentials: "omit"
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (held) {
+      if (!held) return;
+      if (held.number !== shown) swap(held.number);
+      if (held.pooled) setTimeout(holdNumber, Math.max(10000, (Date.parse(held.held_until) - Date.now()) / 2), current);
+    }).catch(function () {});
+  }
+
   var early = (page.goalkeeper && page.goalkeeper.q) || [];
   page.goalkeeper = goalkeeper;
   for (var i = 0; i < early.length; i++) goalkeeper.apply(null, early[i]);
   flush();
   pageView(doc.referrer);
+  if (OWN) {
+    var start = function () { holdNumber(visit()); };
+    if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", start);
+    else start();
+  }
 })();
