@@ -1,0 +1,587 @@
+"""The marketers' dashboard in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`, driven by Selenium) opens `/` of `goalkeeper serve` loaded with a known
+workload, and every figure it shows is checked against the API's own answer, formatted as
+an en-US browser formats it; its CSV downloads against the API's raw values; the goal
+editor dry-runs, then creates a goal that counts the next event; a wrong key says so.
+Each view is screenshotted at 1280 and 390 pixels wide into `.artifacts/dashboard/`
+(git-ignored), and the overview's chart is checked for drawn bars in the pixels.
+
+One `goalkeeper serve` (moto) and one browser session for the module.
+"""
+
+import base64
+import csv
+import io
+import shutil
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.select import Select
+
+from goalkeeper_cli.local_stack.template import REPO_ROOT
+from support.receiver import Receiver
+from support.served import ServedStack
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        not (shutil.which("chromium") and shutil.which("chromedriver")),
+        reason="no headless Chromium here: apt-get install chromium chromium-driver "
+        "(.ci/run installs them, so CI never skips this)",
+    ),
+]
+
+ADMIN = "dashboard-browser-admin"
+ZONE = "America/New_York"
+DEADLINE_SECONDS = 20
+ARTIFACTS = REPO_ROOT / ".artifacts" / "dashboard"
+WIDTHS = (1280, 390)
+SHOP = "https://shop.example"
+# The accent the chart's bars are drawn in (style.css --accent).
+BAR_RGB = (0x0B, 0x5C, 0xAD)
+SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€"}
+NOTHING = "\N{EN DASH}"  # what a cell without a figure shows
+
+GOALS = {
+    "thanks": {"name": "Thank-you page", "rule": {"kind": "url", "match": "prefix",
+               "pattern": f"{SHOP}/thank-you"}},
+    "sale": {"name": "Sale", "rule": {"kind": "transaction"},
+             "value": {"type": "percent_of_transaction", "percent": "100"}},
+    "newsletter": {"name": "Newsletter", "converting": False,
+                   "rule": {"kind": "custom_trigger", "name": "newsletter"},
+                   "value": {"type": "fixed", "amount": "1.50", "currency": "EUR"}},
+    "landing": {"name": "Landing", "rule": {"kind": "url", "match": "prefix",
+                "pattern": f"{SHOP}/landing"}},
+}  # fmt: skip
+
+
+def _events(now: datetime) -> list[dict[str, Any]]:
+    """Four visitors over three days: paid landings, sales in two currencies, a thank-you
+    page seen twice (the second is void), newsletter sign-ups, a visitor who only looks."""
+
+    def at(days: int, hours: int = 0) -> str:
+        return (now - timedelta(days=days, hours=hours)).isoformat()
+
+    def page(visitor: str, when: str, path: str) -> dict[str, Any]:
+        return {"type": "page_view", "visitor_id": visitor, "occurred_at": when, "url": SHOP + path}
+
+    def sale(visitor: str, when: str, value: str, currency: str, ref: str) -> dict[str, Any]:
+        transaction = {"value": value, "currency": currency, "reference": ref}
+        return {"type": "transaction", "visitor_id": visitor, "occurred_at": when,
+                "transaction": transaction}  # fmt: skip
+
+    def trigger(visitor: str, when: str, name: str) -> dict[str, Any]:
+        return {"type": "custom_trigger", "visitor_id": visitor, "occurred_at": when, "name": name}
+
+    winter = "?utm_source=google&utm_medium=cpc&utm_campaign=winter&utm_term=boots"
+    spring = "?utm_source=bing&utm_medium=cpc&utm_campaign=spring&utm_term=shoes"
+    return [
+        page("v-ann", at(3, 5), "/landing" + winter),
+        page("v-ann", at(3, 4), "/thank-you"),
+        sale("v-ann", at(3, 4), "1149.00", "GBP", "o-1"),
+        page("v-ann", at(2, 1), "/thank-you"),
+        page("v-bob", at(2, 3), "/landing" + spring),
+        sale("v-bob", at(2, 2), "40", "USD", "o-2"),
+        trigger("v-bob", at(2, 2), "newsletter"),
+        page("v-cat", at(1, 2), "/"),
+        trigger("v-cat", at(1, 1), "newsletter"),
+        page("v-cat", at(1, 1), "/thank-you"),
+        trigger("v-cat", at(1), "webinar"),
+        page("v-dan", at(0, 1), "/pricing"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServedStack]:
+    stack = ServedStack(ADMIN)
+    yield stack
+    stack.stop()
+
+
+def _ok(served: ServedStack, method: str, path: str, key: str, body: Any = None) -> Any:
+    status, answer = served.request(method, path, key, body)
+    assert 200 <= status < 300, (method, path, status, answer)
+    return answer
+
+
+def _until(what: str, check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def workload(served: ServedStack) -> Iterator[dict[str, Any]]:
+    account = _ok(served, "POST", "/v1/accounts", ADMIN, {"name": "Shop", "timezone": ZONE})
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    goal_ids = {
+        name: _ok(served, "POST", "/v1/goals", write, g)["goal_id"] for name, g in GOALS.items()
+    }
+    checkout = {
+        "name": "Checkout",
+        "steps": [goal_ids["landing"], goal_ids["sale"]],
+        "window_days": 7,
+    }
+    _ok(served, "POST", "/v1/funnels", write, checkout)
+    receiver = Receiver()
+    hook = {"url": receiver.url, "goal_ids": [goal_ids["sale"]]}
+    receiver.secret = _ok(served, "POST", "/v1/webhooks", write, hook)["secret"]
+    # The landings first: a sale is a funnel step only when its landing was decided before it.
+    events = _events(datetime.now(UTC))
+    landings = [e for e in events if "/landing" in e.get("url", "")]
+
+    def decided(counted: int, void: int) -> Callable[[], bool]:
+        def check() -> bool:
+            goals = _ok(served, "GET", "/v1/reports/goals", read)["goals"]
+            return (sum(g["counted"] for g in goals), sum(g["void"] for g in goals)) == (
+                counted,
+                void,
+            )
+
+        return check
+
+    _ok(served, "POST", "/v1/events", write, {"events": landings})
+    _until("the landings", decided(2, 0))
+    _ok(served, "POST", "/v1/events", write, {"events": [e for e in events if e not in landings]})
+    _until("the workload's conversions", decided(8, 1))
+    hook_id = _ok(served, "GET", "/v1/webhooks", write)["webhooks"][0]["webhook_id"]
+
+    def delivered() -> bool:
+        log = _ok(served, "GET", f"/v1/webhooks/{hook_id}/deliveries", write)["deliveries"]
+        return [d["status"] for d in log] == ["delivered"] * 2
+
+    _until("both sales delivered to the webhook", delivered)
+    yield {"keys": account["keys"], "goal_ids": goal_ids}
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(shutil.which("chromium"))
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=en-US"):
+        options.add_argument(argument)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "intl.accept_languages": "en-US"}
+    )
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.set_window_size(WIDTHS[0], 900)
+    yield driver
+    driver.quit()
+
+
+# --- what the page shows ----------------------------------------------------------------
+
+
+def _view(browser: webdriver.Chrome, view: str) -> None:
+    """Navigate as a user does (the menu), and wait for the view to be drawn."""
+    browser.find_element(By.CSS_SELECTOR, f'nav a[href="#{view}"]').click()
+    _wait_drawn(browser, view)
+
+
+def _wait_drawn(browser: webdriver.Chrome, view: str) -> str:
+    state: str = _until(
+        f"the {view} view",
+        lambda: browser.execute_script(
+            "const m = document.getElementById('main');"
+            "return m.dataset.view === arguments[0] && m.dataset.state !== 'loading'"
+            " && m.dataset.state",
+            view,
+        ),
+    )
+    return state
+
+
+def _table(browser: webdriver.Chrome, name: str) -> list[dict[str, str]]:
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll(`[data-table='${arguments[0]}'] tbody tr`)]"
+        ".map(tr => Object.fromEntries([...tr.cells].map(td => [td.dataset.column,"
+        " td.textContent])))",
+        name,
+    )
+    return list(rows)
+
+
+def _field(browser: webdriver.Chrome, label: str, within: str = "main") -> WebElement:
+    """The control a label names: a control a user (or a screen reader) can find by it."""
+    (found,) = [
+        element
+        for element in browser.find_elements(By.CSS_SELECTOR, f"{within} label")
+        if element.text.strip() == label
+    ]
+    return browser.find_element(By.ID, found.get_attribute("for") or "")
+
+
+def _paste_keys(browser: webdriver.Chrome, read: str, write: str = "") -> None:
+    _field(browser, "Read key", "header").send_keys(read)
+    if write:
+        browser.find_element(By.ID, "write-key").send_keys(write)
+    browser.find_element(By.CSS_SELECTOR, "#keys button[type=submit]").click()
+
+
+# --- the API's figures as an en-US browser shows them ------------------------------------
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _percent(rate: float | None) -> str:
+    if rate is None:
+        return NOTHING
+    shown = (Decimal(str(rate)) * 100).quantize(Decimal("0.1"), ROUND_HALF_UP).normalize()
+    return f"{shown:f}%"
+
+
+def _number_text(number: float | None) -> str:
+    """A JSON number as JavaScript writes it (what the CSV holds): 0.0 is "0"."""
+    if number is None:
+        return ""
+    return str(int(number)) if float(number).is_integer() else repr(number)
+
+
+def _money(amount: str, currency: str) -> str:
+    return f"{SYMBOLS[currency]}{Decimal(amount):,.2f}"
+
+
+def _money_cells(value: dict[str, str], currencies: list[str]) -> dict[str, str]:
+    return {f"value_{c}": _money(value[c], c) if c in value else NOTHING for c in currencies}
+
+
+def _currencies(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({c for row in rows for c in row["value"]})
+
+
+def _instant(iso: str) -> str:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return moment.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _csv(downloads: Path, browser: webdriver.Chrome, name: str) -> list[dict[str, str]]:
+    """Click the table's download button; the file Chromium saved, read back."""
+    target = downloads / f"{name}.csv"
+    target.unlink(missing_ok=True)
+    browser.find_element(By.CSS_SELECTOR, f"[data-csv='{name}']").click()
+    _until(f"{target.name} downloaded", target.exists)
+    return list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+
+
+# --- screenshots --------------------------------------------------------------------------
+
+
+def _pixels(png: bytes) -> list[tuple[int, int, int]]:
+    """The RGB pixels of an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes)."""
+    width, height, depth, colour = struct.unpack(">IIBB", png[16:26])
+    assert depth == 8 and colour in (2, 6), (depth, colour)
+    channels = 4 if colour == 6 else 3
+    data, position = b"", 8
+    while position < len(png):
+        (length,) = struct.unpack(">I", png[position : position + 4])
+        kind = png[position + 4 : position + 8]
+        if kind == b"IDAT":
+            data += png[position + 8 : position + 8 + length]
+        position += 12 + length
+    raw, stride = zlib.decompress(data), width * channels
+    previous, pixels = bytearray(stride), []
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                guess = left + up - corner
+                near = min((abs(guess - v), n) for n, v in enumerate((left, up, corner)))[1]
+                line[i] = (line[i] + (left, up, corner)[near]) & 0xFF
+        pixels += [tuple(line[i : i + 3]) for i in range(0, stride, channels)]
+        previous = line
+    return pixels  # type: ignore[return-value]
+
+
+def _screenshots(browser: webdriver.Chrome, view: str) -> None:
+    """The whole page of the view at each width, as artefacts; back at the first width."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for width in WIDTHS:
+        browser.set_window_size(width, 900)
+        shot = browser.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+        )
+        path = ARTIFACTS / f"{view}-{width}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        print(f"screenshot: {path}")
+    browser.set_window_size(WIDTHS[0], 900)
+
+
+def _chart_is_drawn(browser: webdriver.Chrome, goal_id: str) -> None:
+    """The goal's chart, as rendered at the current width: bars of some size, in the bars'
+    colour in the pixels."""
+    chart = browser.find_element(By.CSS_SELECTOR, f"[data-chart='{goal_id}'] svg")
+    browser.execute_script("arguments[0].scrollIntoView()", chart)
+    sizes = browser.execute_script(
+        "return [...arguments[0].querySelectorAll('rect.bar')]"
+        ".map(r => r.getBoundingClientRect()).map(b => [b.width, b.height])",
+        chart,
+    )
+    assert sizes and all(w > 0 and h > 0 for w, h in sizes), sizes
+    coloured = sum(pixel == BAR_RGB for pixel in _pixels(chart.screenshot_as_png))
+    assert coloured > 50, coloured
+
+
+# --- the tests ----------------------------------------------------------------------------
+
+
+def test_a_wrong_key_is_told_so_and_the_page_keeps_keys_out_of_urls(
+    served: ServedStack, workload: dict[str, Any], browser: webdriver.Chrome
+) -> None:
+    browser.get(served.base_url + "/")
+    assert _wait_drawn(browser, "overview") == "ready"
+    assert "Paste the account's read key" in browser.find_element(By.ID, "main").text
+    _paste_keys(browser, "gk_read_not-the-key")
+    assert _wait_drawn(browser, "overview") == "error"
+    alert = browser.find_element(By.CSS_SELECTOR, "main [role=alert]").text
+    assert "The read key was refused (401): it is wrong or revoked." in alert
+    assert "gk_read_" not in browser.current_url
+    browser.find_element(By.ID, "forget").click()
+    assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_every_view_shows_the_apis_figures_and_downloads_them(
+    served: ServedStack,
+    workload: dict[str, Any],
+    browser: webdriver.Chrome,
+    downloads: Path,
+) -> None:
+    keys = workload["keys"]
+    read, write = keys["read"], keys["write"]
+    browser.get(served.base_url + "/")
+    _paste_keys(browser, read, write)
+    assert _wait_drawn(browser, "overview") == "ready"
+
+    # Overview: totals, the two groups, each goal with its health, a chart per goal.
+    report = _ok(served, "GET", "/v1/reports/goals", read)
+    goals = report["goals"]
+    currencies = _currencies(goals)
+    assert currencies == ["EUR", "GBP", "USD"]
+    health = {
+        g["goal_id"]: _ok(served, "GET", f"/v1/goals/{g['goal_id']}/health", read)["status"]
+        for g in goals
+    }
+    shown = _table(browser, "goals")
+    assert shown == [
+        {
+            "name": g["name"],
+            "converting": "Converting" if g["converting"] else "Non-converting",
+            "health": {"ok": "OK", "no_recent_match": "No recent match"}[health[g["goal_id"]]],
+            "counted": _count(g["counted"]),
+            "void": _count(g["void"]),
+            "visitors_converted": _count(g["visitors_converted"]),
+            "conversion_rate": _percent(g["conversion_rate"]),
+            **_money_cells(g["value"], currencies),
+        }
+        for g in goals
+    ]
+    groups = report["groups"]
+    assert _table(browser, "groups") == [
+        {
+            "group": label,
+            "counted": _count(groups[name]["counted"]),
+            "void": _count(groups[name]["void"]),
+            "visitors_converted": _count(groups[name]["visitors_converted"]),
+            **_money_cells(groups[name]["value"], _currencies(list(groups.values()))),
+        }
+        for label, name in (("Converting", "converting"), ("Non-converting", "non_converting"))
+    ]
+    assert browser.find_element(By.CSS_SELECTOR, "[data-card='visitors_seen'] .figure").text == (
+        _count(report["visitors_seen"])
+    )
+    for goal in goals:
+        days = _ok(
+            served,
+            "GET",
+            f"/v1/reports/goals/{goal['goal_id']}/timeseries?from={report['from']}&to={report['to']}",
+            read,
+        )["days"]
+        assert [(d["date"], d["counted"]) for d in _table(browser, f"daily-{goal['goal_id']}")] == [
+            (d["date"], _count(d["counted"])) for d in days
+        ]
+    assert _csv(downloads, browser, "goals") == [
+        {
+            "name": g["name"],
+            "converting": str(g["converting"]).lower(),
+            "health": health[g["goal_id"]],
+            "counted": str(g["counted"]),
+            "void": str(g["void"]),
+            "visitors_converted": str(g["visitors_converted"]),
+            "conversion_rate": _number_text(g["conversion_rate"]),
+            **{f"value_{c}": g["value"].get(c, "") for c in currencies},
+        }
+        for g in goals
+    ]
+    sale = workload["goal_ids"]["sale"]
+    for width in WIDTHS:
+        browser.set_window_size(width, 900)
+        _chart_is_drawn(browser, sale)
+    browser.set_window_size(WIDTHS[0], 900)
+    browser.execute_script("window.scrollTo(0, 0)")
+    _screenshots(browser, "overview")
+
+    # Attribution, by campaign then by keyword over all goals.
+    _view(browser, "attribution")
+    for dimension, group in (("source", "converting"), ("keyword", "all")):
+        Select(_field(browser, "By")).select_by_value(dimension)
+        _wait_drawn(browser, "attribution")
+        Select(_field(browser, "Goals")).select_by_value(group)
+        _wait_drawn(browser, "attribution")
+        query = f"dimension={dimension}&group={group}"
+        rows = _ok(served, "GET", f"/v1/reports/attribution?{query}", read)["rows"]
+        assert len(rows) >= 2
+        name = f"attribution-{dimension}-{group}"
+        assert [(r[dimension], r["counted"]) for r in _table(browser, name)] == [
+            (r[dimension], _count(r["counted"])) for r in rows
+        ]
+        assert [(r[dimension], r["counted"]) for r in _csv(downloads, browser, name)] == [
+            (r[dimension], str(r["counted"])) for r in rows
+        ]
+    _screenshots(browser, "attribution")
+
+    _view(browser, "keywords")
+    keywords = _ok(served, "GET", "/v1/reports/top-keywords", read)["keywords"]
+    assert [r["keyword"] for r in keywords] == ["boots", "shoes"]
+    kw_currencies = _currencies(keywords)
+    assert _table(browser, "top-keywords") == [
+        {
+            "keyword": r["keyword"],
+            "counted": _count(r["counted"]),
+            **_money_cells(r["value"], kw_currencies),
+            "goals": ", ".join(
+                next(g["name"] for g in goals if g["goal_id"] == goal_id) for goal_id in r["goals"]
+            ),
+        }
+        for r in keywords
+    ]
+    _screenshots(browser, "keywords")
+
+    # The trace of the visitor whose second thank-you page is void, in the account's zone.
+    _view(browser, "trace")
+    _field(browser, "Visitor id").send_keys("v-ann")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _until("the trace", lambda: _table(browser, "trace-v-ann"))
+    items = _ok(served, "GET", "/v1/visitors/v-ann/trace?limit=100", read)["items"]
+    shown = _table(browser, "trace-v-ann")
+    assert [(r["at"], r["status"], r["reason"]) for r in shown] == [
+        (_instant(i["at"]), i.get("status", ""), i.get("reason") or "") for i in items
+    ]
+    (void,) = [r for r in shown if r["status"] == "void"]
+    (first,) = [
+        i for i in items if i.get("goal_name") == "Thank-you page" and i.get("status") == "counted"
+    ]
+    assert void["duplicate_of"] == f"Thank-you page at {_instant(first['at'])}"
+    _screenshots(browser, "trace")
+
+    _view(browser, "funnels")
+    (funnel,) = _ok(served, "GET", "/v1/funnels", read)["funnels"]
+    steps = _ok(served, "GET", f"/v1/reports/funnels/{funnel['funnel_id']}", read)["steps"]
+    assert [s["converted"] for s in steps] == [2, 2]
+    assert [
+        (r["name"], r["entered"], r["converted"], r["drop_off"])
+        for r in _table(browser, f"funnel-{funnel['funnel_id']}")
+    ] == [
+        (s["name"], _count(s["entered"]), _count(s["converted"]), _count(s["drop_off"]))
+        for s in steps
+    ]
+    _screenshots(browser, "funnels")
+
+    _view(browser, "webhooks")
+    (hook,) = _ok(served, "GET", "/v1/webhooks", write)["webhooks"]
+    deliveries = _ok(served, "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries", write)
+    shown = _table(browser, f"deliveries-{hook['webhook_id']}")
+    assert [(r["status"], r["attempts"]) for r in shown] == [
+        (d["status"], _count(d["attempts"])) for d in deliveries["deliveries"]
+    ]
+    assert {r["status"] for r in shown} == {"delivered"}
+    _screenshots(browser, "webhooks")
+
+    _view(browser, "settings")
+    assert _table(browser, "account")[0]["timezone"] == ZONE
+    _screenshots(browser, "settings")
+
+
+def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event(
+    served: ServedStack, workload: dict[str, Any], browser: webdriver.Chrome
+) -> None:
+    read, write = workload["keys"]["read"], workload["keys"]["write"]
+    browser.get(served.base_url + "/#goals")
+    if not browser.execute_script("return sessionStorage.length"):
+        _paste_keys(browser, read, write)
+    _wait_drawn(browser, "goals")
+    browser.find_element(By.XPATH, "//main//button[text()='New goal']").click()
+    _wait_drawn(browser, "goals")
+    _field(browser, "Name").send_keys("Webinar")
+    Select(_field(browser, "Kind")).select_by_value("custom_trigger")
+    _field(browser, "Trigger name").send_keys("webinar")
+    create = browser.find_element(By.XPATH, "//main//button[text()='Create goal']")
+    assert not create.is_enabled()  # not before its dry-run
+    browser.find_element(By.XPATH, "//main//button[text()='Dry-run']").click()
+    _until("the dry-run", lambda: browser.find_elements(By.CSS_SELECTOR, "[data-dry-run]"))
+    spec = {"name": "Webinar", "rule": {"kind": "custom_trigger", "name": "webinar"}}
+    answer = _ok(served, "POST", "/v1/goals/dry-run", read, {"goal": spec})
+    assert (answer["matched"], answer["would_count"]) == (1, 1)
+    figures = {
+        card.get_attribute("data-card"): card.find_element(By.CSS_SELECTOR, ".figure").text
+        for card in browser.find_elements(By.CSS_SELECTOR, "[data-dry-run] [data-card]")
+    }
+    assert figures == {
+        "Events examined": _count(answer["examined"]),
+        "Matched": _count(answer["matched"]),
+        "Would count": _count(answer["would_count"]),
+        "Would be void": _count(answer["would_void"]),
+    }
+    _screenshots(browser, "goal-editor")
+    create.click()
+    _until("the goal saved", lambda: "Saved “Webinar”" in browser.find_element(By.ID, "main").text)
+    (goal,) = [g for g in _ok(served, "GET", "/v1/goals", read)["goals"] if g["name"] == "Webinar"]
+    assert goal["rule"]["kind"] == "custom_trigger" and goal["rule"]["name"] == "webinar"
+    assert goal["dedup"]["keys"] == ["visitor", "goal"]  # the kind's default: none chosen
+
+    # The goal counts an event sent after it, and the overview shows it.
+    event = {"type": "custom_trigger", "name": "webinar", "visitor_id": "v-eve"}
+    _ok(served, "POST", "/v1/events", write, event)
+
+    def webinar_counted() -> bool:
+        report = _ok(served, "GET", "/v1/reports/goals", read)["goals"]
+        return any(g["goal_id"] == goal["goal_id"] and g["counted"] == 1 for g in report)
+
+    _until("the webinar conversion", webinar_counted)
+    _view(browser, "overview")
+    (row,) = [r for r in _table(browser, "goals") if r["name"] == "Webinar"]
+    assert (row["counted"], row["void"]) == ("1", "0")
