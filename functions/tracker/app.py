@@ -23,10 +23,26 @@ def _not_found(name: str) -> dict[str, Any]:
     }
 
 
+def _to_folder(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Deployed, the page is also reached without its trailing slash (`…/prod`), where
+    its relative links would miss its files: that request is sent to `…/prod/`."""
+    requested = str((event.get("requestContext") or {}).get("path") or "/")
+    if requested.endswith("/"):
+        return None
+    return {
+        "statusCode": 301,
+        "headers": {"Location": requested + "/"},
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     resource = event.get("resource") or event.get("path")
     if resource == TRACKER_PATH:
         return file_answer(event, served_script(), CONTENT_TYPE, {"Cache-Control": CACHE_CONTROL})
+    if resource == "/" and (moved := _to_folder(event)):
+        return moved
     name = (
         dashboard.INDEX if resource == "/" else str((event.get("pathParameters") or {}).get("file"))
     )

@@ -67,6 +67,23 @@ GOALS = {
 }  # fmt: skip
 
 
+# What each rule kind needs filled in, by the editor's labels.
+EVERY_KIND: dict[str, dict[str, str]] = {
+    "url": {"URL or pattern": f"{SHOP}/thank-you"},
+    "custom_trigger": {
+        "Trigger name": "demo",
+        "Conditions (JSON)": '[{"field": "plan", "op": "exists"}]',
+    },
+    "transaction": {"Minimum value": "100", "Currency of the minimum": "GBP"},
+    "lead": {},
+    "call": {"Talked at least (s)": "60", "First-time caller within (days)": "30"},
+    "call_rating": {"Rating": "good"},
+    "service_activity": {"Topics and statuses (JSON)": '{"booking": ["confirmed"]}'},
+    "page_views": {"At least this many page views": "3"},
+    "tags": {"Tags": "customer, vip"},
+}
+
+
 def _events(now: datetime) -> list[dict[str, Any]]:
     """Four visitors over three days: paid landings, sales in two currencies, a thank-you
     page seen twice (the second is void), newsletter sign-ups, a visitor who only looks."""
@@ -180,7 +197,14 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(shutil.which("chromium"))
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=en-US"):
+    # No scrollbars: a window 390 pixels wide lays the page out 390 wide, as a phone does.
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--lang=en-US",
+    ):
         options.add_argument(argument)
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "intl.accept_languages": "en-US"}
@@ -228,12 +252,15 @@ def _table(browser: webdriver.Chrome, name: str) -> list[dict[str, str]]:
 
 def _field(browser: webdriver.Chrome, label: str, within: str = "main") -> WebElement:
     """The control a label names: a control a user (or a screen reader) can find by it."""
-    (found,) = [
-        element
-        for element in browser.find_elements(By.CSS_SELECTOR, f"{within} label")
-        if element.text.strip() == label
-    ]
-    return browser.find_element(By.ID, found.get_attribute("for") or "")
+    found = browser.execute_script(
+        "const named = [...document.querySelectorAll(arguments[1] + ' label')]"
+        ".filter(l => l.textContent.trim() === arguments[0]);"
+        "return named.length === 1 ? named[0].control : named.length",
+        label,
+        within,
+    )
+    assert isinstance(found, WebElement), f"{found} labels read {label!r}"
+    return found
 
 
 def _paste_keys(browser: webdriver.Chrome, read: str, write: str = "") -> None:
@@ -328,11 +355,25 @@ def _pixels(png: bytes) -> list[tuple[int, int, int]]:
     return pixels  # type: ignore[return-value]
 
 
+def _unlabelled(browser: webdriver.Chrome) -> list[str]:
+    """Controls a screen reader could not name: no <label for>, no aria-label."""
+    found: list[str] = browser.execute_script(
+        "return [...document.querySelectorAll('input, select, textarea, button')]"
+        ".filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')"
+        " && !(c.tagName === 'BUTTON' && c.textContent.trim()))"
+        ".map(c => c.outerHTML)"
+    )
+    return found
+
+
 def _screenshots(browser: webdriver.Chrome, view: str) -> None:
-    """The whole page of the view at each width, as artefacts; back at the first width."""
+    """The whole page of the view at each width, as artefacts, after checking that the page
+    fits the width (only a wide table scrolls, inside its own box); back at the first width."""
+    assert _unlabelled(browser) == [], view
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         browser.set_window_size(width, 900)
+        assert browser.execute_script("return document.documentElement.scrollWidth") == width
         shot = browser.execute_cdp_cmd(
             "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
         )
@@ -371,6 +412,15 @@ def test_a_wrong_key_is_told_so_and_the_page_keeps_keys_out_of_urls(
     alert = browser.find_element(By.CSS_SELECTOR, "main [role=alert]").text
     assert "The read key was refused (401): it is wrong or revoked." in alert
     assert "gk_read_" not in browser.current_url
+
+    # An account without events is told how to install the tracker, with this API's URL.
+    fresh = _ok(served, "POST", "/v1/accounts", ADMIN, {})
+    _paste_keys(browser, fresh["keys"]["read"])
+    assert _wait_drawn(browser, "overview") == "ready"
+    help_text = browser.find_element(By.CSS_SELECTOR, "main [data-empty]").text
+    assert "No events in this range yet" in help_text
+    assert f'<script async src="{served.base_url}/v1/tracker.js"' in help_text
+
     browser.find_element(By.ID, "forget").click()
     assert browser.execute_script("return sessionStorage.length") == 0
 
@@ -544,17 +594,51 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
     if not browser.execute_script("return sessionStorage.length"):
         _paste_keys(browser, read, write)
     _wait_drawn(browser, "goals")
+    # The dry-run tries the range of the form: the workload's last days.
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    days = {"from": str(today - timedelta(days=4)), "to": str(today)}
+    browser.execute_script(
+        "document.getElementById('from').value = arguments[0];"
+        "document.getElementById('to').value = arguments[1]",
+        days["from"],
+        days["to"],
+    )
+    browser.find_element(By.CSS_SELECTOR, "#range button[type=submit]").click()
+    _wait_drawn(browser, "goals")
     browser.find_element(By.XPATH, "//main//button[text()='New goal']").click()
     _wait_drawn(browser, "goals")
     _field(browser, "Name").send_keys("Webinar")
+    dry_run = browser.find_element(By.XPATH, "//main//button[text()='Dry-run']")
+
+    def try_it() -> None:
+        browser.execute_script(
+            "document.querySelectorAll('[data-dry-run]').forEach(e => e.remove())"
+        )
+        dry_run.click()
+        _until(
+            "the dry-run",
+            lambda: browser.find_elements(By.CSS_SELECTOR, "[data-dry-run], main [role=alert]"),
+        )
+        alerts = browser.find_elements(By.CSS_SELECTOR, "main [role=alert]")
+        assert [a.text for a in alerts] == []
+
+    # Every rule kind, with what it needs filled in, is a goal the API takes.
+    for kind, fields in EVERY_KIND.items():
+        Select(_field(browser, "Kind")).select_by_value(kind)
+        for label, value in fields.items():
+            _field(browser, label).send_keys(value)
+        try_it()
     Select(_field(browser, "Kind")).select_by_value("custom_trigger")
+    _field(browser, "Trigger name").clear()
     _field(browser, "Trigger name").send_keys("webinar")
     create = browser.find_element(By.XPATH, "//main//button[text()='Create goal']")
-    assert not create.is_enabled()  # not before its dry-run
-    browser.find_element(By.XPATH, "//main//button[text()='Dry-run']").click()
-    _until("the dry-run", lambda: browser.find_elements(By.CSS_SELECTOR, "[data-dry-run]"))
+    assert not create.is_enabled()  # not before its dry-run of this goal
+    try_it()
     spec = {"name": "Webinar", "rule": {"kind": "custom_trigger", "name": "webinar"}}
-    answer = _ok(served, "POST", "/v1/goals/dry-run", read, {"goal": spec})
+    answer = _ok(served, "POST", "/v1/goals/dry-run", read, {"goal": spec, **days})
+    assert browser.find_element(By.CSS_SELECTOR, "[data-dry-run] h3").text == (
+        f"Dry-run, {days['from']} to {days['to']}"
+    )
     assert (answer["matched"], answer["would_count"]) == (1, 1)
     figures = {
         card.get_attribute("data-card"): card.find_element(By.CSS_SELECTOR, ".figure").text

@@ -55,6 +55,15 @@ def test_the_page_is_served_at_the_root_under_a_policy_of_its_own_origin(handler
     assert answer["body"] == dashboard.source("index.html")
 
 
+def test_the_stage_root_without_its_slash_is_sent_to_the_page(handler: Handler) -> None:
+    """Deployed, `…/prod` reaches `/` too; relative links need `…/prod/`."""
+    bare = {"resource": "/", "path": "/", "requestContext": {"path": "/prod"}}
+    assert handler(bare, None)["statusCode"] == 301
+    assert handler(bare, None)["headers"]["Location"] == "/prod/"
+    page = {"resource": "/", "path": "/", "requestContext": {"path": "/prod/"}}
+    assert handler(page, None)["statusCode"] == 200
+
+
 def test_each_file_is_served_with_its_type_and_a_304_when_unchanged(handler: Handler) -> None:
     types = {"js": "text/javascript", "css": "text/css", "html": "text/html"}
     for name in dashboard.file_names():

@@ -21,7 +21,7 @@ export const RULES = {
     json("conditions", "Conditions (JSON)", 'e.g. [{"field": "plan", "op": "eq", "value": "pro"}]')] },
   transaction: { label: "Sale (transaction)", fields: [
     text("min_value", "Minimum value", "empty: any"), flag("inclusive", "At least (not more than) the minimum", true),
-    text("currency", "Currency", "ISO 4217; empty: the threshold applies in any currency")] },
+    text("currency", "Currency of the minimum", "ISO 4217; empty: the minimum applies in any currency")] },
   lead: { label: "Lead", fields: [] },
   call: { label: "Phone call", fields: [
     choice("connected", "Connected", EITHER), number("min_bridged_seconds", "Talked at least (s)"),
