@@ -570,6 +570,23 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
         for s in steps
     ]
     _screenshots(browser, "funnels")
+    # Creating one: the view then shows its report.
+    browser.find_element(By.CSS_SELECTOR, "main details summary").click()
+    _field(browser, "Funnel name").send_keys("Sign-up to sale")
+    Select(_field(browser, "Step 1")).select_by_visible_text("Newsletter")
+    Select(_field(browser, "Step 2")).select_by_visible_text("Sale")
+    browser.find_element(By.XPATH, "//main//button[text()='Create funnel']").click()
+    _until("the new funnel", lambda: "Sign-up to sale:" in browser.find_element(By.ID, "main").text)
+    created = _ok(served, "GET", "/v1/funnels", read)["funnels"][1]
+    ids = workload["goal_ids"]
+    assert (created["name"], created["steps"]) == (
+        "Sign-up to sale",
+        [ids["newsletter"], ids["sale"]],
+    )
+    assert [r["name"] for r in _table(browser, f"funnel-{created['funnel_id']}")] == [
+        "Newsletter",
+        "Sale",
+    ]
 
     _view(browser, "webhooks")
     (hook,) = _ok(served, "GET", "/v1/webhooks", write)["webhooks"]
@@ -580,10 +597,30 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     ]
     assert {r["status"] for r in shown} == {"delivered"}
     _screenshots(browser, "webhooks")
+    # Adding one: its secret is shown once, and the API lists it.
+    browser.find_element(By.CSS_SELECTOR, "main details summary").click()
+    _field(browser, "URL").send_keys("http://localhost:9/crm")
+    _field(browser, "Sale").click()
+    browser.find_element(By.XPATH, "//main//button[text()='Add webhook']").click()
+    _until("the new webhook", lambda: "whsec_" in browser.find_element(By.ID, "main").text)
+    hooks = _ok(served, "GET", "/v1/webhooks", write)["webhooks"]
+    assert [(h["url"], h["goal_ids"]) for h in hooks[1:]] == [
+        ("http://localhost:9/crm", [workload["goal_ids"]["sale"]])
+    ]
 
     _view(browser, "settings")
     assert _table(browser, "account")[0]["timezone"] == ZONE
     _screenshots(browser, "settings")
+    Select(_field(browser, "Credit conversions without attribution to")).select_by_value(
+        "first_touch"
+    )
+    _field(browser, "Lookback (days)").clear()
+    _field(browser, "Lookback (days)").send_keys("14")
+    browser.find_element(By.XPATH, "//main//button[text()='Save settings']").click()
+    _until("the settings saved", lambda: _table(browser, "account")[0]["lookback_days"] == "14")
+    settings = _ok(served, "GET", "/v1/account", read)["attribution"]
+    assert settings == {"model": "first_touch", "lookback_days": 14}
+    assert _table(browser, "account")[0]["model"] == "first_touch"
 
 
 def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event(
