@@ -474,16 +474,24 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     assert browser.find_element(By.CSS_SELECTOR, "[data-card='visitors_seen'] .figure").text == (
         _count(report["visitors_seen"])
     )
-    for goal in goals:
+    # A chart and its daily table for each goal with conversions; the others named.
+    charted = [g for g in goals if g["counted"] or g["void"]]
+    assert len(charted) == 4
+    for goal in charted:
         days = _ok(
             served,
             "GET",
             f"/v1/reports/goals/{goal['goal_id']}/timeseries?from={report['from']}&to={report['to']}",
             read,
         )["days"]
-        assert [(d["date"], d["counted"]) for d in _table(browser, f"daily-{goal['goal_id']}")] == [
-            (d["date"], _count(d["counted"])) for d in days
-        ]
+        assert [
+            (d["date"], d["counted"], d["void"])
+            for d in _table(browser, f"daily-{goal['goal_id']}")
+        ] == [(d["date"], _count(d["counted"]), _count(d["void"])) for d in days]
+    charts = browser.find_elements(By.CSS_SELECTOR, "[data-chart]")
+    assert [c.get_attribute("data-chart") for c in charts] == [g["goal_id"] for g in charted]
+    quiet = ", ".join(g["name"] for g in goals if g not in charted)
+    assert f"No conversions in this range: {quiet}." in browser.find_element(By.ID, "main").text
     assert _csv(downloads, browser, "goals") == [
         {
             "name": g["name"],
@@ -706,3 +714,31 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
     _view(browser, "overview")
     (row,) = [r for r in _table(browser, "goals") if r["name"] == "Webinar"]
     assert (row["counted"], row["void"]) == ("1", "0")
+
+
+def test_attribution_pages_are_summed_per_label_in_exact_decimals(
+    served: ServedStack, browser: webdriver.Chrome
+) -> None:
+    """A label can appear on several pages of the attribution report: the page adds them
+    up, amounts as decimals (0.1 + 0.2 is 0.3, not 0.30000000000000004)."""
+    browser.get(served.base_url + "/")
+    pages = [
+        {"campaign": "winter", "counted": 2, "value": {"GBP": "0.10"}, "goals": ["g2"]},
+        {"campaign": "spring", "counted": 2, "value": {}, "goals": ["g1"]},
+        {"campaign": "winter", "counted": 1, "value": {"GBP": "0.2", "USD": "5"}, "goals": ["g1"]},
+    ]
+    merged = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('./dashboard/view-attribution.js')"
+        ".then(m => done(m.mergeRows(arguments[0], 'campaign')))",
+        pages,
+    )
+    assert merged == [
+        {
+            "campaign": "winter",
+            "counted": 3,
+            "value": {"GBP": "0.30", "USD": "5"},
+            "goals": ["g1", "g2"],
+        },
+        {"campaign": "spring", "counted": 2, "value": {}, "goals": ["g1"]},
+    ]

@@ -5,9 +5,9 @@
 import { count } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 600;
-const HEIGHT = 140;
-const PLOT = { left: 36, right: 6, top: 10, bottom: 22 };
+const WIDTH = 360;
+const HEIGHT = 120;
+const PLOT = { left: 28, right: 6, top: 10, bottom: 20 };
 
 function svg(tag, attributes, text) {
   const node = document.createElementNS(SVG, tag);

@@ -41,11 +41,17 @@ export default {
       return;
     }
     const days = { from: report.from, to: report.to };
+    // A chart for each goal with conversions in the range; a deactivated goal's health
+    // is known without asking.
+    const charted = goals.filter((g) => g.counted || g.void);
     const [health, series] = await Promise.all([
-      Promise.all(goals.map((g) => get(`/v1/goals/${pathId(g.goal_id)}/health`))),
-      Promise.all(goals.map((g) => get(`/v1/reports/goals/${pathId(g.goal_id)}/timeseries`, days))),
+      Promise.all(goals.map((g) => (g.active
+        ? get(`/v1/goals/${pathId(g.goal_id)}/health`)
+        : { status: "inactive", message: "the goal is deactivated" }))),
+      Promise.all(charted.map((g) => get(`/v1/reports/goals/${pathId(g.goal_id)}/timeseries`, days))),
     ]);
     const healthOf = Object.fromEntries(goals.map((g, i) => [g.goal_id, health[i]]));
+    const quiet = goals.filter((g) => !g.counted && !g.void).map((g) => g.name);
     const converting = report.groups.converting;
     container.append(el("div", { class: "cards" },
       ...[
@@ -75,8 +81,10 @@ export default {
         ...moneyColumns(goals),
       ],
     }));
-    container.append(el("h2", { text: "Day by day" }), el("div", { class: "charts" },
-      ...goals.map((goal, i) => el("section", { class: "chart", "data-chart": goal.goal_id },
+    container.append(el("h2", { text: "Day by day" }),
+      quiet.length ? el("p", { class: "hint", text: `No conversions in this range: ${quiet.join(", ")}.` }) : null,
+      el("div", { class: "charts" },
+      ...charted.map((goal, i) => el("section", { class: "chart", "data-chart": goal.goal_id },
         el("h3", { text: goal.name }),
         dailyChart(goal.name, series[i].days),
         el("details", {}, el("summary", { text: "Daily figures" }),
