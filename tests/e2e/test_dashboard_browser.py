@@ -366,10 +366,41 @@ def _unlabelled(browser: webdriver.Chrome) -> list[str]:
     return found
 
 
+# WCAG's contrast ratio of each element's text against the background it is drawn on.
+CONTRAST = """
+const luminance = (rgb) => {
+  const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => v / 255)
+    .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const opaque = (color) => !/rgba\\(.*, 0\\)$/.test(color) && color !== 'transparent';
+const background = (node) => {
+  for (; node; node = node.parentElement) {
+    const color = getComputedStyle(node).backgroundColor;
+    if (opaque(color)) return color;
+  }
+  return 'rgb(255, 255, 255)';
+};
+return [...document.querySelectorAll('body *')]
+  .filter((e) => !(e instanceof SVGElement) && e.getClientRects().length
+    && [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
+  .map((e) => {
+    const [a, b] = [luminance(getComputedStyle(e).color), luminance(background(e))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const style = getComputedStyle(e);
+    const large = parseFloat(style.fontSize) >= 24
+      || (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
+    return [e.textContent.trim().slice(0, 40), Math.round(ratio * 100) / 100, large ? 3 : 4.5];
+  })
+  .filter(([, ratio, needed]) => ratio < needed);
+"""
+
+
 def _screenshots(browser: webdriver.Chrome, view: str) -> None:
     """The whole page of the view at each width, as artefacts, after checking that the page
     fits the width (only a wide table scrolls, inside its own box); back at the first width."""
     assert _unlabelled(browser) == [], view
+    assert browser.execute_script(CONTRAST) == [], view
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         browser.set_window_size(width, 900)
