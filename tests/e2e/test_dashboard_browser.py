@@ -27,6 +27,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
@@ -452,6 +453,12 @@ def test_a_wrong_key_is_told_so_and_the_page_keeps_keys_out_of_urls(
     assert "No events in this range yet" in help_text
     assert f'<script async src="{served.base_url}/v1/tracker.js"' in help_text
 
+    # The menu works from the keyboard, and focus moves to the view it opens.
+    browser.find_element(By.CSS_SELECTOR, 'nav a[href="#keywords"]').send_keys(Keys.ENTER)
+    assert _wait_drawn(browser, "keywords") == "ready"
+    assert browser.execute_script("return document.activeElement.id") == "main"
+    assert "No keyword has a counted conversion" in browser.find_element(By.ID, "main").text
+
     browser.find_element(By.ID, "forget").click()
     assert browser.execute_script("return sessionStorage.length") == 0
 
@@ -660,6 +667,22 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     settings = _ok(served, "GET", "/v1/account", read)["attribution"]
     assert settings == {"model": "first_touch", "lookback_days": 14}
     assert _table(browser, "account")[0]["model"] == "first_touch"
+
+    # A German browser gets German number formats: the same figures, written its way.
+    german = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {"source": "Object.defineProperty(navigator, 'language', {value: 'de-DE'})"},
+    )
+    try:
+        browser.get(served.base_url + "/#overview")
+        browser.refresh()  # the same page by another hash: load it anew
+        _wait_drawn(browser, "overview")
+        (sale_row,) = [r for r in _table(browser, "goals") if r["name"] == "Sale"]
+        sale_value = next(g for g in goals if g["name"] == "Sale")["value"]
+        german_gbp = f"{Decimal(sale_value['GBP']):,.2f}".translate(str.maketrans(",.", ".,"))
+        assert sale_row["value_GBP"] == f"{german_gbp}\N{NO-BREAK SPACE}£"
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", german)
 
 
 def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event(
