@@ -707,13 +707,12 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
     browser.find_element(By.XPATH, "//main//button[text()='New goal']").click()
     _wait_drawn(browser, "goals")
     _field(browser, "Name").send_keys("Webinar")
-    dry_run = browser.find_element(By.XPATH, "//main//button[text()='Dry-run']")
 
     def try_it() -> None:
         browser.execute_script(
             "document.querySelectorAll('[data-dry-run]').forEach(e => e.remove())"
         )
-        dry_run.click()
+        browser.find_element(By.XPATH, "//main//button[text()='Dry-run']").click()
         _until(
             "the dry-run",
             lambda: browser.find_elements(By.CSS_SELECTOR, "[data-dry-run], main [role=alert]"),
@@ -755,6 +754,23 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
     (goal,) = [g for g in _ok(served, "GET", "/v1/goals", read)["goals"] if g["name"] == "Webinar"]
     assert goal["rule"]["kind"] == "custom_trigger" and goal["rule"]["name"] == "webinar"
     assert goal["dedup"]["keys"] == ["visitor", "goal"]  # the kind's default: none chosen
+
+    # Edited: the form holds the goal as saved; a change is tried again, then replaces it.
+    browser.find_element(By.CSS_SELECTOR, "[aria-label='Edit Webinar']").click()
+    _wait_drawn(browser, "goals")
+    assert _field(browser, "Trigger name").get_attribute("value") == "webinar"
+    assert _field(browser, "visitor").is_selected() and _field(browser, "goal").is_selected()
+    _field(browser, "Window (days)").send_keys("7")
+    save = browser.find_element(By.XPATH, "//main//button[text()='Save changes']")
+    assert not save.is_enabled()
+    try_it()
+    save.click()
+    _until("the goal saved", lambda: "(version 2)" in browser.find_element(By.ID, "main").text)
+    edited = _ok(served, "GET", f"/v1/goals/{goal['goal_id']}", read)
+    assert (edited["version"], edited["dedup"]) == (
+        2,
+        {"keys": ["visitor", "goal"], "window_days": 7},
+    )
 
     # The goal counts an event sent after it, and the overview shows it.
     event = {"type": "custom_trigger", "name": "webinar", "visitor_id": "v-eve"}
