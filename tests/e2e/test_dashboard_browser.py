@@ -304,6 +304,21 @@ def _currencies(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({c for row in rows for c in row["value"]})
 
 
+def _goal_names(goals: list[dict[str, Any]], ids: list[str]) -> str:
+    names = {g["goal_id"]: g["name"] for g in goals}
+    return ", ".join(names[goal_id] for goal_id in ids)
+
+
+def _duration(seconds: int | None) -> str:
+    """Seconds in the largest whole unit they reach, rounded: 3720 is "1 h"."""
+    if seconds is None:
+        return NOTHING
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    unit, size = next(((u, n) for u, n in units if seconds >= n), units[-1])
+    shown = Decimal(seconds / size).quantize(Decimal(1), ROUND_HALF_UP)
+    return f"{shown:,} {unit}"
+
+
 def _instant(iso: str) -> str:
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return moment.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%d %H:%M:%S")
@@ -561,12 +576,24 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
         query = f"dimension={dimension}&group={group}"
         rows = _ok(served, "GET", f"/v1/reports/attribution?{query}", read)["rows"]
         assert len(rows) >= 2
-        name = f"attribution-{dimension}-{group}"
-        assert [(r[dimension], r["counted"]) for r in _table(browser, name)] == [
-            (r[dimension], _count(r["counted"])) for r in rows
+        name, money = f"attribution-{dimension}-{group}", _currencies(rows)
+        assert _table(browser, name) == [
+            {
+                dimension: r[dimension],
+                "counted": _count(r["counted"]),
+                **_money_cells(r["value"], money),
+                "goals": _goal_names(goals, r["goals"]),
+            }
+            for r in rows
         ]
-        assert [(r[dimension], r["counted"]) for r in _csv(downloads, browser, name)] == [
-            (r[dimension], str(r["counted"])) for r in rows
+        assert _csv(downloads, browser, name) == [
+            {
+                dimension: r[dimension],
+                "counted": str(r["counted"]),
+                **{f"value_{c}": r["value"].get(c, "") for c in money},
+                "goals": " ".join(r["goals"]),
+            }
+            for r in rows
         ]
     _screenshots(browser, "attribution")
 
@@ -579,9 +606,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             "keyword": r["keyword"],
             "counted": _count(r["counted"]),
             **_money_cells(r["value"], kw_currencies),
-            "goals": ", ".join(
-                next(g["name"] for g in goals if g["goal_id"] == goal_id) for goal_id in r["goals"]
-            ),
+            "goals": _goal_names(goals, r["goals"]),
         }
         for r in keywords
     ]
@@ -609,10 +634,16 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     steps = _ok(served, "GET", f"/v1/reports/funnels/{funnel['funnel_id']}", read)["steps"]
     assert [s["converted"] for s in steps] == [2, 2]
     assert [
-        (r["name"], r["entered"], r["converted"], r["drop_off"])
+        (r["name"], r["entered"], r["converted"], r["drop_off"], r["median_seconds_to_convert"])
         for r in _table(browser, f"funnel-{funnel['funnel_id']}")
     ] == [
-        (s["name"], _count(s["entered"]), _count(s["converted"]), _count(s["drop_off"]))
+        (
+            s["name"],
+            _count(s["entered"]),
+            _count(s["converted"]),
+            _count(s["drop_off"]),
+            _duration(s["median_seconds_to_convert"]),
+        )
         for s in steps
     ]
     _screenshots(browser, "funnels")
@@ -638,8 +669,9 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     (hook,) = _ok(served, "GET", "/v1/webhooks", write)["webhooks"]
     deliveries = _ok(served, "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries", write)
     shown = _table(browser, f"deliveries-{hook['webhook_id']}")
-    assert [(r["status"], r["attempts"]) for r in shown] == [
-        (d["status"], _count(d["attempts"])) for d in deliveries["deliveries"]
+    assert [(r["status"], r["attempts"], r["last_response_code"]) for r in shown] == [
+        (d["status"], _count(d["attempts"]), str(d["last_response_code"]))
+        for d in deliveries["deliveries"]
     ]
     assert {r["status"] for r in shown} == {"delivered"}
     _screenshots(browser, "webhooks")
