@@ -6,22 +6,16 @@ comment but the `/*!` banner, no template literals), which tests/unit/test_track
 checks, and it needs no build step: a warm function does it once.
 """
 
-import hashlib
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+from goalkeeper.served_files import ServedFile, served_file
 
 # The tag's URL carries no version (it is pasted into every page of a site and never
 # changes), so browsers keep the script a day: a fixed tracker reaches every visitor
 # within a day. After that a revalidation costs a 304 without a body (the ETag).
 CACHE_CONTROL = "public, max-age=86400"
 CONTENT_TYPE = "application/javascript; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class Script:
-    body: str
-    etag: str
 
 
 def source() -> str:
@@ -36,8 +30,6 @@ def compact(text: str) -> str:
 
 
 @cache
-def served_script() -> Script:
-    """The script served, and its ETag: a digest of exactly those bytes, so a cache
-    never takes one version for another."""
-    body = compact(source())
-    return Script(body, '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"')
+def served_script() -> ServedFile:
+    """The script served, and its ETag."""
+    return served_file(compact(source()))

@@ -283,6 +283,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/v1/accounts/{account_id}/keys/{key_id}"): {"admin"},
     **{("POST", path): {"write"} for path in SEGMENT_BODIES},
     ("GET", "/v1/tracker.js"): {NO_KEY},
+    ("GET", "/"): {NO_KEY},
+    ("GET", "/dashboard/{file}"): {NO_KEY},
     ("POST", "/v1/webhooks"): {"write"},
     ("GET", "/v1/webhooks"): {"write"},
     ("DELETE", "/v1/webhooks/{webhook_id}"): {"write"},
@@ -440,6 +442,13 @@ CASES: dict[tuple[str, str], Cases] = {
     ("GET", "/v1/tracker.js"): lambda a, b: [
         Attempt(role, "/v1/tracker.js", own_data=True) for role in (NO_KEY, "write", "read")
     ],
+    # The dashboard's files are the same for everyone too: the data is the API's, by key.
+    ("GET", "/"): lambda a, b: [
+        Attempt(role, "/", own_data=True) for role in (NO_KEY, "write", "read")
+    ],
+    ("GET", "/dashboard/{file}"): lambda a, b: [
+        Attempt(role, "/dashboard/app.js", own_data=True) for role in (NO_KEY, "write", "read")
+    ],
     # B's webhooks are B's: it lists and creates its own, never sees or touches A's.
     ("POST", "/v1/webhooks"): lambda a, b: [
         Attempt("write", "/v1/webhooks", {"url": "http://localhost:9/b"}, own_data=True),
@@ -558,6 +567,7 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         .replace("{delivery_id}", owner.delivery_ids[0])
         .replace("{funnel_id}", owner.funnel_ids[0])
         .replace("{number}", owner.numbers[0])
+        .replace("{file}", "app.js")
     )
 
 

@@ -69,6 +69,8 @@ EXPECTED_ROUTES = {
     ("POST", "/segment/v1/page"): "IngestFunction",
     ("POST", "/segment/v1/identify"): "IngestFunction",
     ("GET", "/v1/tracker.js"): "TrackerFunction",
+    ("GET", "/"): "TrackerFunction",
+    ("GET", "/dashboard/{file}"): "TrackerFunction",
     ("POST", "/v1/funnels"): "IngestFunction",
     ("GET", "/v1/funnels"): "IngestFunction",
     ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",

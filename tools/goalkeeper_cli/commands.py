@@ -72,6 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     created = ", created from template.yaml" if stack.table_created else ""
     print("Goalkeeper local stack is running (Ctrl-C stops it)")
+    print(f"  Dashboard: {stack.api_url}/ (paste the account's read key)")
     print(f"  API:       {stack.api_url}/v1")
     print(
         f"  DynamoDB:  {stack.engine.endpoint.url} ({stack.engine.description}; "

@@ -1,0 +1,109 @@
+// Building blocks of the views. Text from the API is only ever set as text (textContent,
+// attribute values), never parsed as HTML.
+import { csv, currencies, money } from "./format.js";
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+export function message(text, kind = "info") {
+  // Errors are announced at once; loading and empty states politely.
+  return el("p", { class: `message ${kind}`, role: kind === "error" ? "alert" : "status", text });
+}
+
+export const loading = (what) => message(`Loading ${what}…`, "loading");
+
+// An empty state: what is missing and what to do about it.
+export function empty(text, ...more) {
+  return el("div", { class: "message empty", role: "status", "data-empty": "" }, el("p", { text }), ...more);
+}
+
+function saveFile(name, text) {
+  const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// One column per currency that appears in the rows' values: amounts are never summed
+// across currencies. The CSV keeps the API's decimal string.
+export function moneyColumns(rows, pick = (row) => row.value) {
+  return currencies(rows, pick).map((currency) => ({
+    label: `Value (${currency})`,
+    name: `value_${currency}`,
+    numeric: true,
+    value: (row) => (pick(row) || {})[currency] ?? "",
+    show: (row) => ((pick(row) || {})[currency] === undefined ? "–" : money(pick(row)[currency], currency)),
+  }));
+}
+
+// A table with its caption and a CSV download of exactly its rows. A column is
+// {label, name (the CSV header), value(row) (the API's value), show(row) (text shown,
+// default the value), numeric, cell(row) (a node instead of text)}.
+export function table({ name, title, columns, rows, rowClass }) {
+  const head = el("tr", {}, ...columns.map((c) => el("th", { scope: "col", class: c.numeric ? "number" : null, text: c.label })));
+  const body = rows.map((row) =>
+    el("tr", { class: rowClass ? rowClass(row) : null },
+      ...columns.map((c) => {
+        const cell = el("td", { class: c.numeric ? "number" : null, "data-column": c.name });
+        if (c.cell) cell.append(c.cell(row));
+        else cell.textContent = String((c.show || c.value)(row) ?? "");
+        return cell;
+      })));
+  const download = el("button", {
+    type: "button",
+    class: "secondary",
+    "data-csv": name,
+    "aria-label": `Download ${title} as CSV`,
+    text: "Download CSV",
+    onclick: () => saveFile(`${name}.csv`, csv(columns.map((c) => c.name), rows.map((row) => columns.map((c) => c.value(row))))),
+  });
+  return el("section", { class: "table", "data-table": name },
+    el("div", { class: "table-head" }, el("h3", { text: title }), download),
+    el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, ...body))));
+}
+
+// A view's form: labelled fields, a submit button, and the handler given the values.
+export function field(label, input, hint) {
+  const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  input.id = id;
+  const isCheck = input.type === "checkbox";
+  const caption = el("label", { for: id, text: label });
+  const parts = isCheck ? [input, caption] : [caption, input];
+  if (hint) parts.push(el("span", { class: "hint", text: hint }));
+  return el("div", { class: isCheck ? "field check" : "field" }, ...parts);
+}
+
+export const select = (name, options, value) =>
+  el("select", { name }, ...options.map(([v, text]) => el("option", { value: v, text, selected: v === value })));
+
+// A button that runs an API call; what goes wrong is said next to it.
+export function action(text, label, run, disabled = false) {
+  return el("button", {
+    type: "button",
+    class: "secondary",
+    text,
+    "aria-label": label,
+    disabled,
+    onclick: async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      try {
+        await run();
+      } catch (error) {
+        button.after(message(error.message, "error"));
+      } finally {
+        button.disabled = false;
+      }
+    },
+  });
+}
