@@ -10,9 +10,10 @@ from pydantic import TypeAdapter
 from goalkeeper.crediting import Credit
 from goalkeeper.dal.decisions import DecisionState, chunks
 from goalkeeper.dal.transactions import MAX_ITEMS, Reason
-from goalkeeper.dedup import ClaimState, ConversionPlan, Layout, library_layouts, plan_conversion
+from goalkeeper.dedup import ConversionPlan, Layout, library_layouts, plan_conversion
 from goalkeeper.models.events import Event
 from goalkeeper.models.goals import Goal, GoalSpec
+from goalkeeper.steps import Span
 
 NOW = datetime(2026, 9, 30, 12, tzinfo=UTC)
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)
@@ -83,7 +84,7 @@ def test_a_period_that_already_spans_the_event_is_not_written_again() -> None:
     (slot,) = plan.writes
     state = DecisionState([plan])
     earlier, later = NOW - timedelta(days=1), NOW + timedelta(days=1)
-    state.claims[slot] = ClaimState(
+    state.claims[slot] = Span(
         lo_key=f"{earlier:%Y-%m-%dT%H:%M:%S.%fZ}#x",
         lo_at="x",
         hi_key=f"{later:%Y-%m-%dT%H:%M:%S.%fZ}#y",
@@ -91,7 +92,7 @@ def test_a_period_that_already_spans_the_event_is_not_written_again() -> None:
     )
     assert not [tag for tag in _items(state) if tag[0] == "claim"]
     # ... and one that starts after it only moves its start back, under a condition.
-    state.claims[slot] = ClaimState(lo_key="2027#x", lo_at="2027", hi_key="2028#y", hi_at="2028")
+    state.claims[slot] = Span(lo_key="2027#x", lo_at="2027", hi_key="2028#y", hi_at="2028")
     update = _items(state)[("claim", slot)]["Update"]
     assert update["ConditionExpression"].endswith("> :v0")
     assert "hi_" not in str(update["ExpressionAttributeNames"].values())
@@ -119,9 +120,9 @@ def test_a_cancelled_neighbour_makes_the_check_void_naming_the_conversion_there(
 def test_a_period_holding_only_this_events_conversions_blocks_none_of_them() -> None:
     plan = _plan(WEEKLY, "e1", NOW, LAYOUTS)
     (check,) = plan.checks
-    own = ClaimState(lo_key=plan.order_key, hi_key=plan.order_key, hi_at="", lo_at="")
+    own = Span(lo_key=plan.order_key, hi_key=plan.order_key, hi_at="", lo_at="")
     assert check.blocking_in_own(own) is None
-    other = ClaimState(lo_key=plan.order_key, hi_key="~later", hi_conversion="c9")
+    other = Span(lo_key=plan.order_key, hi_key="~later", hi_conversion="c9")
     assert check.blocking_in_own(other) == "c9"
 
 

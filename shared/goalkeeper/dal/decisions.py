@@ -43,7 +43,7 @@ from goalkeeper.dal.transactions import (
     Transaction,
     TransactionCancelled,
 )
-from goalkeeper.dedup import Check, ClaimState, ConversionPlan, Decision, Slot
+from goalkeeper.dedup import Check, ConversionPlan, Decision, Slot
 from goalkeeper.models.common import iso
 from goalkeeper.steps import FunnelStep, Mark, Met, Span, StepCheck, seconds_bucket
 
@@ -69,7 +69,7 @@ class DecisionState:
     # A history rule's completion another event already holds: no conversion at all.
     superseded: set[str] = field(default_factory=set)
     visitor_already_counted: set[str] = field(default_factory=set)
-    claims: dict[Slot, ClaimState] = field(default_factory=dict)
+    claims: dict[Slot, Span] = field(default_factory=dict)
     # Progress items as last read or returned by a cancellation (goalkeeper.steps).
     progress: dict[Mark, Span] = field(default_factory=dict)
 
@@ -121,7 +121,7 @@ class DecisionState:
                 _add_completion(transaction, plan)
         self._add_progress(transaction, counted, reached)
         for slot, write in _claims_written(counted).items():
-            _add_claim(transaction, slot, write, self.claims.get(slot, ClaimState()))
+            _add_claim(transaction, slot, write, self.claims.get(slot, Span()))
             if write.checks and write.checks[0].windowed:
                 _add_neighbour_checks(transaction, write.recorded, write.checks[0])
         converted = [plan for plan in counted if self._marks_visitor(plan)]
@@ -223,7 +223,7 @@ class DecisionState:
                 case ("seen", *_):
                     self.sighting = None  # an earlier event already counted this visitor today
                 case ("claim" | "before" | "after" as kind, Slot() as slot):
-                    learned |= self._learn_claim(kind, slot, claim_state(reason.item))
+                    learned |= self._learn_claim(kind, slot, Span.of(reason.item))
                     continue
                 case ("progress", Mark() as mark):
                     span = Span.of(reason.item)
@@ -235,7 +235,7 @@ class DecisionState:
             learned = True
         return learned
 
-    def _learn_claim(self, kind: str, slot: Slot, claim: ClaimState) -> bool:
+    def _learn_claim(self, kind: str, slot: Slot, claim: Span) -> bool:
         learned = False
         if kind == "claim" and self.claims.get(slot) != claim:
             self.claims[slot] = claim
@@ -292,11 +292,6 @@ def _already_decided(plan: ConversionPlan, item: dict[str, Any]) -> Decision:
     )
 
 
-def claim_state(item: dict[str, Any]) -> ClaimState:
-    """What a claim item says (a cancellation's item, or one read by key)."""
-    return ClaimState(**{name: item.get(name) for name in ClaimState.__dataclass_fields__})
-
-
 def chunks(
     plans: list[ConversionPlan], sighting: Sighting | None, table: str
 ) -> list[DecisionState]:
@@ -343,7 +338,7 @@ def _entangled(plans: list[ConversionPlan], plan: ConversionPlan) -> bool:
     return bool(reads & set(plan.progress_written()) or writes & set(plan.progress_reads()))
 
 
-def _blocking(kind: str, slot: Slot, check: Check, claim: ClaimState) -> str | None:
+def _blocking(kind: str, slot: Slot, check: Check, claim: Span) -> str | None:
     """The conversion that makes `check` fail, given the item a cancellation returned."""
     if kind == "claim" and check.slot == slot:
         return check.blocking_in_own(claim)
@@ -371,7 +366,7 @@ def _claims_written(counted: list[ConversionPlan]) -> dict[Slot, _ClaimWrite]:
     return written
 
 
-def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: ClaimState) -> None:
+def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: Span) -> None:
     """Widen the period's lo/hi to this event's conversions (see `_widen`)."""
     key = slot.key(write.recorded.account_id)
     _widen(transaction, ("claim", slot), key, write.recorded, known, bool(write.checks))
@@ -382,7 +377,7 @@ def _widen(
     tag: Hashable,
     item_key: dict[str, str],
     plan: ConversionPlan,
-    known: ClaimState | Span,
+    known: Span,
     checked: bool = False,
     kind: str = "claim",
 ) -> None:
@@ -707,12 +702,12 @@ class Decisions:
         found = self._table.get_many([keys.conversion(account_id, c) for c in conversion_ids])
         return [Conversion.of(item) for item in found]
 
-    def claims(self, account_id: str, slots: list[Slot]) -> dict[Slot, ClaimState]:
+    def claims(self, account_id: str, slots: list[Slot]) -> dict[Slot, Span]:
         """The claim items of these periods as stored now (BatchGetItem by exact key);
         a period with no item is left out."""
         by_key = {_position(slot.key(account_id)): slot for slot in slots}
         found = self._table.get_many([slot.key(account_id) for slot in by_key.values()])
-        return {by_key[_position(item)]: claim_state(item) for item in found}
+        return {by_key[_position(item)]: Span.of(item) for item in found}
 
     def progress(self, account_id: str, marks: list[Mark]) -> dict[Mark, Span]:
         """The progress items of these marks as stored now (BatchGetItem by exact key);
