@@ -161,6 +161,7 @@ BODIES = {
     ("POST", "/segment/v1/identify"): {"anonymousId": "a", "userId": "c"},
     ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
     ("POST", "/v1/funnels"): {"name": "Checkout", "steps": ["goal_a", "goal_b"]},
+    ("POST", "/v1/funnels/{funnel_id}/backfill"): {"from": str(datetime.now(UTC).date())},
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),

@@ -73,6 +73,7 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/funnels"): "IngestFunction",
     ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
+    ("POST", "/v1/funnels/{funnel_id}/backfill"): "IngestFunction",
     ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
 }
 
