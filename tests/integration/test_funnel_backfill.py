@@ -2,11 +2,13 @@
 funnel's counters for a past range from the stored conversions, as if the funnel had
 existed all along; run twice, or raced by evaluation, it counts nothing twice."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from goalkeeper.dal.decisions import Decisions
+from goalkeeper.dal.decisions import Decisions, StepFill
+from goalkeeper.settings import get_settings
 from support.funnel_recount import assert_funnels_equal_a_recount
 from support.funnel_workload import (
     CHECKOUT,
@@ -199,3 +201,38 @@ def test_a_funnel_backfill_is_refused_for_a_deleted_funnel_and_while_one_runs(
     assert stack.api.request("DELETE", f"/v1/funnels/{shop.along}", shop.write)[0] == 200
     status, refused = stack.api.request("POST", path, shop.write, {"from": RANGE["from"]})
     assert status == 404, refused
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Pages of 4 events, so the checkout's 16 events take several pages."""
+    monkeypatch.setenv("GOALKEEPER_BACKFILL_PAGE_EVENTS", "4")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_page_that_fails_half_way_is_run_again_and_counts_nothing_twice(
+    stack: InProcessStack, small_pages: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = Shop(stack)
+    send(stack, shop.write, *CHECKOUT)
+    later = shop.funnel("Created later")
+    put = Decisions.put_on_funnel_step
+    calls: list[int] = []
+
+    def failing_once(door: Decisions, fill: StepFill) -> bool:
+        calls.append(1)
+        if len(calls) == 5:  # after some steps of the page were written, not all
+            raise RuntimeError("injected defect")
+        return put(door, fill)
+
+    monkeypatch.setattr(Decisions, "put_on_funnel_step", failing_once)
+    job = shop.backfill(later)
+    stack.run_backfills()
+
+    assert len(calls) > 5, "the failure never happened"
+    assert _counts(shop.job(job["job_id"])) == ("done", 16, 16, ON_A_STEP, ON_NONE)
+    assert shop.numbers(later) == shop.numbers(shop.along)
+    assert shop.records(later) == shop.records(shop.along)
+    assert_funnels_equal_a_recount(stack.items())
