@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from goalkeeper.dal.decisions import Decisions, StepFill
+from goalkeeper.services.funnel_backfill import DELETED_FUNNEL
 from goalkeeper.settings import get_settings
 from support.funnel_recount import assert_funnels_equal_a_recount
 from support.funnel_workload import (
@@ -182,7 +183,7 @@ def test_evaluation_racing_a_funnel_backfill_counts_each_step_once(
     assert_funnels_equal_a_recount(stack.items())
 
 
-def test_a_funnel_backfill_is_refused_for_a_deleted_funnel_and_while_one_runs(
+def test_a_funnel_backfill_is_refused_while_one_runs_and_ends_with_its_funnel(
     stack: InProcessStack,
 ) -> None:
     shop = Shop(stack)
@@ -198,7 +199,12 @@ def test_a_funnel_backfill_is_refused_for_a_deleted_funnel_and_while_one_runs(
     stack.run_backfills()
     assert shop.job(first["job_id"])["status"] == "done"
 
+    # A funnel deleted while its backfill waits to run: the job ends, failed, saying so.
+    second = shop.backfill(shop.along)
     assert stack.api.request("DELETE", f"/v1/funnels/{shop.along}", shop.write)[0] == 200
+    stack.run_backfills()
+    ended = shop.job(second["job_id"])
+    assert (ended["status"], ended["error"]) == ("failed", DELETED_FUNNEL)
     status, refused = stack.api.request("POST", path, shop.write, {"from": RANGE["from"]})
     assert status == 404, refused
 
