@@ -42,6 +42,7 @@ from goalkeeper.services import (
     accounts,
     backfill,
     dry_run,
+    funnel_backfill,
     funnels,
     goals,
     integrations,
@@ -414,6 +415,22 @@ def create_funnel(spec: Annotated[FunnelSpec, Body()]) -> JsonResponse:
     funnel = funnels.create_funnel(runtime.dal(), current_account(app), spec, _now())
     logger.info("funnel created", extra={"funnel_id": funnel.funnel_id})
     return json_response(201, funnel.model_dump(mode="json"))
+
+
+@app.post("/v1/funnels/<funnel_id>/backfill", middlewares=[WRITE])
+def backfill_funnel(
+    funnel_id: Annotated[str, Path(max_length=128)], request: Annotated[BackfillRequest, Body()]
+) -> JsonResponse:
+    job = funnel_backfill.start_funnel_backfill(
+        runtime.dal(),
+        current_account(app),
+        funnel_id,
+        request,
+        _now(),
+        retention_days=get_settings().event_retention_days,
+    )
+    logger.info("funnel backfill started", extra={"job_id": job["job_id"], "funnel_id": funnel_id})
+    return json_response(202, job)
 
 
 @app.get("/v1/funnels", middlewares=[READ_OR_WRITE])

@@ -84,22 +84,6 @@ class Slot:
 
 
 @dataclass(frozen=True)
-class ClaimState:
-    """What a claim item says (empty when it does not exist)."""
-
-    lo_key: str | None = None
-    lo_at: str | None = None
-    lo_conversion: str | None = None
-    hi_key: str | None = None
-    hi_at: str | None = None
-    hi_conversion: str | None = None
-
-    @property
-    def exists(self) -> bool:
-        return self.hi_key is not None
-
-
-@dataclass(frozen=True)
 class Check:
     """One de-dup check of a conversion at `at` (sort key `order_key`) in `slot`."""
 
@@ -127,17 +111,17 @@ class Check:
         return (self.slot, self.slot.neighbour(-1), self.slot.neighbour(1))
 
     # Each mirrors the write condition of decisions, for a cancellation's item.
-    def blocking_in_own(self, claim: ClaimState) -> str | None:
+    def blocking_in_own(self, claim: Span) -> str | None:
         if not claim.exists or claim.lo_key == claim.hi_key == self.order_key:
             return None
         return claim.lo_conversion if claim.lo_key != self.order_key else claim.hi_conversion
 
-    def blocking_before(self, claim: ClaimState) -> str | None:
+    def blocking_before(self, claim: Span) -> str | None:
         lower, _ = self.bounds()
         ends = claim.hi_at if claim.exists else None
         return claim.hi_conversion if ends is not None and ends > lower else None
 
-    def blocking_after(self, claim: ClaimState) -> str | None:
+    def blocking_after(self, claim: Span) -> str | None:
         _, upper = self.bounds()
         starts = claim.lo_at if claim.exists else None
         return claim.lo_conversion if starts is not None and starts < upper else None
@@ -371,7 +355,7 @@ def plan_conversion(
 
 def judge_in_order(
     plans: Iterable[ConversionPlan],
-    stored: Mapping[Slot, ClaimState],
+    stored: Mapping[Slot, Span],
     progress: Mapping[Mark, Span] | None = None,
 ) -> list[tuple[ConversionPlan, Decision]]:
     """The decisions `plans` would get if decided one after another in time order,
@@ -393,13 +377,13 @@ def judge_in_order(
         decision = _judge(plan, claims)
         if decision.status == "counted":
             for slot in plan.writes:
-                claims[slot] = _widened(claims.get(slot, ClaimState()), plan)
+                claims[slot] = _widened(claims.get(slot, Span()), plan)
         judged.append((plan, decision))
     return judged
 
 
-def _judge(plan: ConversionPlan, claims: Mapping[Slot, ClaimState]) -> Decision:
-    empty = ClaimState()
+def _judge(plan: ConversionPlan, claims: Mapping[Slot, Span]) -> Decision:
+    empty = Span()
     for check in plan.checks:
         blocking = check.blocking_in_own(claims.get(check.slot, empty))
         if blocking is None and check.windowed:
@@ -411,12 +395,12 @@ def _judge(plan: ConversionPlan, claims: Mapping[Slot, ClaimState]) -> Decision:
     return plan.counted()
 
 
-def _widened(claim: ClaimState, plan: ConversionPlan) -> ClaimState:
+def _widened(claim: Span, plan: ConversionPlan) -> Span:
     """The claim once `plan`'s counted conversion is recorded in it (lo moves back, hi on)."""
     lo = {"lo_key": plan.order_key, "lo_at": plan.occurred_at, "lo_conversion": plan.conversion_id}
     hi = {"hi_key": plan.order_key, "hi_at": plan.occurred_at, "hi_conversion": plan.conversion_id}
-    if claim.hi_key is None:  # no period yet (see ClaimState.exists)
-        return ClaimState(**lo, **hi)
+    if claim.hi_key is None:  # no period yet (see Span.exists)
+        return Span(**lo, **hi)
     widened = claim
     if claim.lo_key is not None and plan.order_key < claim.lo_key:
         widened = replace(widened, **lo)

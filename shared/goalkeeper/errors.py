@@ -86,13 +86,14 @@ class GoalLimitReached(Conflict):
 
 
 class JobRunning(Conflict):
-    """Another job holds the goal (one not yet ended): `job_id` is that job."""
+    """Another job holds the goal or funnel (one not yet ended): `job_id` is that job.
+    `field` names what it holds: "goal_id" or "funnel_id"."""
 
-    def __init__(self, goal_id: str, job_id: str) -> None:
+    def __init__(self, field: str, ident: str, job_id: str) -> None:
         super().__init__(
-            f"a backfill of goal {goal_id!r} is already running (job {job_id}); wait "
-            "for it to end (GET /v1/jobs/{job_id})",
-            [FieldProblem("goal_id", f"has a backfill running: {job_id}")],
+            f"a backfill of {field.removesuffix('_id')} {ident!r} is already running (job "
+            f"{job_id}); wait for it to end (GET /v1/jobs/{{job_id}})",
+            [FieldProblem(field, f"has a backfill running: {job_id}")],
         )
         self.job_id = job_id
 

@@ -156,13 +156,19 @@ def seen_visitor(account_id: str, day: str, visitor_id: str) -> dict[str, str]:
 
 
 def job(account_id: str, job_id: str) -> dict[str, str]:
-    """A background job of the account (a goal backfill): its range, position and counts."""
+    """A background job of the account (a goal's or a funnel's backfill): its range,
+    position and counts."""
     return {PK: f"A#{account_id}#JOB#{job_id}", SK: "JOB"}
 
 
 def goal_job_lock(account_id: str, goal_id: str) -> dict[str, str]:
     """Which job holds a goal, so a second backfill of it is refused while one runs."""
     return {PK: f"A#{account_id}#GOALJOB#{goal_id}", SK: "LOCK"}
+
+
+def funnel_job_lock(account_id: str, funnel_id: str) -> dict[str, str]:
+    """Which job holds a funnel, so a second backfill of it is refused while one runs."""
+    return {PK: f"A#{account_id}#FUNNELJOB#{funnel_id}", SK: "LOCK"}
 
 
 def touches_pk(account_id: str, scope: str, scope_id: str) -> str:

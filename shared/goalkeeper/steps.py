@@ -78,7 +78,8 @@ class Mark:
 
 @dataclass(frozen=True)
 class Span:
-    """What a progress item says (empty when it does not exist): its earliest and latest
+    """What a period's item says, a track's progress item or a de-dup claim
+    (goalkeeper.dedup), empty when it does not exist: its earliest and latest
     conversion, each as order key, time and conversion id."""
 
     lo_key: str | None = None
@@ -92,6 +93,10 @@ class Span:
     def of(cls, item: Mapping[str, Any] | None) -> "Span":
         item = item or {}
         return cls(**{name: item.get(name) for name in cls.__dataclass_fields__})
+
+    @property
+    def exists(self) -> bool:
+        return self.hi_key is not None
 
 
 def subject_of(visitor_id: str | None, contact_id: str | None) -> str | None:

@@ -172,6 +172,7 @@ BODIES = {
         "visit_id": "s",
         "replaces": "+442079460000",
     },
+    ("POST", "/v1/funnels/{funnel_id}/backfill"): {"from": str(datetime.now(UTC).date())},
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),

@@ -599,6 +599,18 @@ def test_goalkeeper_backfill_runs_a_job_with_a_progress_bar(
     )
     assert sum(day["counted"] for day in report["days"]) == 12
 
+    # A funnel created later, filled: the sign-ups (all counted now) are its first step.
+    status, pages = served.request("POST", "/v1/goals", write, THREE_PAGES)
+    assert status == 201, pages
+    funnel_spec = {"name": "Sign-up, then pages", "steps": [goal["goal_id"], pages["goal_id"]]}
+    status, funnel = served.request("POST", "/v1/funnels", write, funnel_spec)
+    assert status == 201, funnel
+    fill = ["backfill", "--funnel", funnel["funnel_id"], "--from", _day(0), "--to", _day(30)]
+    assert commands.main([*fill, *api]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(f": funnel {funnel['funnel_id']}, {_day(0)} to {_day(30)}"), lines
+    assert lines[-1] == f"[{'#' * 30}] 29/29 events  12 on a step  0 on none  (done)"
+
     assert commands.main(["backfill", "goal_unknown", "--from", _day(0), *api]) == 1
     assert "404 not_found" in capsys.readouterr().err
     assert commands.main(["backfill", goal["goal_id"], "--from", "yesterday", *api]) == 1

@@ -3,63 +3,21 @@ requires another counts only after it, within its window, decided in the decidin
 write; a funnel's report, from counters kept by those writes, equals hand-computed
 numbers and a recount of the conversion items."""
 
-from datetime import datetime, timedelta
-from typing import Any
-
 from goalkeeper.steps import bucket_value, seconds_bucket
 from support.funnel_recount import assert_funnels_equal_a_recount
+from support.funnel_workload import (
+    CHECKOUT,
+    DAY,
+    FORM,
+    LANDING,
+    RANGE,
+    THANKS,
+    page,
+    send,
+    stored_conversions,
+    trigger,
+)
 from support.stack import InProcessStack
-
-T = datetime(2026, 11, 10, 10, 0, 0)
-RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
-LANDING = {
-    "name": "Landing",
-    "rule": {"kind": "url", "match": "prefix", "pattern": "https://shop.example/landing"},
-}
-FORM = {"name": "Form", "rule": {"kind": "custom_trigger", "name": "form"}}
-THANKS = {
-    "name": "Thanks",
-    "rule": {"kind": "url", "match": "prefix", "pattern": "https://shop.example/thanks"},
-}
-
-
-def at(seconds: float) -> str:
-    return (T + timedelta(seconds=seconds)).isoformat() + "Z"
-
-
-def page(event_id: str, visitor: str, path: str, seconds: float) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "type": "page_view",
-        "visitor_id": visitor,
-        "url": f"https://shop.example/{path}",
-        "occurred_at": at(seconds),
-    }
-
-
-def trigger(event_id: str, name: str, seconds: float, **who: str) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "type": "custom_trigger",
-        "name": name,
-        "occurred_at": at(seconds),
-    } | who
-
-
-def _send(stack: InProcessStack, write: str, *events: dict[str, Any]) -> None:
-    for event in events:  # one by one: decided in this order
-        status, answer = stack.api.request("POST", "/v1/events", write, event)
-        assert status == 202, answer
-        stack.evaluate_pending()
-
-
-def _conversions(stack: InProcessStack) -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (i["event_id"], i["goal_name"]): i for i in stack.items() if i.get("kind") == "conversion"
-    }
-
-
-DAY = 86400
 
 
 def test_a_three_step_funnel_counts_what_a_hand_count_says(stack: InProcessStack) -> None:
@@ -73,32 +31,7 @@ def test_a_three_step_funnel_counts_what_a_hand_count_says(stack: InProcessStack
         {"name": "Checkout", "steps": [landing, form, thanks], "window_days": 7},
     )
     assert status == 201, funnel
-    _send(
-        stack,
-        write,
-        # v1: every step (300 s, then 60 s).
-        page("v1-l", "v1", "landing", 0),
-        trigger("v1-f", "form", 300, visitor_id="v1"),
-        page("v1-t", "v1", "thanks", 360),
-        # v2 skips the form: the thank-you page is no step for them.
-        page("v2-l", "v2", "landing", 0),
-        page("v2-t", "v2", "thanks", 3600),
-        # v3 fills the form 8 days later, outside the window; so the thank-you page neither.
-        page("v3-l", "v3", "landing", 0),
-        trigger("v3-f", "form", 8 * DAY, visitor_id="v3"),
-        page("v3-t", "v3", "thanks", 8 * DAY + 60),
-        # v4 repeats steps (the repeats are void conversions: once per visitor and goal).
-        page("v4-l", "v4", "landing", 0),
-        page("v4-l2", "v4", "landing", 60),
-        trigger("v4-f", "form", 7200, visitor_id="v4"),
-        trigger("v4-f2", "form", 7300, visitor_id="v4"),
-        # v5 fills the form without landing.
-        trigger("v5-f", "form", 0, visitor_id="v5"),
-        # v6: every step (1200 s, then 1800 s).
-        page("v6-l", "v6", "landing", 0),
-        trigger("v6-f", "form", 1200, visitor_id="v6"),
-        page("v6-t", "v6", "thanks", 3000),
-    )
+    send(stack, write, *CHECKOUT)
     status, report = stack.api.request(
         "GET", f"/v1/reports/funnels/{funnel['funnel_id']}", read, query=RANGE
     )
@@ -130,7 +63,7 @@ def test_a_three_step_funnel_counts_what_a_hand_count_says(stack: InProcessStack
     assert list(by_day) == ["2026-11-10"]
     assert [s["converted"] for s in by_day["2026-11-10"]] == [5, 3, 2]
     assert len(report["days"]) == 30
-    conversions = _conversions(stack)
+    conversions = stored_conversions(stack)
     assert conversions[("v1-t", "Thanks")]["funnels"][funnel["funnel_id"]] == {
         "step": 3,
         "previous_conversion": conversions[("v1-f", "Form")]["conversion_id"],
@@ -146,7 +79,7 @@ def test_a_three_step_funnel_counts_what_a_hand_count_says(stack: InProcessStack
     status, deleted = stack.api.request("DELETE", f"/v1/funnels/{funnel['funnel_id']}", write)
     assert (status, deleted["active"]) == (200, False)
     assert stack.api.request("GET", "/v1/funnels", read)[1]["funnels"] == []
-    _send(stack, write, page("v9-l", "v9", "landing", 0))
+    send(stack, write, page("v9-l", "v9", "landing", 0))
     status, after = stack.api.request(
         "GET", f"/v1/reports/funnels/{funnel['funnel_id']}", read, query=RANGE
     )
@@ -164,7 +97,7 @@ def test_a_prerequisite_is_decided_in_the_write_and_first_decided_wins(
         "requires": {"goal_id": form, "within_days": 2},
     }
     (purchase,) = stack.add_goals(write, [purchase_spec])
-    _send(
+    send(
         stack,
         write,
         trigger("a-f", "form", 0, visitor_id="a"),
@@ -179,7 +112,7 @@ def test_a_prerequisite_is_decided_in_the_write_and_first_decided_wins(
         trigger("e-f", "form", 0, contact_id="crm-1"),
         trigger("e-b", "buy", 60, contact_id="crm-1"),
     )
-    conversions = _conversions(stack)
+    conversions = stored_conversions(stack)
     status = {
         event: conversions[(event, "Purchase")]["status"]
         for event in ("a-b", "b-b", "c-b", "d-b", "e-b")
@@ -211,12 +144,12 @@ def test_a_prerequisite_is_decided_in_the_write_and_first_decided_wins(
     stack.add_goals(
         write, [dict(FORM, name="Form again", requires={"goal_id": form, "within_days": 2})]
     )
-    _send(stack, write, trigger("g-f", "form", 0, visitor_id="g"))
-    conversions = _conversions(stack)
+    send(stack, write, trigger("g-f", "form", 0, visitor_id="g"))
+    conversions = stored_conversions(stack)
     assert conversions[("g-f", "Form")]["status"] == "counted"
     assert conversions[("g-f", "Form again")]["status"] == "void"
-    _send(stack, write, trigger("g-f2", "form", 60, visitor_id="g"))
-    assert _conversions(stack)[("g-f2", "Form again")]["status"] == "counted"
+    send(stack, write, trigger("g-f2", "form", 60, visitor_id="g"))
+    assert stored_conversions(stack)[("g-f2", "Form again")]["status"] == "counted"
     assert_funnels_equal_a_recount(stack.items())
     # Validation: an unknown goal, a cycle, a goal requiring itself.
     for goal_id, spec_goal in (("goal_unknown", None), (purchase, form), (form, form)):

@@ -294,6 +294,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/funnels"): {"read", "write"},
     ("GET", "/v1/funnels/{funnel_id}"): {"read", "write"},
     ("DELETE", "/v1/funnels/{funnel_id}"): {"write"},
+    ("POST", "/v1/funnels/{funnel_id}/backfill"): {"write"},
     ("GET", "/v1/reports/funnels/{funnel_id}"): {"read"},
     # call tracking: Twilio
     ("PUT", "/v1/integrations/twilio"): {"write"},
@@ -488,6 +489,11 @@ CASES: dict[tuple[str, str], Cases] = {
         for funnel_id in a.funnel_ids
         for role in ("read", "write")
     ],
+    ("POST", "/v1/funnels/{funnel_id}/backfill"): lambda a, b: [
+        Attempt(role, f"/v1/funnels/{funnel_id}/backfill", BACKFILL)
+        for funnel_id in a.funnel_ids
+        for role in ("write", "read")
+    ],
     ("DELETE", "/v1/funnels/{funnel_id}"): lambda a, b: [
         Attempt(role, f"/v1/funnels/{funnel_id}")
         for funnel_id in a.funnel_ids
@@ -618,6 +624,7 @@ def _valid_body(route: ApiRoute) -> Any:
         ("POST", "/v1/keys"): {},
         ("POST", "/v1/accounts/{account_id}/keys"): {"role": "write"},
         ("POST", "/v1/goals/{goal_id}/backfill"): BACKFILL,
+        ("POST", "/v1/funnels/{funnel_id}/backfill"): BACKFILL,
         **{("POST", path): {"batch": []} for path in SEGMENT_BODIES},
         ("POST", "/v1/webhooks"): {"url": A_HOOK},
         ("POST", "/v1/funnels"): {"name": "x", "steps": ["goal_x", "goal_y"]},
@@ -827,6 +834,10 @@ def _workload(stack: InProcessStack) -> None:
         status, job = stack.api.request("POST", f"/v1/goals/{goal_id}/backfill", write, BACKFILL)
         assert status == 202, job
         jobs.append(job["job_id"])
+    # And of the funnel (its conversions read, put on steps under conditions).
+    status, job = stack.api.request("POST", f"/v1/funnels/{funnel_id}/backfill", write, BACKFILL)
+    assert status == 202, job
+    jobs.append(job["job_id"])
     stack.run_backfills()
     stack.deliver_pending()  # the notify function: the bus, deliveries and their attempts
     assert receiver.received and not receiver.rejected

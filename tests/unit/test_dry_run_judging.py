@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from goalkeeper.crediting import Credit
-from goalkeeper.dedup import ClaimState, ConversionPlan, Layout, Slot, judge_in_order
+from goalkeeper.dedup import ConversionPlan, Layout, Slot, judge_in_order
 from goalkeeper.dedup import plan_conversion as plan_for
 from goalkeeper.history import stored_event
 from goalkeeper.models.goals import Goal, GoalSpec
+from goalkeeper.steps import Span
 
 ACCOUNT = "acc-1"
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
@@ -45,11 +46,11 @@ def _plan(goal: Goal, event_id: str, days: float, visitor: str = "v-1") -> Conve
     )
 
 
-def _stored(plan: ConversionPlan, conversion: str) -> dict[Slot, ClaimState]:
+def _stored(plan: ConversionPlan, conversion: str) -> dict[Slot, Span]:
     """A claim holding one counted conversion of another goal, at `plan`'s time."""
     (slot,) = [slot for slot in plan.writes if slot.layout == WINDOW]
     at = plan.occurred_at
-    state = ClaimState(f"{at}#x", at, conversion, f"{at}#x", at, conversion)
+    state = Span(f"{at}#x", at, conversion, f"{at}#x", at, conversion)
     return {slot: state}
 
 
@@ -106,9 +107,7 @@ def test_a_stored_conversion_of_the_same_event_does_not_void_it() -> None:
     goal = _goal(dedup={"keys": ["visitor"], "window_days": 30})
     plan = _plan(goal, "a", 3)
     (slot,) = [slot for slot in plan.writes if slot.layout == WINDOW]
-    own = ClaimState(
-        plan.order_key, plan.occurred_at, "c-x", plan.order_key, plan.occurred_at, "c-x"
-    )
+    own = Span(plan.order_key, plan.occurred_at, "c-x", plan.order_key, plan.occurred_at, "c-x")
 
     assert _outcome(judge_in_order([plan], {slot: own})) == [("a", "counted", None)]
 

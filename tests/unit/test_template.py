@@ -75,6 +75,7 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/funnels"): "IngestFunction",
     ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
+    ("POST", "/v1/funnels/{funnel_id}/backfill"): "IngestFunction",
     ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
     # call tracking: Twilio
     ("PUT", "/v1/integrations/twilio"): "IngestFunction",

@@ -233,10 +233,12 @@ def progress_line(job: dict[str, Any]) -> str:
     done = 1.0 if job["status"] == "done" or not total else min(1.0, job["processed"] / total)
     filled = round(done * PROGRESS_BAR_WIDTH)
     bar = "#" * filled + "-" * (PROGRESS_BAR_WIDTH - filled)
-    return (
-        f"[{bar}] {job['processed']}/{total} events  {job['counted']} counted  "
-        f"{job['void']} void  ({job['status']})"
+    counts = (
+        f"{job['counted']} on a step  {job['void']} on none"
+        if job["kind"] == "funnel_backfill"
+        else f"{job['counted']} counted  {job['void']} void"
     )
+    return f"[{bar}] {job['processed']}/{total} events  {counts}  ({job['status']})"
 
 
 def _backfill(args: argparse.Namespace) -> int:
@@ -245,17 +247,20 @@ def _backfill(args: argparse.Namespace) -> int:
         return 2
     # Either the API's base URL or the one `goalkeeper serve` prints (ending in /v1).
     api = args.api.rstrip("/").removesuffix("/v1")
-    goal = urllib.parse.quote(args.goal_id, safe="")
+    if args.funnel_id:
+        what, path = "funnel", f"funnels/{urllib.parse.quote(args.funnel_id, safe='')}"
+    else:
+        what, path = "goal", f"goals/{urllib.parse.quote(args.goal_id, safe='')}"
     body = {"from": args.start} | ({"to": args.end} if args.end else {})
     try:
-        status, job = http_json("POST", f"{api}/v1/goals/{goal}/backfill", args.key, body)
+        status, job = http_json("POST", f"{api}/v1/{path}/backfill", args.key, body)
     except OSError as error:
         print(f"backfill: cannot reach {api}: {error}", file=sys.stderr)
         return 1
     if status != 202:
         print(f"backfill refused: {_refusal(status, job)}", file=sys.stderr)
         return 1
-    print(f"backfill {job['job_id']}: goal {job['goal_id']}, {job['from']} to {job['to']}")
+    print(f"backfill {job['job_id']}: {what} {job[f'{what}_id']}, {job['from']} to {job['to']}")
     tty, shown, failures = sys.stdout.isatty(), "", 0
     while True:
         line = progress_line(job)
@@ -359,13 +364,21 @@ def main(argv: list[str] | None = None) -> int:
     redrive.set_defaults(run=_redrive)
     backfill = commands.add_parser(
         "backfill",
-        help="decide a goal for the stored events of a past range, with a progress bar",
+        help="decide a goal (or fill a funnel) for the stored events of a past range, "
+        "with a progress bar",
         description="Start a backfill of the goal over the API (POST "
-        "/v1/goals/{goal_id}/backfill) and show its progress until it ends. Days are "
-        "in the account's time zone, both included. Exit status 1 when it is refused "
-        "or fails.",
+        "/v1/goals/{goal_id}/backfill), or with --funnel of the funnel (POST "
+        "/v1/funnels/{funnel_id}/backfill), and show its progress until it ends. Days "
+        "are in the account's time zone, both included. Exit status 1 when it is "
+        "refused or fails.",
     )
-    backfill.add_argument("goal_id")
+    target = backfill.add_mutually_exclusive_group(required=True)
+    target.add_argument("goal_id", nargs="?", help="the goal to decide")
+    target.add_argument(
+        "--funnel",
+        dest="funnel_id",
+        help="a funnel to fill instead: its steps counted for the range's conversions",
+    )
     backfill.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
     backfill.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (default: today)")
     backfill.add_argument(

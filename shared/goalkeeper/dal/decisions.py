@@ -23,6 +23,11 @@ of the conversion items. What each goal needs to be decided atomically with live
 in one transaction; goals of one event never void each other (a claim period that
 holds only this event's conversions does not block), so splitting an event's goals
 over several transactions decides each exactly as one transaction would.
+
+A funnel created later is filled by putting stored counted conversions on its steps
+(`Decisions.put_on_funnel_step`, a funnel backfill): the conversion's record of the
+funnel (only if it holds none yet), the step's condition, its track and the funnel's
+counters, in one transaction of their own.
 """
 
 from collections.abc import Hashable
@@ -43,7 +48,7 @@ from goalkeeper.dal.transactions import (
     Transaction,
     TransactionCancelled,
 )
-from goalkeeper.dedup import Check, ClaimState, ConversionPlan, Decision, Slot
+from goalkeeper.dedup import Check, ConversionPlan, Decision, Slot
 from goalkeeper.models.common import iso
 from goalkeeper.steps import FunnelStep, Mark, Met, Span, StepCheck, seconds_bucket
 
@@ -69,7 +74,7 @@ class DecisionState:
     # A history rule's completion another event already holds: no conversion at all.
     superseded: set[str] = field(default_factory=set)
     visitor_already_counted: set[str] = field(default_factory=set)
-    claims: dict[Slot, ClaimState] = field(default_factory=dict)
+    claims: dict[Slot, Span] = field(default_factory=dict)
     # Progress items as last read or returned by a cancellation (goalkeeper.steps).
     progress: dict[Mark, Span] = field(default_factory=dict)
 
@@ -121,7 +126,7 @@ class DecisionState:
                 _add_completion(transaction, plan)
         self._add_progress(transaction, counted, reached)
         for slot, write in _claims_written(counted).items():
-            _add_claim(transaction, slot, write, self.claims.get(slot, ClaimState()))
+            _add_claim(transaction, slot, write, self.claims.get(slot, Span()))
             if write.checks and write.checks[0].windowed:
                 _add_neighbour_checks(transaction, write.recorded, write.checks[0])
         converted = [plan for plan in counted if self._marks_visitor(plan)]
@@ -147,14 +152,9 @@ class DecisionState:
             assert met is not None  # counted only when met
             attributes["prerequisite_conversion"] = met.conversion
         if reached:
-            funnels = {}
-            for step, met in reached:
-                record: dict[str, Any] = {"step": step.step}
-                if met is not None and step.after is not None:
-                    record["previous_conversion"] = met.conversion
-                    record["seconds_to_convert"] = step.after.seconds_since(met)
-                funnels[step.funnel_id] = record
-            attributes["funnels"] = funnels
+            attributes["funnels"] = {
+                step.funnel_id: _funnel_record(step, met) for step, met in reached
+            }
         return attributes
 
     def _add_progress(
@@ -223,7 +223,7 @@ class DecisionState:
                 case ("seen", *_):
                     self.sighting = None  # an earlier event already counted this visitor today
                 case ("claim" | "before" | "after" as kind, Slot() as slot):
-                    learned |= self._learn_claim(kind, slot, claim_state(reason.item))
+                    learned |= self._learn_claim(kind, slot, Span.of(reason.item))
                     continue
                 case ("progress", Mark() as mark):
                     span = Span.of(reason.item)
@@ -235,7 +235,7 @@ class DecisionState:
             learned = True
         return learned
 
-    def _learn_claim(self, kind: str, slot: Slot, claim: ClaimState) -> bool:
+    def _learn_claim(self, kind: str, slot: Slot, claim: Span) -> bool:
         learned = False
         if kind == "claim" and self.claims.get(slot) != claim:
             self.claims[slot] = claim
@@ -292,11 +292,6 @@ def _already_decided(plan: ConversionPlan, item: dict[str, Any]) -> Decision:
     )
 
 
-def claim_state(item: dict[str, Any]) -> ClaimState:
-    """What a claim item says (a cancellation's item, or one read by key)."""
-    return ClaimState(**{name: item.get(name) for name in ClaimState.__dataclass_fields__})
-
-
 def chunks(
     plans: list[ConversionPlan], sighting: Sighting | None, table: str
 ) -> list[DecisionState]:
@@ -343,7 +338,7 @@ def _entangled(plans: list[ConversionPlan], plan: ConversionPlan) -> bool:
     return bool(reads & set(plan.progress_written()) or writes & set(plan.progress_reads()))
 
 
-def _blocking(kind: str, slot: Slot, check: Check, claim: ClaimState) -> str | None:
+def _blocking(kind: str, slot: Slot, check: Check, claim: Span) -> str | None:
     """The conversion that makes `check` fail, given the item a cancellation returned."""
     if kind == "claim" and check.slot == slot:
         return check.blocking_in_own(claim)
@@ -371,7 +366,7 @@ def _claims_written(counted: list[ConversionPlan]) -> dict[Slot, _ClaimWrite]:
     return written
 
 
-def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: ClaimState) -> None:
+def _add_claim(transaction: Transaction, slot: Slot, write: _ClaimWrite, known: Span) -> None:
     """Widen the period's lo/hi to this event's conversions (see `_widen`)."""
     key = slot.key(write.recorded.account_id)
     _widen(transaction, ("claim", slot), key, write.recorded, known, bool(write.checks))
@@ -382,7 +377,7 @@ def _widen(
     tag: Hashable,
     item_key: dict[str, str],
     plan: ConversionPlan,
-    known: ClaimState | Span,
+    known: Span,
     checked: bool = False,
     kind: str = "claim",
 ) -> None:
@@ -455,6 +450,111 @@ def _step_conditions(
         f"attribute_not_exists(pk) OR {at_before.name('hi_at')} < {at_before.value(check.lower)}"
     )
     return [(own, own_condition, at_own), (before, before_condition, at_before)]
+
+
+def _funnel_record(step: FunnelStep, met: Met | None) -> dict[str, Any]:
+    """A counted conversion's record of a funnel step it is on: the previous step's
+    conversion it rests on, and the seconds since (none on a first step)."""
+    record: dict[str, Any] = {"step": step.step}
+    if met is not None and step.after is not None:
+        record["previous_conversion"] = met.conversion
+        record["seconds_to_convert"] = step.after.seconds_since(met)
+    return record
+
+
+@dataclass(frozen=True)
+class CountedConversion:
+    """A stored counted conversion, as a funnel backfill reads it."""
+
+    conversion_id: str
+    goal_id: str
+    event_id: str
+    occurred_at: str
+    day: str
+    visitor_id: str | None
+    contact_id: str | None
+    funnels: frozenset[str]  # the funnels it holds a step record of
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> "CountedConversion":
+        return cls(
+            item["conversion_id"],
+            item["goal_id"],
+            item["event_id"],
+            item["occurred_at"],
+            item["day"],
+            item.get("visitor_id"),
+            item.get("contact_id"),
+            frozenset(item.get("funnels") or {}),
+        )
+
+
+@dataclass
+class StepFill:
+    """A stored counted conversion to put on its step of one funnel after the fact
+    (`plan.funnel_steps` holds that one step), and what attempts at it have learned."""
+
+    plan: ConversionPlan
+    has_funnels: bool  # the conversion holds a record of some funnel (a map to add to)
+    progress: dict[Mark, Span] = field(default_factory=dict)
+    # Settled: on the step (True), or no longer a counted conversion (False).
+    on_step: bool | None = None
+
+    @property
+    def step(self) -> FunnelStep:
+        return self.plan.funnel_steps[0]
+
+    def reached(self) -> bool:
+        """The previous step is reached within the window, as far as the items are known."""
+        return self.step.after is None or self.step.after.judge(self.progress) is not None
+
+    def transaction(self, table: str) -> Transaction:
+        plan, step = self.plan, self.step
+        met = None if step.after is None else step.after.judge(self.progress)
+        transaction = Transaction(table)
+        expression = Expression()
+        funnels, record = expression.name("funnels"), _funnel_record(step, met)
+        condition = f"{expression.name('status')} = {expression.value('counted')} AND "
+        if self.has_funnels:
+            funnel = expression.name(step.funnel_id)
+            update = f"SET {funnels}.{funnel} = {expression.value(record)}"
+            condition += f"attribute_not_exists({funnels}.{funnel})"
+        else:
+            update = f"SET {funnels} = {expression.value({step.funnel_id: record})}"
+            condition += f"attribute_not_exists({funnels})"
+        key = keys.conversion(plan.account_id, plan.conversion_id)
+        transaction.update("conversion", key, update, expression, condition, return_old=True)
+        if step.after is not None:
+            for mark, check, at_mark in _step_conditions(step.after, self.progress):
+                transaction.check(("progress", mark), mark.key(plan.account_id), check, at_mark)
+        if step.mark is not None:
+            known = self.progress.get(step.mark, Span())
+            key = step.mark.key(plan.account_id)
+            _widen(transaction, ("progress", step.mark), key, plan, known, kind="progress")
+        _add_funnel_day(transaction, step.funnel_id, [(plan, step, met)])
+        return transaction
+
+    def learn(self, reasons: dict[Hashable, Reason]) -> bool:
+        """Record what a cancellation revealed; False when it revealed nothing new."""
+        learned = False
+        for tag, reason in reasons.items():
+            if not reason.failed_condition:
+                continue
+            match tag:
+                case "conversion":
+                    item, known = reason.item, (self.on_step, self.has_funnels)
+                    if item.get("status") != "counted":
+                        self.on_step = False
+                    elif self.step.funnel_id in (item.get("funnels") or {}):
+                        self.on_step = True
+                    self.has_funnels = "funnels" in item
+                    learned |= (self.on_step, self.has_funnels) != known
+                case ("progress", Mark() as mark):
+                    span = Span.of(reason.item)
+                    if self.progress.get(mark) != span:
+                        self.progress[mark] = span
+                        learned = True
+        return learned
 
 
 def _add_funnel_day(
@@ -707,19 +807,57 @@ class Decisions:
         found = self._table.get_many([keys.conversion(account_id, c) for c in conversion_ids])
         return [Conversion.of(item) for item in found]
 
-    def claims(self, account_id: str, slots: list[Slot]) -> dict[Slot, ClaimState]:
+    def claims(self, account_id: str, slots: list[Slot]) -> dict[Slot, Span]:
         """The claim items of these periods as stored now (BatchGetItem by exact key);
         a period with no item is left out."""
         by_key = {_position(slot.key(account_id)): slot for slot in slots}
         found = self._table.get_many([slot.key(account_id) for slot in by_key.values()])
-        return {by_key[_position(item)]: claim_state(item) for item in found}
+        return {by_key[_position(item)]: Span.of(item) for item in found}
 
-    def progress(self, account_id: str, marks: list[Mark]) -> dict[Mark, Span]:
+    def progress(
+        self, account_id: str, marks: list[Mark], consistent: bool = False
+    ) -> dict[Mark, Span]:
         """The progress items of these marks as stored now (BatchGetItem by exact key);
         a mark with no item is left out."""
         by_key = {_position(mark.key(account_id)): mark for mark in marks}
-        found = self._table.get_many([mark.key(account_id) for mark in by_key.values()])
+        found = self._table.get_many([mark.key(account_id) for mark in by_key.values()], consistent)
         return {by_key[_position(item)]: Span.of(item) for item in found}
+
+    def counted_conversions(
+        self, account_id: str, conversion_ids: list[str]
+    ) -> list[CountedConversion]:
+        """The stored counted conversions among these ids (BatchGetItem, consistent)."""
+        found = self._table.get_many(
+            [keys.conversion(account_id, c) for c in conversion_ids], consistent=True
+        )
+        return [CountedConversion.of(item) for item in found if item.get("status") == "counted"]
+
+    def put_on_funnel_step(self, fill: StepFill) -> bool:
+        """Put a stored counted conversion on its step of a funnel after the fact (a
+        funnel backfill), when that step is reached: True when the conversion is on the
+        step (put there now, or earlier by evaluation or another run), False when the
+        previous step is not reached within the window (nothing is written then).
+
+        The write (the conversion's record of the funnel, the track it joins, the
+        funnel's day counters) is conditioned on the conversion holding no record of the
+        funnel yet and on the progress item the step rests on, as a live decision is: a
+        conversion is put on a step once, whoever races it."""
+        marks = [*fill.step.after.marks()] if fill.step.after is not None else []
+        if fill.step.mark is not None:
+            marks.append(fill.step.mark)
+        fill.progress.update(self.progress(fill.plan.account_id, marks, consistent=True))
+        exhausted = "putting a conversion on a funnel step kept conflicting with concurrent writes"
+        for attempt in attempts(TRANSACTION_CONFLICT_ATTEMPTS + 4, exhausted):
+            if fill.on_step is not None or not fill.reached():
+                break
+            try:
+                self._table.commit(fill.transaction(self._table.name))
+            except TransactionCancelled as cancelled:
+                if not fill.learn(cancelled.reasons):
+                    back_off(cancelled, attempt)
+                continue
+            fill.on_step = True
+        return bool(fill.on_step)
 
     def completions(
         self, account_id: str, goal_id: str, scope: str, scope_id: str

@@ -1,4 +1,5 @@
-"""Background jobs (a goal backfill) and the per-goal lock a running job holds.
+"""Background jobs (a goal's or a funnel's backfill) and the lock a running job holds
+on its goal (or funnel).
 
 A job's every write is conditioned on its `step` (the number of writes it has had),
 so two runs of one job never both record a page: the second finds the job moved on.
@@ -15,13 +16,12 @@ from goalkeeper.errors import JobMovedOn, JobRunning
 
 @dataclass(frozen=True)
 class JobState:
-    """A job item: what the job does (a goal, a range of days) and how far it got."""
+    """A job item: what the job does (a goal or a funnel, a range of days) and how far
+    it got."""
 
     account_id: str
     job_id: str
     job_type: str
-    goal_id: str
-    goal_version: int
     status: str
     first: str  # the range's first and last day, in the account's time zone
     last: str
@@ -43,6 +43,24 @@ class JobState:
     counted: int = 0
     void: int = 0
     error: str | None = None
+    goal_id: str | None = None  # a goal's backfill: the goal, as it was at this version
+    goal_version: int | None = None
+    funnel_id: str | None = None  # a funnel's backfill
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """What the job works on, as a request names it: ("goal_id" | "funnel_id", id)."""
+        if self.funnel_id is not None:
+            return "funnel_id", self.funnel_id
+        assert self.goal_id is not None  # a job is of a goal or of a funnel
+        return "goal_id", self.goal_id
+
+    def lock(self) -> dict[str, str]:
+        """The key of the lock the job holds: one job at a time per goal, or per funnel."""
+        field, ident = self.target
+        if field == "funnel_id":
+            return keys.funnel_job_lock(self.account_id, ident)
+        return keys.goal_job_lock(self.account_id, ident)
 
     def changed(self, changes: dict[str, Any]) -> "JobState":
         """The job after a write of `changes` (which counts as one more step)."""
@@ -51,7 +69,7 @@ class JobState:
 
 # The item's names of the fields whose own names would read oddly in code.
 _ITEM_NAMES = {"first": "from", "last": "to"}
-_INTEGERS = {f.name for f in fields(JobState) if f.type in (int, "int")}
+_INTEGERS = {f.name for f in fields(JobState) if f.type in (int, int | None)}
 
 
 def job_item(job: JobState) -> dict[str, Any]:
@@ -79,9 +97,9 @@ class Jobs:
         self._table = table
 
     def start(self, job: JobState) -> None:
-        """Store a new job and make it the holder of its goal's lock, at once; JobRunning
-        when another job holds the lock (one not yet released)."""
-        lock = keys.goal_job_lock(job.account_id, job.goal_id) | {
+        """Store a new job and make it the holder of its goal's (or funnel's) lock, at
+        once; JobRunning when another job holds the lock (one not yet released)."""
+        lock = job.lock() | {
             "kind": "job_lock",
             "job_id": job.job_id,
             "active": True,
@@ -104,7 +122,7 @@ class Jobs:
                     running = str(holder.item["job_id"])
                     if running == job.job_id:
                         return
-                    raise JobRunning(job.goal_id, running) from cancelled
+                    raise JobRunning(*job.target, running) from cancelled
                 back_off(cancelled, attempt)
 
     def get(self, account_id: str, job_id: str) -> JobState | None:
@@ -114,7 +132,7 @@ class Jobs:
     def update(self, job: JobState, changes: dict[str, Any], release: bool = False) -> JobState:
         """Write `changes` (JobState fields) to a job and count the write in its `step`,
         on condition that `step` is still the one `job` holds; with `release`, also free
-        its goal's lock (which the job holds). The job as written, or JobMovedOn when
+        its goal's (or funnel's) lock, which the job holds. The job as written, or JobMovedOn when
         another write reached the job first."""
         transaction = self._table.transaction()
         expression = Expression()
@@ -127,7 +145,7 @@ class Jobs:
             freeing = Expression()
             transaction.update(
                 "lock",
-                keys.goal_job_lock(job.account_id, job.goal_id),
+                job.lock(),
                 f"SET {freeing.name('active')} = {freeing.value(False)}",
                 freeing,
                 f"{freeing.name('job_id')} = {freeing.value(job.job_id)}",

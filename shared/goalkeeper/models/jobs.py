@@ -1,4 +1,5 @@
-"""Background jobs: a goal backfill (POST /v1/goals/{goal_id}/backfill, GET /v1/jobs/{job_id})."""
+"""Background jobs: a goal's backfill (POST /v1/goals/{goal_id}/backfill), a funnel's
+(POST /v1/funnels/{funnel_id}/backfill); GET /v1/jobs/{job_id}."""
 
 import re
 from datetime import date
@@ -34,16 +35,26 @@ JobStatus = Literal["queued", "running", "done", "failed"]
 
 class Job(StrictModel):
     job_id: str
-    kind: Literal["backfill"]
-    goal_id: str
-    goal_version: int
+    kind: Literal["backfill", "funnel_backfill"]
+    # A job shows what it works on: a goal's backfill its goal and the goal's version, a
+    # funnel's backfill its funnel (goalkeeper.services.backfill.job_view).
+    goal_id: str | None = None
+    goal_version: int | None = None
+    funnel_id: str | None = None
     status: JobStatus
     start: date = Field(alias="from")
     end: date = Field(alias="to")
     processed: int = Field(description="events of the range read and decided so far")
     total: int | None = Field(description="events in the range; null while they are counted")
-    counted: int = Field(description="events read whose conversion of the goal counts")
-    void: int = Field(description="events read whose conversion of the goal is void")
+    counted: int = Field(
+        description="events read whose conversion of the goal counts; a funnel's backfill: "
+        "counted conversions read that are on a step of the funnel"
+    )
+    void: int = Field(
+        description="events read whose conversion of the goal is void; a funnel's backfill: "
+        "counted conversions read of the funnel's goals that are on no step (the previous "
+        "step not reached within the window)"
+    )
     created_at: str
     updated_at: str
     error: str | None = None

@@ -18,6 +18,10 @@ its counts, on condition that no other write reached the job first (`step`). Eac
 such write is a stream record that triggers the next run, and a run that dies before
 its checkpoint is run again from the previous one: re-deciding a page changes
 nothing, so a resumed job ends as a clean one would.
+
+The paging, the checkpoints and the lock are every job's (`JobRun`); what a page of
+events does is the kind's: deciding a goal (`GoalJobRun`) or filling a funnel
+(goalkeeper.services.funnel_backfill).
 """
 
 import secrets
@@ -110,6 +114,29 @@ def start_backfill(
             "backfill it",
             [FieldProblem("goal_id", "is deactivated")],
         )
+    return queue_job(
+        dal,
+        account_id,
+        request,
+        now,
+        retention_days,
+        job_type=JOB_KIND,
+        goal_id=goal_id,
+        goal_version=goal.version,
+    )
+
+
+def queue_job(
+    dal: Dal,
+    account_id: str,
+    request: BackfillRequest,
+    now: datetime,
+    retention_days: int,
+    **target: Any,
+) -> dict[str, Any]:
+    """A queued job over the events of [from, to] (days in the account's time zone),
+    `target` (its job_type, and what it works on) as given; InvalidInput naming a bad
+    range, JobRunning while another job holds the target."""
     zone = ZoneInfo(dal.accounts.timezone(account_id))
     today = now.astimezone(zone).date()
     first, last = request.start, request.end or today
@@ -122,9 +149,6 @@ def start_backfill(
     job = JobState(
         account_id=account_id,
         job_id=_new_job_id(now),
-        job_type=JOB_KIND,
-        goal_id=goal_id,
-        goal_version=goal.version,
         status="queued",
         first=first.isoformat(),
         last=last.isoformat(),
@@ -137,6 +161,7 @@ def start_backfill(
         after=iso(start),
         created_at=at,
         updated_at=at,
+        **target,
     )
     dal.jobs.start(job)
     return job_view(job)
@@ -149,6 +174,7 @@ def job_view(job: JobState) -> dict[str, Any]:
             "kind": job.job_type,
             "goal_id": job.goal_id,
             "goal_version": job.goal_version,
+            "funnel_id": job.funnel_id,
             "status": job.status,
             "from": job.first,
             "to": job.last,
@@ -161,7 +187,9 @@ def job_view(job: JobState) -> dict[str, Any]:
             "error": job.error,
         }
     )
-    return view.model_dump(mode="json", by_alias=True)
+    # A job shows what it works on: a goal (at a version) or a funnel.
+    other = {"goal_id", "goal_version"} if job.funnel_id is not None else {"funnel_id"}
+    return view.model_dump(mode="json", by_alias=True, exclude=other)
 
 
 def get_job(dal: Dal, account_id: str, job_id: str) -> dict[str, Any]:
@@ -172,7 +200,9 @@ def get_job(dal: Dal, account_id: str, job_id: str) -> dict[str, Any]:
 
 
 class JobRun:
-    """One run of a job: its next pages, from the position of its latest checkpoint."""
+    """One run of a job: its next pages, from the position of its latest checkpoint.
+    Each kind of job says what deciding a page of events is (`_prepare`,
+    `_decide_events`)."""
 
     def __init__(
         self,
@@ -188,16 +218,14 @@ class JobRun:
         self._page_events = page_events
         self._clock = clock
 
-    @classmethod
-    def resume(
-        cls, dal: Dal, seen: dict[str, Any], shards: int, page_events: int
-    ) -> "JobRun | None":
-        """A run for the job item `seen` (a stream record's image), or None when that is
-        not the job's latest write: a later record drives it, or it has ended."""
+    @staticmethod
+    def latest(dal: Dal, seen: dict[str, Any]) -> JobState | None:
+        """The job of the item `seen` (a stream record's image), or None when that is not
+        the job's latest write: a later record drives it, or it has ended."""
         job = dal.jobs.get(seen["account_id"], seen["job_id"])
         if job is None or job.status not in ACTIVE or job.step != seen["step"]:
             return None
-        return cls(dal, job, shards, page_events)
+        return job
 
     @property
     def status(self) -> str:
@@ -206,12 +234,22 @@ class JobRun:
     def run(self, time_left: Callable[[], float]) -> None:
         """Pages, each checkpointed before the next, until the job ends or `time_left()`
         (seconds) runs short."""
-        library = self._library()
-        while library is not None and self.status in ACTIVE:
-            if not self._checkpoint(*self._page(library)):
+        if not self._prepare():
+            return
+        while self.status in ACTIVE:
+            if not self._checkpoint(*self._page()):
                 return
             if time_left() < STOP_BEFORE_TIMEOUT_SECONDS:
                 return
+
+    def _prepare(self) -> bool:
+        """Load what deciding needs; False (having ended the job) when it cannot go on."""
+        raise NotImplementedError
+
+    def _decide_events(self, items: list[dict[str, Any]]) -> list[str]:
+        """Decide stored events of the range (in time order): the counts of the job they
+        add one to ("counted" | "void", each as often as it adds)."""
+        raise NotImplementedError
 
     def fail_page(self) -> None:
         """Count a failed attempt at the current page. The write is itself the record
@@ -225,7 +263,87 @@ class JobRun:
         else:
             self._write({"attempts": attempts})
 
-    def _library(self) -> GoalLibrary | None:
+    def _page(self) -> tuple[dict[str, Any], bool]:
+        """The next page's work, and the job's new position and counts (with whether
+        the job is finished)."""
+        if self.job.phase == "count":
+            return self._count_page(), False
+        return self._decide_page()
+
+    def _count_page(self) -> dict[str, Any]:
+        job = self.job
+        day, after, total = job.day, job.after, job.total
+        for _ in range(DAYS_PER_PAGE):
+            total += self.dal.events.count_day_events(job.account_id, day, after, job.end_sk)
+            if day == job.last_day:
+                return {
+                    "phase": "decide",
+                    "day": job.first_day,
+                    "after": job.start_sk,
+                    "total": total,
+                }
+            # A day's positions all begin with the day, so the day itself precedes them.
+            day = after = _next_day(day)
+        return {"day": day, "after": after, "total": total}
+
+    def _decide_page(self) -> tuple[dict[str, Any], bool]:
+        job = self.job
+        day, after = job.day, job.after
+        tally = {"processed": job.processed, "counted": job.counted, "void": job.void}
+        budget, days, finished = self._page_events, 0, False
+        while budget > 0 and days < DAYS_PER_PAGE and not finished:
+            page = self.dal.events.day_events(job.account_id, day, after, budget)
+            budget -= len(page.items)
+            in_range = [item for item in page.items if item["gsi3sk"] < job.end_sk]
+            for status in self._decide_events(in_range):
+                tally[status] += 1
+            tally["processed"] += len(in_range)
+            if len(in_range) < len(page.items):
+                finished = True  # past the range's end, which lies in its last day
+            elif page.cursor is not None:
+                after = page.cursor["gsi3sk"]
+            elif day == job.last_day:
+                finished = True
+            else:
+                day = after = _next_day(day)
+                days += 1
+        return {"day": day, "after": after, **tally}, finished
+
+    def _checkpoint(self, changes: dict[str, Any], finished: bool) -> bool:
+        changes |= {"attempts": 0, "status": "done" if finished else "running"}
+        return self._write(changes, release=finished)
+
+    def _end(self, error: str) -> None:
+        self._write({"status": "failed", "error": error}, release=True)
+
+    def _write(self, changes: dict[str, Any], release: bool = False) -> bool:
+        """Record `changes` unless another write reached the job first: then this run
+        stops, and the record of that write drives the job."""
+        changes = changes | {"updated_at": iso(self._clock())}
+        try:
+            self.job = self.dal.jobs.update(self.job, changes, release)
+        except JobMovedOn:
+            return False
+        return True
+
+
+class GoalJobRun(JobRun):
+    """A run of a goal's backfill: each event decided for the goal as evaluation would."""
+
+    _library: GoalLibrary
+
+    def _prepare(self) -> bool:
+        library = self._load_library()
+        if library is None:
+            return False
+        self._library = library
+        return True
+
+    def _decide_events(self, items: list[dict[str, Any]]) -> list[str]:
+        statuses = (self._decide(self._library, item) for item in items)
+        return [status for status in statuses if status is not None]
+
+    def _load_library(self) -> GoalLibrary | None:
         """An index of this goal alone, with the layouts of the whole library: a
         counted conversion widens every claim some goal checks, as live ones do."""
         account_id = self.job.account_id
@@ -244,54 +362,6 @@ class JobRun:
             version.attribution,
             library_links(goals, self.dal.funnels, account_id),
         )
-
-    def _page(self, library: GoalLibrary) -> tuple[dict[str, Any], bool]:
-        """The next page's work, and the job's new position and counts (with whether
-        the job is finished)."""
-        if self.job.phase == "count":
-            return self._count_page(), False
-        return self._decide_page(library)
-
-    def _count_page(self) -> dict[str, Any]:
-        job = self.job
-        day, after, total = job.day, job.after, job.total
-        for _ in range(DAYS_PER_PAGE):
-            total += self.dal.events.count_day_events(job.account_id, day, after, job.end_sk)
-            if day == job.last_day:
-                return {
-                    "phase": "decide",
-                    "day": job.first_day,
-                    "after": job.start_sk,
-                    "total": total,
-                }
-            # A day's positions all begin with the day, so the day itself precedes them.
-            day = after = _next_day(day)
-        return {"day": day, "after": after, "total": total}
-
-    def _decide_page(self, library: GoalLibrary) -> tuple[dict[str, Any], bool]:
-        job = self.job
-        day, after = job.day, job.after
-        tally = {"processed": job.processed, "counted": job.counted, "void": job.void}
-        budget, days, finished = self._page_events, 0, False
-        while budget > 0 and days < DAYS_PER_PAGE and not finished:
-            page = self.dal.events.day_events(job.account_id, day, after, budget)
-            budget -= len(page.items)
-            in_range = [item for item in page.items if item["gsi3sk"] < job.end_sk]
-            for item in in_range:
-                status = self._decide(library, item)
-                if status is not None:
-                    tally[status] += 1
-            tally["processed"] += len(in_range)
-            if len(in_range) < len(page.items):
-                finished = True  # past the range's end, which lies in its last day
-            elif page.cursor is not None:
-                after = page.cursor["gsi3sk"]
-            elif day == job.last_day:
-                finished = True
-            else:
-                day = after = _next_day(day)
-                days += 1
-        return {"day": day, "after": after, **tally}, finished
 
     def _decide(self, library: GoalLibrary, item: dict[str, Any]) -> str | None:
         """Decide the goal for one event as evaluation would: the status of the event's
@@ -312,24 +382,8 @@ class JobRun:
         if library.index.needs_contact_tags(event):
             # A contact's entry into a tags rule that is already decided is not offered
             # again (history.tag_occurrences): its conversion, if any, says how it went.
-            conversion_id = keys.conversion_id(item["event_id"], self.job.goal_id)
+            _, goal_id = self.job.target
+            conversion_id = keys.conversion_id(item["event_id"], goal_id)
             conversion = self.dal.decisions.conversion(account_id, conversion_id)
             return None if conversion is None else conversion.status
         return None
-
-    def _checkpoint(self, changes: dict[str, Any], finished: bool) -> bool:
-        changes |= {"attempts": 0, "status": "done" if finished else "running"}
-        return self._write(changes, release=finished)
-
-    def _end(self, error: str) -> None:
-        self._write({"status": "failed", "error": error}, release=True)
-
-    def _write(self, changes: dict[str, Any], release: bool = False) -> bool:
-        """Record `changes` unless another write reached the job first: then this run
-        stops, and the record of that write drives the job."""
-        changes = changes | {"updated_at": iso(self._clock())}
-        try:
-            self.job = self.dal.jobs.update(self.job, changes, release)
-        except JobMovedOn:
-            return False
-        return True

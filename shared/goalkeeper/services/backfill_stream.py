@@ -1,7 +1,9 @@
-"""Goal backfills' stream batches: records of job items that are queued or running.
+"""Backfills' stream batches (goals' and funnels'): records of job items that are queued
+or running.
 
 A job's creation and each checkpoint it writes are stream records; the record of the
-job's latest write runs its next pages (see goalkeeper.services.backfill). Records of
+job's latest write runs its next pages (see goalkeeper.services.backfill and
+goalkeeper.services.funnel_backfill). Records of
 older writes find the job moved on and do nothing, so redeliveries are harmless. Each
 record is decided on its own: a record that fails is retried alone.
 """
@@ -15,9 +17,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from goalkeeper.dal import Dal
 from goalkeeper.errors import StoreUnavailable
+from goalkeeper.services import backfill, funnel_backfill
 from goalkeeper.services.backfill import ACTIVE, JobRun
 from goalkeeper.services.streams import MetricSink, StreamProcessor, stream_change
 from goalkeeper.settings import Settings
+
+# Each kind of job (JobState.job_type) and the run that takes its pages.
+RUNS: dict[str, type[JobRun]] = {
+    backfill.JOB_KIND: backfill.GoalJobRun,
+    funnel_backfill.JOB_KIND: funnel_backfill.FunnelJobRun,
+}
 
 
 class BackfillProcessor(StreamProcessor):
@@ -37,12 +46,12 @@ class BackfillProcessor(StreamProcessor):
     def record_handler(self, record: DynamoDBRecord, lambda_context: LambdaContext) -> None:
         seen = stream_change(record).new_image
         settings = self._settings()
-        run = JobRun.resume(
-            self._dal(), seen, settings.aggregate_shards, settings.backfill_page_events
-        )
-        if run is None:
+        dal = self._dal()
+        job = JobRun.latest(dal, seen)
+        if job is None:
             return
-        where = {"job_id": seen["job_id"], "goal_id": seen["goal_id"]}
+        run = RUNS[job.job_type](dal, job, settings.aggregate_shards, settings.backfill_page_events)
+        where = {"job_id": job.job_id} | dict([job.target])
         try:
             run.run(lambda: lambda_context.get_remaining_time_in_millis() / 1000)
         except StoreUnavailable:

@@ -27,7 +27,6 @@ from goalkeeper.dal import Dal
 from goalkeeper.dal.decisions import Conversion
 from goalkeeper.dal.events import EventItem
 from goalkeeper.dedup import (
-    ClaimState,
     ConversionPlan,
     Decision,
     Slot,
@@ -43,6 +42,7 @@ from goalkeeper.rules import EVENT_TYPES_BY_KIND, GoalIndex
 from goalkeeper.services.evaluation import GoalLibrary, conversion_plans
 from goalkeeper.services.goals import list_goals
 from goalkeeper.services.reports import date_range
+from goalkeeper.steps import Span
 
 MAX_RANGE_DAYS = 31
 # Events one dry-run examines at most; when the range holds more, the answer says
@@ -192,9 +192,7 @@ def _tag_occurrences(
     return found
 
 
-def _stored_claims(
-    dal: Dal, account_id: str, plans: list[ConversionPlan]
-) -> dict[Slot, ClaimState]:
+def _stored_claims(dal: Dal, account_id: str, plans: list[ConversionPlan]) -> dict[Slot, Span]:
     """The claim items the plans' checks read, as stored now (BatchGetItem by exact key)."""
     slots = [
         slot

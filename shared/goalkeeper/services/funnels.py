@@ -97,7 +97,9 @@ def funnel_report(
     since the previous step; and the same per day, whose days add up to the totals.
 
     Read from the funnel's day counters only: one key range per shard, at most
-    days x shards items, whatever the traffic behind them."""
+    days x shards items, whatever the traffic behind them. Conversions decided before
+    the funnel's creation (`created_at`) are on its steps only where a backfill put
+    them (goalkeeper.services.funnel_backfill)."""
     funnel = get_funnel(dal, account_id, funnel_id, deleted=True)
     names = {goal.goal_id: goal.name for goal in list_goals(dal.goals, account_id)}
     reached: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -125,6 +127,8 @@ def funnel_report(
         "name": funnel.name,
         "active": funnel.active,
         "window_days": funnel.window_days,
+        # Counted live from its creation on; before it, only what a backfill filled.
+        "created_at": funnel.model_dump(mode="json")["created_at"],
         "from": span.start.isoformat(),
         "to": span.end.isoformat(),
         "steps": steps,
