@@ -3,7 +3,8 @@ engine): a landing with campaign parameters, then the thank-you page, a sale and
 call two days later, none of which carries attribution, all credited to the landing's
 campaign and keyword; an account's model changed with PUT /v1/account. Call tracking
 (issue 17): a visit without a browser is given a pool number, a call to it is posted
-a minute later, and it counts as Call Qualified under the visit's keyword."""
+a minute later (by a phone system's JSON, or in Twilio's signed status callback), and it
+counts as Call Qualified under the visit's keyword."""
 
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from support.served import ServedStack
+from support.twilio_calls import call_sid, completed_call, connect_twilio, post_callback
 
 ADMIN = "attribution-e2e-admin"
 LANDING = (
@@ -24,6 +26,10 @@ GOALS = [
     {"name": "Big sale", "rule": {"kind": "transaction", "min_value": "100"}},
 ]
 RANGE = "from=2026-11-01&to=2026-11-30"
+POOLS = {
+    "phone system JSON": ("+442079470000", "+442079470001"),
+    "signed Twilio callback": ("+442079480000", "+442079480001"),
+}
 SEARCH = {"source": "google", "medium": "cpc", "keyword": "boiler repair", "click_id": "g-7"}
 
 
@@ -154,31 +160,41 @@ def _keywords(served: ServedStack, read: str, day: str) -> list[tuple[str, int, 
 
 
 @pytest.mark.server
+@pytest.mark.parametrize("posted_by", ["phone system JSON", "signed Twilio callback"])
 def test_a_call_to_the_number_a_visit_was_shown_counts_under_its_keyword(
-    served: ServedStack,
+    served: ServedStack, posted_by: str
 ) -> None:
     status, account = served.request("POST", "/v1/accounts", ADMIN, {})
     assert status == 201, account
     keys = account["keys"]
-    own, number = "+442079470000", "+442079470001"
+    # A number belongs to one account: each variant has its own pool.
+    own, number = POOLS[posted_by]
     body = {"number": number, "kind": "pool", "replaces": own}
-    assert served.request("POST", "/v1/numbers", keys["write"], body)[0] == 201
+    status, answer = served.request("POST", "/v1/numbers", keys["write"], body)
+    assert status == 201, answer
     visit = {"visitor_id": "vis-1", "visit_id": "visit-1", "attribution": SEARCH, "replaces": own}
     status, held = served.request("POST", "/v1/numbers/assign", keys["site"], visit)
     assert (status, held["number"], held["pooled"]) == (200, number, True)
-    # The caller dials a minute later (the phone system reports the call's own start time).
-    started = datetime.now(UTC) + timedelta(seconds=60)
-    call = {
-        "type": "call",
-        "call_id": "CA-e2e-1",
-        "caller_number": "+447700900456",
-        "tracking_number": number,
-        "connected": True,
-        "bridged_seconds": 95,
-        "occurred_at": started.isoformat(),
-    }
-    status, answer = served.request("POST", "/v1/events", keys["write"], call)
-    assert status == 202, answer
+    # The caller dials a minute later (the phone system reports the call's own start time;
+    # Twilio's to the second).
+    started = (datetime.now(UTC) + timedelta(seconds=60)).replace(microsecond=0)
+    if posted_by == "signed Twilio callback":
+        webhook_url = connect_twilio(served.request, keys["write"])
+        params = completed_call(call_sid(posted_by), 95, started, to=number, caller="+447700900456")
+        status, answer = post_callback(webhook_url, params)
+        assert status == 200, answer
+    else:
+        call = {
+            "type": "call",
+            "call_id": "CA-e2e-1",
+            "caller_number": "+447700900456",
+            "tracking_number": number,
+            "connected": True,
+            "bridged_seconds": 95,
+            "occurred_at": started.isoformat(),
+        }
+        status, answer = served.request("POST", "/v1/events", keys["write"], call)
+        assert status == 202, answer
     deadline = time.monotonic() + 15
     expected = [("boiler repair", 1, ["Call Qualified"])]
     while (found := _keywords(served, keys["read"], started.date().isoformat())) != expected:
@@ -192,3 +208,4 @@ def test_a_call_to_the_number_a_visit_was_shown_counts_under_its_keyword(
         "pool",
         SEARCH,
     )
+    assert event["at"] == started.isoformat(timespec="microseconds").replace("+00:00", "Z")
