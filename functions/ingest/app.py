@@ -1,6 +1,6 @@
 """Write API: events from sites and phone systems (and in Segment's protocol), accounts,
 their settings and keys, the goal library and its backfills, funnels, webhook
-subscriptions."""
+subscriptions, adjustments of conversions' values."""
 
 import functools
 from datetime import UTC, datetime
@@ -25,9 +25,10 @@ from goalkeeper.models.events import EventBatch, IngestResult
 from goalkeeper.models.funnels import FunnelSpec
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.jobs import BackfillRequest
+from goalkeeper.models.ledger import AdjustmentRequest
 from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
-from goalkeeper.services import accounts, backfill, dry_run, funnels, goals, webhooks
+from goalkeeper.services import accounts, backfill, dry_run, funnels, goals, ledger, webhooks
 from goalkeeper.services.ingest import ingest_events, load_account_secret
 from goalkeeper.settings import get_settings
 
@@ -374,6 +375,27 @@ def delete_funnel(funnel_id: Annotated[str, Path(max_length=128)]) -> JsonRespon
     funnel = funnels.delete_funnel(runtime.dal(), current_account(app), funnel_id)
     logger.info("funnel deleted", extra={"funnel_id": funnel.funnel_id})
     return json_response(200, funnel.model_dump(mode="json"))
+
+
+@app.post("/v1/conversions/<conversion_id>/adjustments", middlewares=[WRITE])
+def adjust_conversion(
+    conversion_id: Annotated[str, Path(max_length=64)],
+    request: Annotated[AdjustmentRequest, Body()],
+) -> JsonResponse:
+    adjustment, made = ledger.adjust_conversion(
+        runtime.dal(),
+        current_account(app),
+        conversion_id,
+        request,
+        _now(),
+        get_settings().aggregate_shards,
+    )
+    if made:
+        logger.info(
+            "conversion adjusted",
+            extra={"conversion_id": conversion_id, "adjustment_id": adjustment.adjustment_id},
+        )
+    return json_response(201 if made else 200, adjustment.to_json())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -263,3 +263,29 @@ def funnel_day_counters(account_id: str, shard: int, day: str, funnel_id: str) -
 
 def funnel_counters_range(funnel_id: str, first_day: str, last_day: str) -> tuple[str, str]:
     return f"F#{funnel_id}#D#{first_day}", f"F#{funnel_id}#D#{last_day}"
+
+
+# --- the value ledger and the ads export (goalkeeper.ledger) -----------------------------
+
+
+def adjustment(account_id: str, adjustment_id: str) -> dict[str, str]:
+    """One adjustment of a conversion's value, under the client's id: unique per account,
+    so a resent adjustment finds its first write."""
+    return {PK: f"A#{account_id}#ADJ#{adjustment_id}", SK: "ADJUSTMENT"}
+
+
+def adjustment_trace_sk(conversion_sk: str, sequence: int) -> str:
+    """An adjustment's place in the visitor trace: right after its conversion (whose
+    trace sort key is a prefix of it), in the order the adjustments were made."""
+    return f"{conversion_sk}#A{sequence:04d}"
+
+
+def ads_conversions_day_pk(account_id: str, day: str) -> str:
+    """The counted conversions carrying an ad click id, of one account day (gsi3)."""
+    return f"A#{account_id}#ADSC#{day}"
+
+
+def ads_adjustments_day_pk(account_id: str, day: str) -> str:
+    """The adjustments of conversions carrying an ad click id, by the account day they
+    were made (gsi3)."""
+    return f"A#{account_id}#ADSA#{day}"

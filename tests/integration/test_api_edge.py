@@ -161,6 +161,11 @@ BODIES = {
     ("POST", "/segment/v1/identify"): {"anonymousId": "a", "userId": "c"},
     ("POST", "/v1/webhooks"): {"url": "http://localhost:9/hooks"},
     ("POST", "/v1/funnels"): {"name": "Checkout", "steps": ["goal_a", "goal_b"]},
+    ("POST", "/v1/conversions/{conversion_id}/adjustments"): {
+        "adjustment_id": "refund-1",
+        "type": "retract",
+        "reason": "refunded",
+    },
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),
@@ -190,6 +195,7 @@ def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[s
         .replace("{goal_id}", goal_id)
         .replace("{key_id}", key_id)
         .replace("{visitor_id}", "ann")
+        .replace("{conversion_id}", "c1")
     )
     if (method, template) in ADMIN_ROUTES:
         return ADMIN_KEY, path

@@ -74,6 +74,8 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("DELETE", "/v1/funnels/{funnel_id}"): "IngestFunction",
     ("GET", "/v1/reports/funnels/{funnel_id}"): "ReportsFunction",
+    ("POST", "/v1/conversions/{conversion_id}/adjustments"): "IngestFunction",
+    ("GET", "/v1/exports/google-ads"): "ReportsFunction",
 }
 
 

@@ -15,6 +15,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     jobs       background jobs and the per-goal locks they hold
     touches    visitors' and contacts' ways in (read for crediting), contacts' visitors
     webhooks   webhook subscriptions, their deliveries, conversions put on the event bus
+    ledger     adjustments of conversions' values, with the counters they move
 
 Keys come from goalkeeper.keys, the one place keys are built.
 """
@@ -30,6 +31,7 @@ from goalkeeper.dal.events import Events
 from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.jobs import Jobs
+from goalkeeper.dal.ledger import Ledger
 from goalkeeper.dal.touches import Touches
 from goalkeeper.dal.webhooks import Webhooks
 
@@ -48,6 +50,7 @@ class Dal:
     touches: Touches
     webhooks: Webhooks
     funnels: Funnels
+    ledger: Ledger
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -63,6 +66,7 @@ class Dal:
             Touches(table),
             Webhooks(table),
             Funnels(table),
+            Ledger(table),
         )
 
     @property

@@ -1,0 +1,277 @@
+"""The value ledger (issue 20) on the in-process stack: refunds and later values of counted
+conversions move the reports' net value (the gross beside it) in the same write; resends
+are idempotent, bad input stores nothing, and racing adjustments serialize."""
+
+import csv
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from goalkeeper.ads_export import ADJUSTMENT_HEADERS, CONVERSION_HEADERS
+from support.stack import InProcessStack
+
+RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
+SALE = {
+    "name": "Sale",
+    "rule": {"kind": "transaction"},
+    "dedup": {"keys": ["transaction_ref"]},
+    "value": {"type": "percent_of_transaction", "percent": "100"},
+}
+LEAD = {"name": "Lead", "rule": {"kind": "lead"}, "dedup": {"keys": []}}
+BOOKING = {
+    "name": "Booking",
+    "rule": {"kind": "custom_trigger", "name": "booking"},
+    "dedup": {"keys": []},
+    "value": {"type": "fixed", "amount": "50", "currency": "GBP"},
+}
+GCLID = "Cj0KCQiA-gclid"
+
+
+def sale(event_id: str, reference: str, value: str, currency: str = "USD") -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "transaction",
+        "visitor_id": "v1",
+        "occurred_at": "2026-11-10T10:00:00Z",
+        "attribution": {"source": "google", "medium": "cpc", "click_id": GCLID},
+        "transaction": {"value": value, "currency": currency, "reference": reference},
+    }
+
+
+def _conversions(stack: InProcessStack, account_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        i["event_id"]: i
+        for i in stack.items()
+        if i.get("kind") == "conversion" and i["account_id"] == account_id
+    }
+
+
+def _setup(
+    stack: InProcessStack, *events: dict[str, Any], timezone: str = "UTC"
+) -> tuple[str, str, dict[str, Any]]:
+    account = stack.new_account(timezone=timezone)
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    stack.add_goals(write, [SALE, LEAD, BOOKING])
+    stack.send(write, list(events))
+    stack.evaluate_pending()
+    return write, read, _conversions(stack, account["account_id"])
+
+
+def adjust(
+    stack: InProcessStack, write: str, conversion_id: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    path = f"/v1/conversions/{conversion_id}/adjustments"
+    return stack.api.request("POST", path, write, body)
+
+
+def _goal_row(stack: InProcessStack, read: str, name: str) -> dict[str, Any]:
+    status, report = stack.api.request("GET", "/v1/reports/goals", read, query=RANGE)
+    assert status == 200, report
+    return next(row for row in report["goals"] if row["name"] == name)
+
+
+def test_a_refund_and_a_restatement_show_as_net_value_beside_the_gross(
+    stack: InProcessStack,
+) -> None:
+    write, read, conversions = _setup(
+        stack, sale("s1", "o-1", "100.00"), sale("s2", "o-2", "40.00")
+    )
+    first, second = conversions["s1"]["conversion_id"], conversions["s2"]["conversion_id"]
+    refund = {"adjustment_id": "refund-1", "type": "retract", "reason": "order refunded"}
+    status, made = adjust(stack, write, first, refund)
+    assert status == 201, made
+    assert made["previous_value"] == {"amount": "100.00", "currency": "USD"}
+    assert made["value"] is None
+    restate = {
+        "adjustment_id": "upsell-2",
+        "type": "restate",
+        "value": "4000",
+        "currency": "EUR",
+        "reason": "closed as a bigger deal",
+    }
+    assert adjust(stack, write, second, restate)[0] == 201
+
+    row = _goal_row(stack, read, "Sale")
+    assert row["counted"] == 2  # a refund leaves the conversion counted ...
+    assert row["retracted"] == 1  # ... and says it was retracted
+    assert row["gross_value"] == {"USD": "140.00"}
+    assert row["value"] == {"EUR": "4000.00", "USD": "0.00"}
+    status, keywords = stack.api.request(
+        "GET", "/v1/reports/attribution", read, query=RANGE | {"dimension": "source"}
+    )
+    assert status == 200
+    google = next(r for r in keywords["rows"] if r["source"] == "google")
+    assert google["value"] == {"EUR": "4000.00", "USD": "0.00"}
+
+    # The trace shows each adjustment right under its conversion.
+    status, trace = stack.api.request("GET", "/v1/visitors/v1/trace", read)
+    assert status == 200
+    kinds = [(item["kind"], item.get("conversion_id")) for item in trace["items"]]
+    at = kinds.index(("conversion", first))
+    assert kinds[at + 1] == ("adjustment", first)
+    converted = trace["items"][at]
+    assert converted["retracted"] is True and converted["net_value"] is None
+    assert trace["items"][at + 1]["reason"] == "order refunded"
+
+
+def test_a_resent_adjustment_is_answered_from_the_first_and_changes_nothing(
+    stack: InProcessStack,
+) -> None:
+    write, read, conversions = _setup(stack, sale("s1", "o-1", "100.00"))
+    conversion_id = conversions["s1"]["conversion_id"]
+    body = {"adjustment_id": "a-1", "type": "restate", "value": "80", "reason": "discount"}
+    status, first = adjust(stack, write, conversion_id, body)
+    assert status == 201, first
+    status, again = adjust(stack, write, conversion_id, body)
+    assert (status, again) == (200, first)
+    status, other = adjust(stack, write, conversion_id, body | {"value": "70"})
+    assert status == 409 and other["error"]["fields"][0]["field"] == "adjustment_id"
+    assert _goal_row(stack, read, "Sale")["value"] == {"USD": "80.00"}
+
+
+def test_bad_adjustments_are_refused_naming_the_field_and_store_nothing(
+    stack: InProcessStack,
+) -> None:
+    booking = {
+        "event_id": "b1",
+        "type": "custom_trigger",
+        "name": "booking",
+        "visitor_id": "v2",
+        "occurred_at": "2026-11-10T11:00:00Z",
+    }
+    lead = {
+        "event_id": "l1",
+        "type": "lead",
+        "lead_id": "l-1",
+        "occurred_at": "2026-11-12T09:00:00Z",
+    }
+    write, read, conversions = _setup(
+        stack, sale("s1", "o-1", "100.00"), sale("s1-again", "o-1", "100.00"), booking, lead
+    )
+    counted, void = conversions["s1"]["conversion_id"], conversions["s1-again"]["conversion_id"]
+    assert conversions["s1-again"]["status"] == "void"
+    fixed = conversions["b1"]["conversion_id"]
+    other = stack.new_account()["keys"]["write"]
+    before = stack.items()
+    cases = [
+        (counted, {"type": "restate", "value": "-5", "reason": "x"}, 400, "value"),
+        (counted, {"type": "restate", "reason": "x"}, 400, "value"),
+        (counted, {"type": "retract", "value": "5", "reason": "x"}, 400, "value"),
+        (
+            fixed,
+            {"type": "restate", "value": "60", "currency": "USD", "reason": "x"},
+            400,
+            "currency",
+        ),
+        (
+            conversions["l1"]["conversion_id"],
+            {"type": "restate", "value": "9", "reason": "x"},
+            400,
+            "currency",
+        ),
+        ("no-such-conversion", {"type": "retract", "reason": "x"}, 404, "conversion_id"),
+        (void, {"type": "retract", "reason": "x"}, 409, "conversion_id"),
+    ]
+    for number, (conversion_id, body, expected, field) in enumerate(cases):
+        status, answer = adjust(stack, write, conversion_id, body | {"adjustment_id": f"b{number}"})
+        assert status == expected, (body, answer)
+        assert field in [problem["field"] for problem in answer["error"]["fields"]], answer
+    assert stack.items() == before
+    # Another account's conversion is not found, and stays as it was.
+    body = {"adjustment_id": "x1", "type": "retract", "reason": "x"}
+    assert adjust(stack, other, counted, body)[0] == 404
+    assert stack.items() == before
+    # A fixed-value goal's restatement takes its currency when none is given.
+    body = {"adjustment_id": "fx", "type": "restate", "value": "75", "reason": "upgrade"}
+    status, made = adjust(stack, write, fixed, body)
+    assert status == 201 and made["value"] == {"amount": "75.00", "currency": "GBP"}
+    assert _goal_row(stack, read, "Booking")["value"] == {"GBP": "75.00"}
+    # A lead (no value) that became a sale three weeks later takes the sale's value.
+    body = {"adjustment_id": "won", "type": "restate", "value": "4000", "currency": "EUR"}
+    status, made = adjust(
+        stack, write, conversions["l1"]["conversion_id"], body | {"reason": "won"}
+    )
+    assert status == 201, made
+    lead_row = _goal_row(stack, read, "Lead")
+    assert (lead_row["value"], lead_row["gross_value"]) == ({"EUR": "4000.00"}, {})
+
+
+def test_a_retracted_conversion_takes_no_further_adjustment(stack: InProcessStack) -> None:
+    write, read, conversions = _setup(stack, sale("s1", "o-1", "100.00"))
+    conversion_id = conversions["s1"]["conversion_id"]
+    retract = {"adjustment_id": "r1", "type": "retract", "reason": "refund"}
+    assert adjust(stack, write, conversion_id, retract)[0] == 201
+    for body in (
+        retract | {"adjustment_id": "r2"},
+        {"adjustment_id": "r3", "type": "restate", "value": "5", "reason": "x"},
+    ):
+        status, answer = adjust(stack, write, conversion_id, body)
+        assert status == 409, answer
+    assert _goal_row(stack, read, "Sale")["value"] == {"USD": "0.00"}
+
+
+def test_racing_adjustments_of_one_conversion_each_apply_once(stack: InProcessStack) -> None:
+    write, read, conversions = _setup(stack, sale("s1", "o-1", "100.00"))
+    conversion_id = conversions["s1"]["conversion_id"]
+    same = {"adjustment_id": "same", "type": "restate", "value": "90", "reason": "discount"}
+    bodies = [same] * 4 + [
+        {"adjustment_id": f"r{n}", "type": "restate", "value": str(10 * n), "reason": "race"}
+        for n in range(1, 5)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda b: adjust(stack, write, conversion_id, b), bodies))
+    assert all(status in (200, 201) for status, _ in answers), answers
+    assert sum(status == 201 for status, _ in answers) == 5  # one per distinct id
+    stored = [i for i in stack.items() if i.get("conversion_id") == conversion_id]
+    item = next(i for i in stored if i["kind"] == "conversion")
+    assert int(item["adjustments"]) == 5
+    # The net value is the last adjustment's, and the counters agree with it.
+    last = max((a for a in stored if a["kind"] == "adjustment"), key=lambda a: a["sequence"])
+    assert item["net_amount"] == last["value_amount"]
+    assert _goal_row(stack, read, "Sale")["value"] == {"USD": f"{last['value_amount']:.2f}"}
+
+
+def _export(stack: InProcessStack, read: str, **query: str) -> tuple[str, list[list[str]]]:
+    response = stack.api.response("GET", "/v1/exports/google-ads", read, query=RANGE | query)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.content_type.startswith("text/csv")
+    parameters, *lines = response.get_data(as_text=True).splitlines()
+    return parameters, list(csv.reader(lines))
+
+
+def test_the_google_ads_export_lists_click_conversions_and_their_adjustments(
+    stack: InProcessStack,
+) -> None:
+    organic = sale("s3", "o-3", "30.00") | {"attribution": {"source": "bing", "click_id": "m"}}
+    write, read, conversions = _setup(
+        stack,
+        sale("s1", "o-1", "100.00"),
+        sale("s2", "o-2", "40.00", "EUR"),
+        organic,
+        timezone="Europe/Paris",
+    )
+    parameters, rows = _export(stack, read)
+    assert parameters == "Parameters:TimeZone=Europe/Paris"
+    assert rows == [
+        list(CONVERSION_HEADERS),
+        [GCLID, "Sale", "2026-11-10 11:00:00+0100", "100.00", "USD"],
+        [GCLID, "Sale", "2026-11-10 11:00:00+0100", "40.00", "EUR"],
+    ]
+    retract = {"adjustment_id": "r1", "type": "retract", "reason": "refund"}
+    assert adjust(stack, write, conversions["s1"]["conversion_id"], retract)[0] == 201
+    restate = {"adjustment_id": "r2", "type": "restate", "value": "55.5", "reason": "upsell"}
+    assert adjust(stack, write, conversions["s2"]["conversion_id"], restate)[0] == 201
+    today = datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
+    _, rows = _export(stack, read, kind="adjustments", **{"from": today, "to": today})
+    assert rows[0] == list(ADJUSTMENT_HEADERS)
+    kinds = sorted((row[4], row[5], row[6]) for row in rows[1:])
+    assert kinds == [("RESTATE", "55.50", "EUR"), ("RETRACT", "", "")]
+    assert all(row[2] == "2026-11-10 11:00:00+0100" for row in rows[1:])
+    # Only the goals asked for; an unknown one is named.
+    _, rows = _export(stack, read, goal_ids=conversions["s1"]["goal_id"])
+    assert len(rows) == 3
+    status, answer = stack.api.request(
+        "GET", "/v1/exports/google-ads", read, query=RANGE | {"goal_ids": "nope"}
+    )
+    assert status == 400 and answer["error"]["fields"][0]["field"] == "goal_ids"
