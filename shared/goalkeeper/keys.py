@@ -280,6 +280,17 @@ def adjustment_trace_sk(conversion_sk: str, sequence: int) -> str:
     return f"{conversion_sk}#A{sequence:04d}"
 
 
+def call_conversions_pk(account_id: str, call_id: str) -> str:
+    """The counted conversions of one call (gsi2): what a later rating's sale value restates."""
+    return f"A#{account_id}#CALLC#{call_id}"
+
+
+def rating_adjustment_id(rating_event_id: str, conversion_id: str) -> str:
+    """The restatement a call rating makes of one of its call's conversions: one per
+    (rating, conversion), so a redelivered rating finds its own earlier write."""
+    return f"rating-{_digest(rating_event_id, conversion_id)}"
+
+
 def ads_conversions_day_pk(account_id: str, day: str) -> str:
     """The counted conversions carrying an ad click id, of one account day (gsi3)."""
     return f"A#{account_id}#ADSC#{day}"

@@ -310,6 +310,17 @@ class Ledger:
             break
         return Adjustment.of(adjustment_item(new))
 
+    def call_conversions(self, account_id: str, call_id: str) -> list[LedgerConversion]:
+        """The counted conversions of one call (the scope index, gsi2)."""
+        expression = Expression()
+        pk = keys.call_conversions_pk(account_id, call_id)
+        items = self._table.query(
+            IndexName=keys.SCOPE_INDEX,
+            KeyConditionExpression=f"{expression.name('gsi2pk')} = {expression.value(pk)}",
+            **expression.request(),
+        )
+        return [LedgerConversion.of(item) for item in items]
+
     def ads_conversions(self, account_id: str, day: str) -> list[LedgerConversion]:
         """The counted conversions carrying a click id of one account day, in time order,
         each with the value it was counted with (`gross`) and as it stands."""

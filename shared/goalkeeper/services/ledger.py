@@ -1,7 +1,15 @@
 """Adjusting a counted conversion's value (POST /v1/conversions/{conversion_id}/adjustments):
 check the request against the conversion and its goal, plan the change (goalkeeper.ledger)
 and write it with the counters in one transaction, planned again when another adjustment
-of the conversion got there first."""
+of the conversion got there first.
+
+Sale values after the call: a call rating carrying a value restates each counted
+conversion of its call whose goal's value is a percentage of the transaction (the
+rating's value is the call's transaction). The rating is still its own action (a
+call_rating goal decides it as any event); the restatement is a system adjustment,
+one per (rating, conversion), made at the rating's time, so a redelivered rating
+changes nothing and the latest rating processed holds the value. A retracted
+conversion stays retracted."""
 
 from datetime import datetime
 
@@ -18,8 +26,10 @@ from goalkeeper.dal.ledger import (
 from goalkeeper.errors import Conflict, FieldProblem, NotFound
 from goalkeeper.ledger import plan_adjustment
 from goalkeeper.models.common import iso, local_day
-from goalkeeper.models.goals import FixedValue
+from goalkeeper.models.events import CallRating
+from goalkeeper.models.goals import FixedValue, PercentOfTransaction
 from goalkeeper.models.ledger import AdjustmentRequest
+from goalkeeper.values import conversion_value
 
 # Adjustments of one conversion racing this one: each lost race means planning again.
 RACING_ADJUSTMENTS = 20
@@ -60,6 +70,36 @@ def adjust_conversion(
         except ConversionChanged:
             continue  # another adjustment (or nothing) is there now: plan on what is
     raise AssertionError("unreachable: attempts raises when spent")
+
+
+def restate_rated_call(
+    dal: Dal, account_id: str, rating: CallRating, rating_event_id: str, shards: int
+) -> list[Adjustment]:
+    """The restatements a rating with a value makes of its call's conversions."""
+    if rating.transaction_facts() is None:
+        return []
+    made = []
+    for conversion in dal.ledger.call_conversions(account_id, rating.call_id):
+        goal = dal.goals.get(account_id, conversion.goal_id)
+        value = conversion_value(goal.value, rating) if goal is not None else None
+        if goal is None or not isinstance(goal.value, PercentOfTransaction) or value is None:
+            continue
+        request = AdjustmentRequest(
+            adjustment_id=keys.rating_adjustment_id(rating_event_id, conversion.conversion_id),
+            type="restate",
+            value=value.amount,
+            currency=value.currency,
+            reason=f"sale value of call rating {rating_event_id}",
+        )
+        at: datetime = rating.occurred_at  # type: ignore[assignment]
+        try:
+            adjustment, _ = adjust_conversion(
+                dal, account_id, conversion.conversion_id, request, at, shards
+            )
+        except Conflict:
+            continue  # retracted (a refund stands), or its id taken by another content
+        made.append(adjustment)
+    return made
 
 
 def _counted(dal: Dal, account_id: str, conversion_id: str) -> LedgerConversion:
