@@ -84,7 +84,9 @@ def restate_rated_call(
         value = conversion_value(goal.value, rating) if goal is not None else None
         if goal is None or not isinstance(goal.value, PercentOfTransaction) or value is None:
             continue
-        request = AdjustmentRequest(
+        # Built, not validated: the value is computed here, and a percentage of a large
+        # sale may exceed what a client may send, which must not fail the rating.
+        request = AdjustmentRequest.model_construct(
             adjustment_id=keys.rating_adjustment_id(rating_event_id, conversion.conversion_id),
             type="restate",
             value=value.amount,
