@@ -15,6 +15,7 @@ from goalkeeper.ads_export import (
     conversions_csv,
     google_click,
 )
+from goalkeeper.dal.ledger import LedgerConversion, NewAdjustment, adjustment_transaction
 from goalkeeper.errors import Conflict, InvalidInput
 from goalkeeper.ledger import Standing, plan_adjustment
 from goalkeeper.models.ledger import AdjustmentRequest
@@ -151,3 +152,59 @@ def test_only_google_s_click_ids_are_exported() -> None:
     assert google_click({"source": "bing", "click_id": "m"}) is None
     assert google_click({"source": "google"}) is None
     assert google_click(None) is None
+
+
+def _new(plan_request: AdjustmentRequest, before: Standing) -> NewAdjustment:
+    conversion = LedgerConversion(
+        "acc",
+        "conv",
+        "goal",
+        "evt",
+        "2026-11-10T10:00:00.000000Z",
+        "2026-11-10",
+        "counted",
+        "ann",
+        {"source": "google", "click_id": "gclid-1"},
+        before,
+        before.value,
+    )
+    plan = plan_adjustment("conv", before, plan_request, None)
+    return NewAdjustment(
+        "a1", conversion, plan, plan_request.type, "r", "2026-11-30T00:00:00Z", "2026-11-30", 2
+    )
+
+
+def _readable(request: dict, expression: str) -> str:
+    """An expression of a request with its placeholders replaced by names and values."""
+    text = request[expression]
+    values = {k: next(iter(v.values())) for k, v in request["ExpressionAttributeValues"].items()}
+    for placeholder, said in sorted(
+        (request["ExpressionAttributeNames"] | values).items(), key=lambda p: -len(p[0])
+    ):
+        text = text.replace(placeholder, str(said))
+    return text
+
+
+def test_an_adjustment_moves_its_conversion_and_both_counters_it_was_counted_in() -> None:
+    transaction = adjustment_transaction("t", _new(request(type="retract"), Standing(USD100)))
+    items = transaction.tagged()
+    assert list(items) == ["adjustment", "conversion", "goal_day", "attribution"]
+    assert "attribute_not_exists(pk)" in items["adjustment"]["Put"]["ConditionExpression"]
+    # Only a counted conversion that took no adjustment since the plan was made.
+    update = items["conversion"]["Update"]
+    condition = "status = counted AND attribute_not_exists(adjustments)"
+    assert _readable(update, "ConditionExpression") == condition
+    assert _readable(update, "UpdateExpression") == (
+        "SET adjustments = 1, retracted = True REMOVE net_amount, net_currency"
+    )
+    for tag in ("goal_day", "attribution"):
+        changes = _readable(items[tag]["Update"], "UpdateExpression")
+        assert changes == "ADD adjusted#USD -100, retracted 1"
+
+
+def test_a_restatement_to_the_same_value_moves_no_counter() -> None:
+    new = _new(request(type="restate", value="100"), Standing(USD100, adjustments=3))
+    items = adjustment_transaction("t", new).tagged()
+    assert list(items) == ["adjustment", "conversion"]
+    condition = _readable(items["conversion"]["Update"], "ConditionExpression")
+    assert condition == "status = counted AND adjustments = 3"  # as planned on
