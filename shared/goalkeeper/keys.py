@@ -285,6 +285,12 @@ def call_conversions_pk(account_id: str, call_id: str) -> str:
     return f"A#{account_id}#CALLC#{call_id}"
 
 
+def call_rating_value(account_id: str, call_id: str) -> dict[str, str]:
+    """The latest rating with a sale value of one call: what its conversions are worth,
+    whenever they are decided."""
+    return {PK: f"A#{account_id}#CALLR#{call_id}", SK: "LATEST"}
+
+
 def rating_adjustment_id(rating_event_id: str, conversion_id: str) -> str:
     """The restatement a call rating makes of one of its call's conversions: one per
     (rating, conversion), so a redelivered rating finds its own earlier write."""

@@ -299,16 +299,29 @@ SOLD = {
 }
 
 
-def _rating(event_id: str, value: str | None) -> dict[str, Any]:
+def _rating(event_id: str, value: str | None, minute: int, call_id: str = "CA-1") -> dict[str, Any]:
     rating = {
         "event_id": event_id,
         "type": "call_rating",
-        "call_id": "CA-1",
+        "call_id": call_id,
         "rating": "sold",
         "visitor_id": "caller",
-        "occurred_at": "2026-11-10T10:20:00Z",
+        "occurred_at": f"2026-11-10T10:{minute:02d}:00Z",
     }
     return rating | ({"value": value, "currency": "EUR"} if value else {})
+
+
+def _call(event_id: str, call_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "call",
+        "call_id": call_id,
+        "visitor_id": "caller",
+        "caller_number": "+442071234567",
+        "connected": True,
+        "bridged_seconds": 300,
+        "occurred_at": "2026-11-10T10:00:00Z",
+    }
 
 
 def test_a_call_rating_s_sale_value_restates_its_call_s_percent_of_transaction_conversion(
@@ -316,44 +329,40 @@ def test_a_call_rating_s_sale_value_restates_its_call_s_percent_of_transaction_c
 ) -> None:
     from goalkeeper import runtime
     from goalkeeper.history import stored_event
-    from goalkeeper.services.ledger import restate_rated_call
+    from goalkeeper.services.ledger import rating_arrived
 
     account = stack.new_account()
     write, read = account["keys"]["write"], account["keys"]["read"]
     stack.add_goals(write, [QUALIFIED_CALL, ANSWERED_CALL, SOLD])
-    call = {
-        "event_id": "call-1",
-        "type": "call",
-        "call_id": "CA-1",
-        "visitor_id": "caller",
-        "caller_number": "+442071234567",
-        "connected": True,
-        "bridged_seconds": 300,
-        "occurred_at": "2026-11-10T10:00:00Z",
-    }
-    stack.send(write, [call])
-    stack.evaluate_pending()
-    assert _goal_row(stack, read, "Qualified call")["value"] == {}  # a call carries no sale
-    stack.send(write, [_rating("rating-0", None), _rating("rating-1", "500")])
-    stack.evaluate_pending()
-    qualified = _goal_row(stack, read, "Qualified call")
+
+    def send(*events: dict[str, Any]) -> dict[str, Any]:
+        stack.send(write, list(events))
+        stack.evaluate_pending()
+        return _goal_row(stack, read, "Qualified call")
+
+    assert send(_call("call-1", "CA-1"))["value"] == {}  # a call carries no sale
+    qualified = send(_rating("rating-0", None, 15), _rating("rating-1", "500", 20))
     assert (qualified["value"], qualified["gross_value"]) == ({"EUR": "50.00"}, {})
     # The rating is still its own action, and a fixed value is the goal's to say.
     assert _goal_row(stack, read, "Sold on the phone")["counted"] == 2
     assert _goal_row(stack, read, "Answered call")["value"] == {"USD": "5.00"}
-    # A later rating restates again; an earlier one redelivered changes nothing.
-    stack.send(write, [_rating("rating-2", "700")])
-    stack.evaluate_pending()
-    events = {
-        i["event_id"]: i
+    # A later rating restates again; one from before it, arriving late, changes nothing.
+    assert send(_rating("rating-2", "700", 30))["value"] == {"EUR": "70.00"}
+    assert send(_rating("rating-early", "300", 10))["value"] == {"EUR": "70.00"}
+    # Redelivered ratings change nothing either.
+    stored = {
+        i["event_id"]: stored_event(i)
         for i in stack.items()
         if i.get("kind") == "event" and i["account_id"] == account["account_id"]
     }
-    again = restate_rated_call(
-        runtime.dal(), account["account_id"], stored_event(events["rating-1"]), "rating-1", 4
-    )
-    assert [a.value and a.value.amount for a in again] == [50]  # the stored restatement
+    dal = runtime.dal()
+    assert rating_arrived(dal, account["account_id"], stored["rating-1"], "rating-1", 4) == []
+    again = rating_arrived(dal, account["account_id"], stored["rating-2"], "rating-2", 4)
+    assert [a.value and a.value.amount for a in again] == [70]  # the stored restatement
     assert _goal_row(stack, read, "Qualified call")["value"] == {"EUR": "70.00"}
     trace = stack.api.request("GET", "/v1/visitors/caller/trace", read)[1]
     adjustments = [i for i in trace["items"] if i["kind"] == "adjustment"]
     assert [a["value"]["amount"] for a in adjustments] == ["50.00", "70.00"]
+    # A rating that arrives before its call is decided gives the call its value then.
+    send(_rating("rating-3", "1000", 40, call_id="CA-2"))
+    assert send(_call("call-2", "CA-2"))["value"] == {"EUR": "170.00"}

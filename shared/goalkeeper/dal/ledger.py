@@ -19,7 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from goalkeeper import counters, keys
-from goalkeeper.dal.client import TRANSACTION_CONFLICT_ATTEMPTS, Table, attempts, back_off
+from goalkeeper.attributes import to_attributes
+from goalkeeper.dal.client import (
+    TRANSACTION_CONFLICT_ATTEMPTS,
+    ConditionFailed,
+    Table,
+    attempts,
+    back_off,
+)
 from goalkeeper.dal.transactions import Expression, Transaction, TransactionCancelled
 from goalkeeper.ledger import AdjustmentPlan, Standing
 from goalkeeper.models.common import money_text
@@ -279,9 +286,64 @@ def _counters_update(plan: AdjustmentPlan) -> tuple[str, Expression]:
     return f"ADD {', '.join(adds)}", expression
 
 
+@dataclass(frozen=True)
+class RatedValue:
+    """A call rating's sale value: its call's transaction (services.ledger)."""
+
+    call_id: str
+    rating_event_id: str
+    occurred_at: str
+    value: Money
+
+    @property
+    def order_key(self) -> str:
+        """Orders ratings by time, then event: the latest one holds the value."""
+        return f"{self.occurred_at}#{self.rating_event_id}"
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> "RatedValue":
+        value = _money(item, "value_amount", "value_currency")
+        assert value is not None  # only ratings with a value are kept
+        return cls(item["call_id"], item["rating_event_id"], item["occurred_at"], value)
+
+
 class Ledger:
     def __init__(self, table: Table) -> None:
         self._table = table
+
+    def keep_latest_rating(self, account_id: str, rated: RatedValue) -> bool:
+        """Keep `rated` as its call's latest rating with a value, unless a later one is
+        kept; whether it is the latest (kept now, or before by a redelivery)."""
+        item = keys.call_rating_value(account_id, rated.call_id) | {
+            "kind": "call_rating_value",
+            "call_id": rated.call_id,
+            "rating_event_id": rated.rating_event_id,
+            "occurred_at": rated.occurred_at,
+            "order_key": rated.order_key,
+            "value_amount": rated.value.amount,
+            "value_currency": rated.value.currency,
+        }
+        expression = Expression()
+        order = expression.name("order_key")
+        condition = (
+            f"attribute_not_exists({expression.name(keys.PK)}) OR "
+            f"{order} <= {expression.value(rated.order_key)}"
+        )
+        try:
+            self._table.call(
+                "put_item",
+                TableName=self._table.name,
+                Item=to_attributes(item),
+                ConditionExpression=condition,
+                **expression.request(),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def latest_rating(self, account_id: str, call_id: str) -> RatedValue | None:
+        item = self._table.get(keys.call_rating_value(account_id, call_id), consistent=True)
+        return RatedValue.of(item) if item else None
 
     def conversion(self, account_id: str, conversion_id: str) -> LedgerConversion | None:
         item = self._table.get(keys.conversion(account_id, conversion_id), consistent=True)

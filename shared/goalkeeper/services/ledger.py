@@ -7,9 +7,11 @@ Sale values after the call: a call rating carrying a value restates each counted
 conversion of its call whose goal's value is a percentage of the transaction (the
 rating's value is the call's transaction). The rating is still its own action (a
 call_rating goal decides it as any event); the restatement is a system adjustment,
-one per (rating, conversion), made at the rating's time, so a redelivered rating
-changes nothing and the latest rating processed holds the value. A retracted
-conversion stays retracted."""
+one per (rating, conversion), made at the rating's time. The latest rating by time
+holds the value: each call keeps its latest rating with a value (a conditional put),
+an earlier rating arriving later restates nothing, a redelivered one changes nothing,
+and conversions of the call decided after the rating arrived take its value when
+they are decided. A retracted conversion stays retracted."""
 
 from datetime import datetime
 
@@ -22,14 +24,16 @@ from goalkeeper.dal.ledger import (
     ConversionChanged,
     LedgerConversion,
     NewAdjustment,
+    RatedValue,
 )
+from goalkeeper.dedup import Decision
 from goalkeeper.errors import Conflict, FieldProblem, NotFound
 from goalkeeper.ledger import plan_adjustment
 from goalkeeper.models.common import iso, local_day
-from goalkeeper.models.events import CallRating
+from goalkeeper.models.events import Call, CallRating
 from goalkeeper.models.goals import FixedValue, PercentOfTransaction
 from goalkeeper.models.ledger import AdjustmentRequest
-from goalkeeper.values import conversion_value
+from goalkeeper.values import Money, percent_of
 
 # Adjustments of one conversion racing this one: each lost race means planning again.
 RACING_ADJUSTMENTS = 20
@@ -72,28 +76,60 @@ def adjust_conversion(
     raise AssertionError("unreachable: attempts raises when spent")
 
 
-def restate_rated_call(
+def rating_arrived(
     dal: Dal, account_id: str, rating: CallRating, rating_event_id: str, shards: int
 ) -> list[Adjustment]:
-    """The restatements a rating with a value makes of its call's conversions."""
-    if rating.transaction_facts() is None:
+    """A rating with a value becomes its call's latest (unless a later one is kept) and
+    restates the call's conversions decided so far."""
+    transaction = rating.transaction_facts()
+    if transaction is None:
         return []
+    rated = RatedValue(
+        rating.call_id,
+        rating_event_id,
+        iso(rating.occurred_at),  # type: ignore[arg-type]
+        Money(transaction.value, transaction.currency),
+    )
+    if not dal.ledger.keep_latest_rating(account_id, rated):
+        return []  # a later rating holds the call's value
+    return _restate_call(
+        dal, account_id, rated, dal.ledger.call_conversions(account_id, rated.call_id), shards
+    )
+
+
+def call_decided(
+    dal: Dal, account_id: str, call: Call, decisions: list[Decision], shards: int
+) -> list[Adjustment]:
+    """A call's conversions decided after a rating of it arrived take that rating's value."""
+    counted = [decision.conversion_id for decision in decisions if decision.status == "counted"]
+    rated = dal.ledger.latest_rating(account_id, call.call_id) if counted else None
+    if rated is None:
+        return []
+    conversions = [dal.ledger.conversion(account_id, conversion_id) for conversion_id in counted]
+    return _restate_call(dal, account_id, rated, [c for c in conversions if c], shards)
+
+
+def _restate_call(
+    dal: Dal, account_id: str, rated: RatedValue, conversions: list[LedgerConversion], shards: int
+) -> list[Adjustment]:
     made = []
-    for conversion in dal.ledger.call_conversions(account_id, rating.call_id):
+    for conversion in conversions:
         goal = dal.goals.get(account_id, conversion.goal_id)
-        value = conversion_value(goal.value, rating) if goal is not None else None
-        if goal is None or not isinstance(goal.value, PercentOfTransaction) or value is None:
+        if goal is None or not isinstance(goal.value, PercentOfTransaction):
             continue
+        value = percent_of(goal.value, rated.value)
         # Built, not validated: the value is computed here, and a percentage of a large
         # sale may exceed what a client may send, which must not fail the rating.
         request = AdjustmentRequest.model_construct(
-            adjustment_id=keys.rating_adjustment_id(rating_event_id, conversion.conversion_id),
+            adjustment_id=keys.rating_adjustment_id(
+                rated.rating_event_id, conversion.conversion_id
+            ),
             type="restate",
             value=value.amount,
             currency=value.currency,
-            reason=f"sale value of call rating {rating_event_id}",
+            reason=f"sale value of call rating {rated.rating_event_id}",
         )
-        at: datetime = rating.occurred_at  # type: ignore[assignment]
+        at = datetime.fromisoformat(rated.occurred_at)
         try:
             adjustment, _ = adjust_conversion(
                 dal, account_id, conversion.conversion_id, request, at, shards
