@@ -355,9 +355,10 @@ def test_a_call_rating_s_sale_value_restates_its_call_s_percent_of_transaction_c
         for i in stack.items()
         if i.get("kind") == "event" and i["account_id"] == account["account_id"]
     }
-    dal = runtime.dal()
-    assert rating_arrived(dal, account["account_id"], stored["rating-1"], "rating-1", 4) == []
-    again = rating_arrived(dal, account["account_id"], stored["rating-2"], "rating-2", 4)
+    dal, account_id = runtime.dal(), account["account_id"]
+    goals = {goal.goal_id: goal for goal in dal.goals.library(account_id)}
+    assert rating_arrived(dal, account_id, goals, stored["rating-1"], "rating-1", 4) == []
+    again = rating_arrived(dal, account_id, goals, stored["rating-2"], "rating-2", 4)
     assert [a.value and a.value.amount for a in again] == [70]  # the stored restatement
     assert _goal_row(stack, read, "Qualified call")["value"] == {"EUR": "70.00"}
     trace = stack.api.request("GET", "/v1/visitors/caller/trace", read)[1]

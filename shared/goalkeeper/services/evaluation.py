@@ -237,10 +237,12 @@ def evaluate_event_item(
         decisions = dal.decisions.decide_event(plans, sighting)
     if seen is not None and event.visitor_id:
         seen.add(seen_key)
+    # Sale values after the call (services.ledger): a rating's value restates its call.
+    goals = library.index.goals
     if isinstance(event, CallRating):
-        rating_arrived(dal, account_id, event, item["event_id"], shards)
+        rating_arrived(dal, account_id, goals, event, item["event_id"], shards)
     elif isinstance(event, Call):
-        call_decided(dal, account_id, event, decisions, shards)
+        call_decided(dal, account_id, goals, event, decisions, shards)
     for occurrence in later:
         decisions += dal.decisions.decide_event(
             conversion_plans(

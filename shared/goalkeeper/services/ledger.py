@@ -13,6 +13,7 @@ an earlier rating arriving later restates nothing, a redelivered one changes not
 and conversions of the call decided after the rating arrived take its value when
 they are decided. A retracted conversion stays retracted."""
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from goalkeeper import keys
@@ -31,7 +32,7 @@ from goalkeeper.errors import Conflict, FieldProblem, NotFound
 from goalkeeper.ledger import plan_adjustment
 from goalkeeper.models.common import iso, local_day
 from goalkeeper.models.events import Call, CallRating
-from goalkeeper.models.goals import FixedValue, PercentOfTransaction
+from goalkeeper.models.goals import FixedValue, Goal, PercentOfTransaction
 from goalkeeper.models.ledger import AdjustmentRequest
 from goalkeeper.values import Money, percent_of
 
@@ -77,7 +78,12 @@ def adjust_conversion(
 
 
 def rating_arrived(
-    dal: Dal, account_id: str, rating: CallRating, rating_event_id: str, shards: int
+    dal: Dal,
+    account_id: str,
+    goals: Mapping[str, Goal],
+    rating: CallRating,
+    rating_event_id: str,
+    shards: int,
 ) -> list[Adjustment]:
     """A rating with a value becomes its call's latest (unless a later one is kept) and
     restates the call's conversions decided so far."""
@@ -92,29 +98,47 @@ def rating_arrived(
     )
     if not dal.ledger.keep_latest_rating(account_id, rated):
         return []  # a later rating holds the call's value
-    return _restate_call(
-        dal, account_id, rated, dal.ledger.call_conversions(account_id, rated.call_id), shards
-    )
+    conversions = dal.ledger.call_conversions(account_id, rated.call_id)
+    return _restate_call(dal, account_id, goals, rated, conversions, shards)
 
 
 def call_decided(
-    dal: Dal, account_id: str, call: Call, decisions: list[Decision], shards: int
+    dal: Dal,
+    account_id: str,
+    goals: Mapping[str, Goal],
+    call: Call,
+    decisions: list[Decision],
+    shards: int,
 ) -> list[Adjustment]:
-    """A call's conversions decided after a rating of it arrived take that rating's value."""
-    counted = [decision.conversion_id for decision in decisions if decision.status == "counted"]
+    """A call's conversions decided after a rating of it arrived take that rating's value
+    (the rating is read only when a counted conversion's goal takes a percentage)."""
+    counted = [
+        decision.conversion_id
+        for decision in decisions
+        if decision.status == "counted" and _takes_percent(goals.get(decision.goal_id))
+    ]
     rated = dal.ledger.latest_rating(account_id, call.call_id) if counted else None
     if rated is None:
         return []
     conversions = [dal.ledger.conversion(account_id, conversion_id) for conversion_id in counted]
-    return _restate_call(dal, account_id, rated, [c for c in conversions if c], shards)
+    return _restate_call(dal, account_id, goals, rated, [c for c in conversions if c], shards)
+
+
+def _takes_percent(goal: Goal | None) -> bool:
+    return goal is not None and isinstance(goal.value, PercentOfTransaction)
 
 
 def _restate_call(
-    dal: Dal, account_id: str, rated: RatedValue, conversions: list[LedgerConversion], shards: int
+    dal: Dal,
+    account_id: str,
+    goals: Mapping[str, Goal],
+    rated: RatedValue,
+    conversions: list[LedgerConversion],
+    shards: int,
 ) -> list[Adjustment]:
     made = []
     for conversion in conversions:
-        goal = dal.goals.get(account_id, conversion.goal_id)
+        goal = goals.get(conversion.goal_id)
         if goal is None or not isinstance(goal.value, PercentOfTransaction):
             continue
         value = percent_of(goal.value, rated.value)
