@@ -5,6 +5,7 @@ import csv
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,48 @@ def test_a_refund_and_a_later_value_reach_the_reports_and_the_google_ads_files(
         ("gclid-2", "RESTATE", "4000.00", "USD"),
     ]
     assert "2 conversions" in capsys.readouterr().out
+
+
+@pytest.mark.server
+def test_racing_adjustments_of_one_conversion_each_apply_once(served: ServedStack) -> None:
+    account = served.request("POST", "/v1/accounts", ADMIN, {})[1]
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    assert served.request("POST", "/v1/goals", write, SALE)[0] == 201
+    assert served.request("POST", "/v1/events", write, _sale(3, "100.00"))[0] == 202
+    (conversion,) = _counted(served, read, 1)
+    path = f"/v1/conversions/{conversion['conversion_id']}/adjustments"
+    same = {"adjustment_id": "same", "type": "restate", "value": "90", "reason": "discount"}
+    bodies = [same] * 4 + [
+        {"adjustment_id": f"r{n}", "type": "restate", "value": str(10 * n), "reason": "race"}
+        for n in range(1, 5)
+    ]
+    start = threading.Barrier(len(bodies))
+
+    def send(body: dict[str, Any]) -> int:
+        start.wait()
+        status, answer = served.request("POST", path, write, body)
+        assert status in (200, 201), answer
+        return status
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        statuses = list(pool.map(send, bodies))
+    assert statuses.count(201) == 5  # one per distinct id; the resent ones answered 200
+    trace = served.request("GET", "/v1/visitors/ann/trace", read)[1]
+    entry = next(i for i in trace["items"] if i.get("conversion_id") == conversion["conversion_id"])
+    adjustments = [
+        i
+        for i in trace["items"]
+        if i["kind"] == "adjustment" and i["conversion_id"] == conversion["conversion_id"]
+    ]
+    # Applied one after the other: each on the previous one's value, the last one holds.
+    assert [a["sequence"] for a in adjustments] == [1, 2, 3, 4, 5]
+    assert entry["adjustments"] == 5
+    assert [a["previous_value"] for a in adjustments[1:]] == [a["value"] for a in adjustments[:-1]]
+    assert entry["net_value"] == adjustments[-1]["value"]
+    query = "&".join(f"{name}={value}" for name, value in LEDGER_RANGE.items())
+    report = served.request("GET", f"/v1/reports/goals?{query}", read)[1]
+    row = next(r for r in report["goals"] if r["name"] == "Online sale")
+    assert row["value"] == {"USD": adjustments[-1]["value"]["amount"]}
 
 
 @pytest.mark.server

@@ -1,7 +1,7 @@
 """Invariant 3: report counters equal a recount of the conversion items (and of their
 adjustments), after a randomized workload, with money kept per currency; funnels'
 counters too, with goals that require others and funnel steps that repeat; the value
-ledger's adjustments too, sent racing each other and redelivered."""
+ledger's adjustments too, several per conversion, some redelivered."""
 
 import os
 from collections import Counter, defaultdict
