@@ -1,7 +1,7 @@
 """Write API: events from sites and phone systems (and in Segment's protocol, and Twilio's
 signed status callbacks), accounts, their settings and keys, the goal library and its
 backfills, funnels, webhook subscriptions, phone system connections, call tracking
-numbers and their assignment to visits."""
+numbers and their assignment to visits, adjustments of conversions' values."""
 
 import functools
 from datetime import UTC, datetime
@@ -35,6 +35,7 @@ from goalkeeper.models.funnels import FunnelSpec
 from goalkeeper.models.goals import DryRunRequest, GoalSpec
 from goalkeeper.models.integrations import TwilioConnectRequest
 from goalkeeper.models.jobs import BackfillRequest
+from goalkeeper.models.ledger import AdjustmentRequest
 from goalkeeper.models.numbers import AssignRequest, NumberRequest
 from goalkeeper.models.webhooks import WebhookRequest
 from goalkeeper.pii import AccountSecrets
@@ -46,6 +47,7 @@ from goalkeeper.services import (
     funnels,
     goals,
     integrations,
+    ledger,
     numbers,
     webhooks,
 )
@@ -492,6 +494,27 @@ def assign_number(request: Annotated[AssignRequest, Body()]) -> JsonResponse:
         "NumbersAssigned" if assignment.pooled else "NumberPoolExhausted", MetricUnit.Count, 1
     )
     return json_response(200, assignment.model_dump(mode="json"))
+
+
+@app.post("/v1/conversions/<conversion_id>/adjustments", middlewares=[WRITE])
+def adjust_conversion(
+    conversion_id: Annotated[str, Path(max_length=64)],
+    request: Annotated[AdjustmentRequest, Body()],
+) -> JsonResponse:
+    adjustment, made = ledger.adjust_conversion(
+        runtime.dal(),
+        current_account(app),
+        conversion_id,
+        request,
+        _now(),
+        get_settings().aggregate_shards,
+    )
+    if made:
+        logger.info(
+            "conversion adjusted",
+            extra={"conversion_id": conversion_id, "adjustment_id": adjustment.adjustment_id},
+        )
+    return json_response(201 if made else 200, adjustment.to_json())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -1,10 +1,11 @@
-"""Read API: reports, visitor traces and goal health for marketers' dashboards, and the
-progress of background jobs."""
+"""Read API: reports, visitor traces and goal health for marketers' dashboards, the
+progress of background jobs, and Google Ads import files."""
 
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from goalkeeper import runtime
 from goalkeeper.auth import Role, current_account, require
 from goalkeeper.http import JsonResponse, api_entrypoint, create_resolver, json_response
-from goalkeeper.services import backfill, funnels, numbers, reports
+from goalkeeper.services import backfill, exports, funnels, numbers, reports
 from goalkeeper.settings import get_settings
 
 logger = Logger()
@@ -130,6 +131,27 @@ def goal_health(goal_id: GoalId) -> JsonResponse:
 @app.get("/v1/jobs/<job_id>", middlewares=[READ_OR_WRITE])
 def get_job(job_id: Annotated[str, Path(min_length=1, max_length=128)]) -> JsonResponse:
     return json_response(200, backfill.get_job(runtime.dal(), current_account(app), job_id))
+
+
+@app.get("/v1/exports/google-ads", middlewares=[READ])
+def google_ads_export(
+    start: From = None,
+    end: To = None,
+    goal_ids: Annotated[
+        str | None, Query(max_length=2048, description="comma-separated goal ids (default: all)")
+    ] = None,
+    kind: Annotated[Literal["conversions", "adjustments"], Query()] = "conversions",
+) -> Response[str]:
+    wanted = [goal_id.strip() for goal_id in goal_ids.split(",")] if goal_ids else None
+    text = exports.google_ads_export(
+        runtime.dal(), current_account(app), wanted, start, end, kind, datetime.now(UTC)
+    )
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=text,
+        headers={"Content-Disposition": f'attachment; filename="google-ads-{kind}.csv"'},
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -26,6 +26,10 @@ VOID = "void"
 VISITORS_CONVERTED = "visitors_converted"
 LAST_MATCH_AT = "last_match_at"
 _VALUE_PREFIX = "value#"
+# The value ledger (goalkeeper.ledger): conversions retracted, and per currency the sum
+# of the adjustments' changes to the value (net value = value + adjusted).
+RETRACTED = "retracted"
+_ADJUSTED_PREFIX = "adjusted#"
 
 ATTRIBUTION_DIMENSIONS = ("source", "medium", "campaign", "keyword")
 NONE_LABEL = "(none)"
@@ -49,6 +53,19 @@ def values_of(item: dict[str, Any]) -> dict[str, Any]:
         name.removeprefix(_VALUE_PREFIX): amount
         for name, amount in item.items()
         if name.startswith(_VALUE_PREFIX)
+    }
+
+
+def adjusted_attribute(currency: str) -> str:
+    return f"{_ADJUSTED_PREFIX}{currency}"
+
+
+def adjusted_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The adjustments' changes per currency kept in a counters item."""
+    return {
+        name.removeprefix(_ADJUSTED_PREFIX): amount
+        for name, amount in item.items()
+        if name.startswith(_ADJUSTED_PREFIX)
     }
 
 

@@ -320,6 +320,8 @@ def plan_conversion(
         "visitor_id": event.visitor_id,
         "visit_id": event.visit_id,
         "contact_id": event.contact_id,
+        # A call's conversions are found by its id when a rating brings the sale value.
+        "call_id": getattr(event, "call_id", None),
         # What reports count it under, as credited when it was decided (never rewritten).
         "attribution": credit.attribution.model_dump(exclude_none=True)
         if credit.attribution

@@ -343,3 +343,46 @@ def hold_at_or_before(at: str) -> str:
 def call_counted(account_id: str, event_id: str) -> dict[str, str]:
     """That a call to a pool number was counted in its pool's day (matched or not)."""
     return {PK: f"A#{account_id}#E#{event_id}", SK: "POOLCALL"}
+
+
+# --- the value ledger and the ads export (goalkeeper.ledger) -----------------------------
+
+
+def adjustment(account_id: str, adjustment_id: str) -> dict[str, str]:
+    """One adjustment of a conversion's value, under the client's id: unique per account,
+    so a resent adjustment finds its first write."""
+    return {PK: f"A#{account_id}#ADJ#{adjustment_id}", SK: "ADJUSTMENT"}
+
+
+def adjustment_trace_sk(conversion_sk: str, sequence: int) -> str:
+    """An adjustment's place in the visitor trace: right after its conversion (whose
+    trace sort key is a prefix of it), in the order the adjustments were made."""
+    return f"{conversion_sk}#A{sequence:04d}"
+
+
+def call_conversions_pk(account_id: str, call_id: str) -> str:
+    """The counted conversions of one call (gsi2): what a later rating's sale value restates."""
+    return f"A#{account_id}#CALLC#{call_id}"
+
+
+def call_rating_value(account_id: str, call_id: str) -> dict[str, str]:
+    """The latest rating with a sale value of one call: what its conversions are worth,
+    whenever they are decided."""
+    return {PK: f"A#{account_id}#CALLR#{call_id}", SK: "LATEST"}
+
+
+def rating_adjustment_id(rating_event_id: str, conversion_id: str) -> str:
+    """The restatement a call rating makes of one of its call's conversions: one per
+    (rating, conversion), so a redelivered rating finds its own earlier write."""
+    return f"rating-{_digest(rating_event_id, conversion_id)}"
+
+
+def ads_conversions_day_pk(account_id: str, day: str) -> str:
+    """The counted conversions carrying an ad click id, of one account day (gsi3)."""
+    return f"A#{account_id}#ADSC#{day}"
+
+
+def ads_adjustments_day_pk(account_id: str, day: str) -> str:
+    """The adjustments of conversions carrying an ad click id, by the account day they
+    were made (gsi3)."""
+    return f"A#{account_id}#ADSA#{day}"

@@ -24,6 +24,10 @@ def conversion_value(value: GoalValue, event: EventBase) -> Money | None:
         transaction = event.transaction_facts()
         if transaction is None:
             return None
-        amount = (transaction.value * value.percent / 100).quantize(VALUE_QUANTUM, ROUND_HALF_EVEN)
-        return Money(amount, transaction.currency)
+        return percent_of(value, Money(transaction.value, transaction.currency))
     return None
+
+
+def percent_of(value: PercentOfTransaction, transaction: Money) -> Money:
+    amount = (transaction.amount * value.percent / 100).quantize(VALUE_QUANTUM, ROUND_HALF_EVEN)
+    return Money(amount, transaction.currency)

@@ -1,13 +1,20 @@
-"""The README walk-through over HTTP against `goalkeeper serve`, as a user runs it."""
+"""The README walk-through over HTTP against `goalkeeper serve`, as a user runs it
+(funnels, and the value ledger with its Google Ads files, too)."""
 
+import csv
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from goalkeeper.ads_export import ADJUSTMENT_HEADERS, CONVERSION_HEADERS
 from goalkeeper.steps import bucket_value, seconds_bucket
+from goalkeeper_cli import commands
 from support.served import ServedStack
 from support.twilio_calls import (
     call_sid,
@@ -263,6 +270,134 @@ def test_a_call_twilio_reports_in_signed_callbacks_is_counted_once(served: Serve
     assert wait_for_qualified(served, read, 1) == 1
     time.sleep(1.0)  # give a wrongly stored second call time to be counted
     assert qualified_calls(served, read) == 1
+
+
+# --- the value ledger (issue 20): a refund and a later value, and the Google Ads files ---
+
+SALE = {
+    "name": "Online sale",
+    "rule": {"kind": "transaction"},
+    "value": {"type": "percent_of_transaction", "percent": "100"},
+}
+LEDGER_RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
+
+
+def _sale(number: int, value: str) -> dict[str, Any]:
+    return {
+        "event_id": f"sale-{number}",
+        "type": "transaction",
+        "visitor_id": "ann",
+        "occurred_at": f"2026-11-1{number}T09:30:00Z",
+        "attribution": {"source": "google", "medium": "cpc", "click_id": f"gclid-{number}"},
+        "transaction": {"value": value, "currency": "USD", "reference": f"order-{number}"},
+    }
+
+
+def _counted(served: ServedStack, read: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 120
+    while True:
+        status, trace = served.request("GET", "/v1/visitors/ann/trace", read)
+        found = (
+            [i for i in trace.get("items", []) if i["kind"] == "conversion"]
+            if status == 200
+            else []
+        )
+        if len(found) >= count or time.monotonic() > deadline:
+            assert len(found) == count, trace
+            return found
+        time.sleep(0.2)
+
+
+@pytest.mark.server
+def test_a_refund_and_a_later_value_reach_the_reports_and_the_google_ads_files(
+    served: ServedStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = served.request("POST", "/v1/accounts", ADMIN, {})[1]
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    assert served.request("POST", "/v1/goals", write, SALE)[0] == 201
+    events = {"events": [_sale(1, "120.00"), _sale(2, "80.00")]}
+    assert served.request("POST", "/v1/events", write, events)[0] == 202
+    first, second = sorted(_counted(served, read, 2), key=lambda c: c["event_id"])
+
+    refund = {"adjustment_id": "refund-1", "type": "retract", "reason": "returned"}
+    path = f"/v1/conversions/{first['conversion_id']}/adjustments"
+    assert served.request("POST", path, write, refund)[0] == 201
+    assert served.request("POST", path, write, refund)[0] == 200  # redelivered: the same
+    later = {"adjustment_id": "won-2", "type": "restate", "value": "4000", "reason": "upsold"}
+    path = f"/v1/conversions/{second['conversion_id']}/adjustments"
+    assert served.request("POST", path, write, later)[0] == 201
+
+    query = "&".join(f"{name}={value}" for name, value in LEDGER_RANGE.items())
+    status, report = served.request("GET", f"/v1/reports/goals?{query}", read)
+    assert status == 200, report
+    row = next(r for r in report["goals"] if r["name"] == "Online sale")
+    assert (row["counted"], row["retracted"]) == (2, 1)
+    assert (row["value"], row["gross_value"]) == ({"USD": "4000.00"}, {"USD": "200.00"})
+
+    api = ["--api", f"{served.base_url}/v1", "--key", read, "--out-dir", str(tmp_path)]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    dates = ["--from", LEDGER_RANGE["from"], "--to", LEDGER_RANGE["to"]]
+    assert commands.main(["export", "google-ads", "--kind", "conversions", *dates, *api]) == 0
+    conversions = list(csv.reader((tmp_path / "google-ads-conversions.csv").open()))
+    assert conversions[0] == ["Parameters:TimeZone=UTC"]
+    assert conversions[1] == list(CONVERSION_HEADERS)
+    assert conversions[2:] == [
+        ["gclid-1", "Online sale", "2026-11-11 09:30:00+0000", "120.00", "USD"],
+        ["gclid-2", "Online sale", "2026-11-12 09:30:00+0000", "80.00", "USD"],
+    ]
+    # Adjustments are listed by the day they were made: today.
+    assert (
+        commands.main(["export", "google-ads", "--kind", "adjustments", "--from", today, *api]) == 0
+    )
+    adjustments = list(csv.reader((tmp_path / "google-ads-adjustments.csv").open()))
+    assert adjustments[1] == list(ADJUSTMENT_HEADERS)
+    assert sorted((r[0], r[4], r[5], r[6]) for r in adjustments[2:]) == [
+        ("gclid-1", "RETRACT", "", ""),
+        ("gclid-2", "RESTATE", "4000.00", "USD"),
+    ]
+    assert "2 conversions" in capsys.readouterr().out
+
+
+@pytest.mark.server
+def test_racing_adjustments_of_one_conversion_each_apply_once(served: ServedStack) -> None:
+    account = served.request("POST", "/v1/accounts", ADMIN, {})[1]
+    write, read = account["keys"]["write"], account["keys"]["read"]
+    assert served.request("POST", "/v1/goals", write, SALE)[0] == 201
+    assert served.request("POST", "/v1/events", write, _sale(3, "100.00"))[0] == 202
+    (conversion,) = _counted(served, read, 1)
+    path = f"/v1/conversions/{conversion['conversion_id']}/adjustments"
+    same = {"adjustment_id": "same", "type": "restate", "value": "90", "reason": "discount"}
+    bodies = [same] * 4 + [
+        {"adjustment_id": f"r{n}", "type": "restate", "value": str(10 * n), "reason": "race"}
+        for n in range(1, 5)
+    ]
+    start = threading.Barrier(len(bodies))
+
+    def send(body: dict[str, Any]) -> int:
+        start.wait()
+        status, answer = served.request("POST", path, write, body)
+        assert status in (200, 201), answer
+        return status
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        statuses = list(pool.map(send, bodies))
+    assert statuses.count(201) == 5  # one per distinct id; the resent ones answered 200
+    trace = served.request("GET", "/v1/visitors/ann/trace", read)[1]
+    entry = next(i for i in trace["items"] if i.get("conversion_id") == conversion["conversion_id"])
+    adjustments = [
+        i
+        for i in trace["items"]
+        if i["kind"] == "adjustment" and i["conversion_id"] == conversion["conversion_id"]
+    ]
+    # Applied one after the other: each on the previous one's value, the last one holds.
+    assert [a["sequence"] for a in adjustments] == [1, 2, 3, 4, 5]
+    assert entry["adjustments"] == 5
+    assert [a["previous_value"] for a in adjustments[1:]] == [a["value"] for a in adjustments[:-1]]
+    assert entry["net_value"] == adjustments[-1]["value"]
+    query = "&".join(f"{name}={value}" for name, value in LEDGER_RANGE.items())
+    report = served.request("GET", f"/v1/reports/goals?{query}", read)[1]
+    row = next(r for r in report["goals"] if r["name"] == "Online sale")
+    assert row["value"] == {"USD": adjustments[-1]["value"]["amount"]}
 
 
 @pytest.mark.server

@@ -173,6 +173,11 @@ BODIES = {
         "replaces": "+442079460000",
     },
     ("POST", "/v1/funnels/{funnel_id}/backfill"): {"from": str(datetime.now(UTC).date())},
+    ("POST", "/v1/conversions/{conversion_id}/adjustments"): {
+        "adjustment_id": "refund-1",
+        "type": "retract",
+        "reason": "refunded",
+    },
 }
 ADMIN_ROUTES = {
     ("POST", "/v1/accounts"),
@@ -208,6 +213,7 @@ def _request_parts(stack: InProcessStack, method: str, template: str) -> tuple[s
         .replace("{key_id}", key_id)
         .replace("{visitor_id}", "ann")
         .replace("{number}", "+442079460001")
+        .replace("{conversion_id}", "c1")
     )
     if (method, template) in ADMIN_ROUTES:
         return ADMIN_KEY, path

@@ -40,6 +40,7 @@ class Tenant:
     delivery_ids: list[str] = field(default_factory=list)
     funnel_ids: list[str] = field(default_factory=list)
     numbers: list[str] = field(default_factory=list)  # static, pool, the site's own
+    conversion_ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
     def key(self, role: str) -> str | None:
@@ -67,6 +68,7 @@ class Tenant:
             *self.delivery_ids,
             *self.funnel_ids,
             *self.numbers,
+            *self.conversion_ids,
             *self.texts,
         ]
 
@@ -104,8 +106,10 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     assert status == 200, account
     tenant.visitor_ids = [f"visitor-{TAG}-1", f"visitor-{TAG}-2"]
     tenant.texts = [name, GOAL_SPEC["name"], f"campaign-{TAG}", f"keyword {TAG}", f"Funnel {TAG}"]
+    tenant.texts.append(f"gclid-{TAG}")
     attribution = {"source": "google", "medium": "cpc", "campaign": f"campaign-{TAG}"}
     attribution["keyword"] = f"keyword {TAG}"
+    attribution["click_id"] = f"gclid-{TAG}"
     events = [
         {
             "event_id": f"pv-{TAG}-1",
@@ -129,6 +133,18 @@ def _tenant(stack: InProcessStack, name: str, with_data: bool) -> Tenant:
     assert status == 202, answer
     tenant.event_ids = answer["accepted"]
     stack.evaluate_pending()
+    status, trace = stack.api.request(
+        "GET", f"/v1/visitors/{tenant.visitor_ids[0]}/trace", tenant.read
+    )
+    assert status == 200, trace
+    tenant.conversion_ids = [
+        i["conversion_id"] for i in trace["items"] if i["kind"] == "conversion"
+    ]
+    # A refund of A's conversion: B must not see it in any export or trace.
+    refund = {"adjustment_id": f"refund-{TAG}", "type": "retract", "reason": f"refund {TAG}"}
+    path = f"/v1/conversions/{tenant.conversion_ids[0]}/adjustments"
+    assert stack.api.request("POST", path, tenant.write, refund)[0] == 201
+    tenant.texts.append(f"refund {TAG}")
     # A webhook, and its deliveries of A's conversions (created, not yet attempted).
     status, hook = stack.api.request("POST", "/v1/webhooks", tenant.write, {"url": A_HOOK})
     assert status == 201, hook
@@ -304,6 +320,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/v1/numbers/{number}"): {"write"},
     ("POST", "/v1/numbers/assign"): {"write", "site"},
     ("GET", "/v1/reports/numbers"): {"read"},
+    ("POST", "/v1/conversions/{conversion_id}/adjustments"): {"write"},
+    ("GET", "/v1/exports/google-ads"): {"read"},
 }
 ACCOUNT_KEYS = ("write", "read", "site")
 
@@ -534,6 +552,30 @@ CASES: dict[tuple[str, str], Cases] = {
         Attempt("read", "/v1/reports/numbers", query=REPORT_QUERY, own_data=True),
         Attempt("write", "/v1/reports/numbers", query=REPORT_QUERY),
     ],
+    # A's conversion id, adjusted with B's keys, is no conversion of B's.
+    ("POST", "/v1/conversions/{conversion_id}/adjustments"): lambda a, b: [
+        Attempt(role, f"/v1/conversions/{conversion_id}/adjustments", body)
+        for conversion_id in a.conversion_ids
+        for role in ("write", "read")
+        for body in (
+            {"adjustment_id": f"refund-{TAG}", "type": "retract", "reason": "x"},
+            {
+                "adjustment_id": "b-1",
+                "type": "restate",
+                "value": "1",
+                "currency": "USD",
+                "reason": "x",
+            },
+        )
+    ],
+    # B's export is B's (empty): A's click conversions and refunds stay A's.
+    ("GET", "/v1/exports/google-ads"): lambda a, b: (
+        [
+            Attempt("read", "/v1/exports/google-ads", query=kind, own_data=True)
+            for kind in ({}, {"kind": "adjustments"})
+        ]
+        + [Attempt("write", "/v1/exports/google-ads")]
+    ),
 }
 
 
@@ -574,6 +616,7 @@ def _concrete(route: ApiRoute, owner: Tenant) -> str:
         .replace("{funnel_id}", owner.funnel_ids[0])
         .replace("{number}", owner.numbers[0])
         .replace("{file}", "app.js")
+        .replace("{conversion_id}", owner.conversion_ids[0])
     )
 
 
@@ -634,6 +677,11 @@ def _valid_body(route: ApiRoute) -> Any:
             "visitor_id": "v",
             "visit_id": "s",
             "replaces": A_NUMBERS[2],
+        },
+        ("POST", "/v1/conversions/{conversion_id}/adjustments"): {
+            "adjustment_id": "r-1",
+            "type": "retract",
+            "reason": "x",
         },
     }.get(_route_key(route))
 
@@ -850,6 +898,9 @@ def _workload(stack: InProcessStack) -> None:
         status, job = stack.api.request("GET", f"/v1/jobs/{job_id}", read)
         assert (status, job["status"]) == (200, "done"), job
     issued = stack.api.request("POST", "/v1/keys", write, {})[1]
+    trace = stack.api.request("GET", "/v1/visitors/v-1/trace", read)[1]
+    sale = next(i for i in trace["items"] if i["kind"] == "conversion" and i["status"] == "counted")
+    refund = {"adjustment_id": "refund-1", "type": "retract", "reason": "refunded"}
     recovery = f"/v1/accounts/{account['account_id']}/keys"
     recovered = stack.api.request("POST", recovery, ADMIN_KEY, {"role": "site"})[1]
     for method, path, key, body, query in [
@@ -879,6 +930,8 @@ def _workload(stack: InProcessStack) -> None:
         ("GET", f"/v1/reports/funnels/{funnel_id}", read, None, REPORT_QUERY),
         ("DELETE", f"/v1/funnels/{funnel_id}", write, None, None),
         *_number_workload(write, read, account["keys"]["site"]),
+        ("POST", f"/v1/conversions/{sale['conversion_id']}/adjustments", write, refund, None),
+        ("GET", "/v1/exports/google-ads", read, None, None),
     ]:
         status, answer = stack.api.request(method, path, key, body, query)
         assert 200 <= status < 300, (method, path, status, answer)

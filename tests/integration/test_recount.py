@@ -1,6 +1,7 @@
-"""Invariant 3: report counters equal a recount of the conversion items, after a
-randomized workload, with money kept per currency; funnels' counters too, with goals
-that require others and funnel steps that repeat."""
+"""Invariant 3: report counters equal a recount of the conversion items (and of their
+adjustments), after a randomized workload, with money kept per currency; funnels'
+counters too, with goals that require others and funnel steps that repeat; the value
+ledger's adjustments too, several per conversion, some redelivered."""
 
 import os
 from collections import Counter, defaultdict
@@ -9,10 +10,12 @@ from decimal import Decimal
 from goalkeeper import counters
 from goalkeeper.counters import attribution_labels
 from support.funnel_recount import assert_funnels_equal_a_recount
+from support.ledger_workload import adjust_some, recount_adjustments
 from support.stack import InProcessStack
 from support.workload import GOALS, Workload
 
 EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "900"))
+ADJUSTMENTS = int(os.environ.get("GOALKEEPER_RECOUNT_ADJUSTMENTS", "60"))
 
 
 def _load(stack: InProcessStack, seed: int, events: int) -> str:
@@ -75,6 +78,8 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
     account = stack.new_account()
     funnel_ids = _steps(stack, account["keys"]["write"])
     load_more(stack, account["keys"]["write"], seed=7, events=EVENTS)
+    decided = [i for i in stack.items() if i.get("kind") == "conversion"]
+    assert adjust_some(stack, account["keys"]["write"], decided, seed=7, count=ADJUSTMENTS) > 0
     items = stack.items()
     conversions = [i for i in items if i.get("kind") == "conversion"]
     assert len(conversions) > EVENTS // 10  # the workload really converts
@@ -99,23 +104,32 @@ def test_aggregates_equal_a_recount_of_conversions_after_a_random_workload(
             daily[cell][value_name] += conversion["value_amount"]
             attributed[(*cell, labels)][value_name] += conversion["value_amount"]
 
+    adjusted_daily, adjusted_attributed = recount_adjustments(items)
+    for cells, adjusted in ((daily, adjusted_daily), (attributed, adjusted_attributed)):
+        for cell, changes in adjusted.items():
+            cells[cell].update(changes)
+
     kept_daily: dict[tuple, Counter] = defaultdict(Counter)
     kept_visitors: Counter = Counter()
     kept_attributed: dict[tuple, Counter] = defaultdict(Counter)
     for item in items:
         if item.get("kind") == counters.GOAL_DAY_KIND:
             cell = (item["day"], item["goal_id"])
-            for counter in (counters.COUNTED, counters.VOID):
+            for counter in (counters.COUNTED, counters.VOID, counters.RETRACTED):
                 kept_daily[cell][counter] += int(item.get(counter, 0))
             kept_visitors[cell] += int(item.get(counters.VISITORS_CONVERTED, 0))
             for currency, amount in counters.values_of(item).items():
                 kept_daily[cell][f"value_{currency}"] += amount
+            for currency, amount in counters.adjusted_of(item).items():
+                kept_daily[cell][f"adjusted_{currency}"] += amount
         elif item.get("kind") == counters.ATTRIBUTION_KIND:
             labels = tuple(item[name] for name in counters.ATTRIBUTION_DIMENSIONS)
             key = (item["day"], item["goal_id"], labels)
             kept_attributed[key]["counted"] += int(item[counters.COUNTED])
             for currency, amount in counters.values_of(item).items():
                 kept_attributed[key][f"value_{currency}"] += amount
+            for currency, amount in counters.adjusted_of(item).items():
+                kept_attributed[key][f"adjusted_{currency}"] += amount
 
     visitor_days = {
         (item["occurred_at"][:10], item["body"]["visitor_id"])

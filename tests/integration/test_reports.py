@@ -127,7 +127,9 @@ def test_goals_report_counts_values_per_currency_and_groups(
         "counted": 1,
         "void": 1,
         "visitors_converted": 1,
-        "value": {"GBP": "5.00"},
+        "value": {"GBP": "5.00"},  # net of refunds and later values (none here) ...
+        "gross_value": {"GBP": "5.00"},  # ... beside the value as counted
+        "retracted": 0,
     }
 
 

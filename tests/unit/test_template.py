@@ -86,6 +86,8 @@ EXPECTED_ROUTES = {
     ("DELETE", "/v1/numbers/{number}"): "IngestFunction",
     ("POST", "/v1/numbers/assign"): "IngestFunction",
     ("GET", "/v1/reports/numbers"): "ReportsFunction",
+    ("POST", "/v1/conversions/{conversion_id}/adjustments"): "IngestFunction",
+    ("GET", "/v1/exports/google-ads"): "ReportsFunction",
 }
 
 

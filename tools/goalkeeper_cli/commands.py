@@ -1,6 +1,8 @@
 """The `goalkeeper` command: `goalkeeper serve` runs the local stack; `goalkeeper
 redrive` re-drives stream records that evaluation gave up on (locally or in AWS);
-`goalkeeper backfill` decides a goal for past events, over the API, with a progress bar."""
+`goalkeeper backfill` decides a goal for past events, over the API, with a progress bar;
+`goalkeeper export google-ads` writes Google Ads import files of conversions from ad
+clicks and of their adjustments."""
 
 import argparse
 import importlib.util
@@ -200,6 +202,11 @@ HTTP_TIMEOUT_SECONDS = 120
 
 def http_json(method: str, url: str, key: str | None = None, body: Any = None) -> tuple[int, Any]:
     """One request to the API: (status, JSON answer), error statuses included."""
+    status, raw = _http(method, url, key, body)
+    return status, _json(raw)
+
+
+def _http(method: str, url: str, key: str | None, body: Any = None) -> tuple[int, bytes]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
@@ -207,9 +214,9 @@ def http_json(method: str, url: str, key: str | None = None, body: Any = None) -
         request.add_header("x-api-key", key)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            return response.status, _json(response.read())
+            return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, _json(error.read())
+        return error.code, error.read()
 
 
 def _json(raw: bytes) -> Any:
@@ -287,6 +294,36 @@ def _backfill(args: argparse.Namespace) -> int:
     if job["status"] == "failed":
         print(f"backfill failed: {job['error']}", file=sys.stderr)
         return 1
+    return 0
+
+
+# The files `goalkeeper export google-ads` writes: Google wants adjustments uploaded
+# apart from the conversions they adjust.
+EXPORT_KINDS = ("conversions", "adjustments")
+
+
+def _export_google_ads(args: argparse.Namespace) -> int:
+    if not args.key:
+        print("export: pass --key (a read key) or set GOALKEEPER_KEY", file=sys.stderr)
+        return 2
+    api = args.api.rstrip("/").removesuffix("/v1")
+    query = {"from": args.start, "to": args.end, "goal_ids": args.goal_ids}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for kind in args.kind or EXPORT_KINDS:
+        wanted = {name: value for name, value in query.items() if value} | {"kind": kind}
+        url = f"{api}/v1/exports/google-ads?{urllib.parse.urlencode(wanted)}"
+        try:
+            status, raw = _http("GET", url, args.key)
+        except OSError as error:
+            print(f"export: cannot reach {api}: {error}", file=sys.stderr)
+            return 1
+        if status != 200:
+            print(f"export refused: {_refusal(status, _json(raw))}", file=sys.stderr)
+            return 1
+        path = args.out_dir / f"google-ads-{kind}.csv"
+        path.write_bytes(raw)
+        rows = max(0, raw.count(b"\n") - 2)  # less the parameters and header lines
+        print(f"{path}: {rows} {kind}")
     return 0
 
 
@@ -388,6 +425,34 @@ def main(argv: list[str] | None = None) -> int:
         "--key", default=os.environ.get("GOALKEEPER_KEY"), help="a write key (or GOALKEEPER_KEY)"
     )
     backfill.set_defaults(run=_backfill)
+    export = commands.add_parser("export", help="export conversions for an ads platform")
+    platforms = export.add_subparsers(dest="platform", required=True)
+    google_ads = platforms.add_parser(
+        "google-ads",
+        help="Google Ads offline conversion import files",
+        description="Write google-ads-conversions.csv (conversions from Google ad clicks, "
+        "with the value they were counted with) and google-ads-adjustments.csv (their "
+        "retractions and restatements) in Google Ads' import layouts, from GET "
+        "/v1/exports/google-ads. Days are in the account's time zone: conversions by the "
+        "day they happened, adjustments by the day they were made. Exit status 1 when "
+        "refused.",
+    )
+    google_ads.add_argument("--from", dest="start", help="first day, YYYY-MM-DD")
+    google_ads.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (default: today)")
+    google_ads.add_argument("--goal-ids", help="comma-separated goal ids (default: every goal)")
+    google_ads.add_argument(
+        "--kind", action="append", choices=EXPORT_KINDS, help="one file only (default: both)"
+    )
+    google_ads.add_argument(
+        "--out-dir", type=Path, default=Path("."), help="where the files go (default: here)"
+    )
+    google_ads.add_argument(
+        "--api", required=True, help="the API's base URL (the ApiUrl output, or serve's)"
+    )
+    google_ads.add_argument(
+        "--key", default=os.environ.get("GOALKEEPER_KEY"), help="a read key (or GOALKEEPER_KEY)"
+    )
+    google_ads.set_defaults(run=_export_google_ads)
     args = parser.parse_args(argv)
     if args.command == "serve" and args.data_dir and args.engine != DYNAMODB_LOCAL:
         parser.error(f"--data-dir needs --engine {DYNAMODB_LOCAL} (moto keeps data in memory)")

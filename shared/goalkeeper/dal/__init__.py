@@ -17,6 +17,7 @@ an item, from an item), and answers with typed values or typed domain errors:
     webhooks   webhook subscriptions, their deliveries, conversions put on the event bus
     integrations  phone systems connected to an account (Twilio's token and webhook URL)
     numbers    call tracking numbers, their pools, holds by visits, pool day counters
+    ledger     adjustments of conversions' values, with the counters they move
 
 Keys come from goalkeeper.keys, the one place keys are built.
 """
@@ -33,6 +34,7 @@ from goalkeeper.dal.funnels import Funnels
 from goalkeeper.dal.goals import Goals
 from goalkeeper.dal.integrations import Integrations
 from goalkeeper.dal.jobs import Jobs
+from goalkeeper.dal.ledger import Ledger
 from goalkeeper.dal.numbers import Numbers
 from goalkeeper.dal.touches import Touches
 from goalkeeper.dal.webhooks import Webhooks
@@ -54,6 +56,7 @@ class Dal:
     funnels: Funnels
     integrations: Integrations
     numbers: Numbers
+    ledger: Ledger
 
     @classmethod
     def open(cls, table_name: str, client: Any | None = None) -> "Dal":
@@ -71,6 +74,7 @@ class Dal:
             Funnels(table),
             Integrations(table),
             Numbers(table),
+            Ledger(table),
         )
 
     @property

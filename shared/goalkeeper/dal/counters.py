@@ -19,8 +19,11 @@ class Tally:
     counted: int = 0
     void: int = 0
     visitors_converted: int = 0
-    values: dict[str, Decimal] = field(default_factory=dict)
+    values: dict[str, Decimal] = field(default_factory=dict)  # as counted (gross)
     last_match_at: str | None = None
+    # The value ledger: conversions retracted, the adjustments' changes per currency.
+    retracted: int = 0
+    adjusted: dict[str, Decimal] = field(default_factory=dict)
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> "Tally":
@@ -30,6 +33,8 @@ class Tally:
             visitors_converted=int(item.get(counters.VISITORS_CONVERTED, 0)),
             values=counters.values_of(item),
             last_match_at=item.get(counters.LAST_MATCH_AT),
+            retracted=int(item.get(counters.RETRACTED, 0)),
+            adjusted=counters.adjusted_of(item),
         )
 
 

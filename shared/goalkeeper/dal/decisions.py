@@ -274,9 +274,18 @@ def conversion_item(plan: ConversionPlan, decision: Decision) -> dict[str, Any]:
     if decision.status == "void":
         item["reason"] = decision.reason
         item["duplicate_of"] = decision.duplicate_of
-    elif plan.aggregate.value is not None:
-        item["value_amount"] = plan.aggregate.value.amount
-        item["value_currency"] = plan.aggregate.value.currency
+    else:
+        if plan.aggregate.value is not None:
+            item["value_amount"] = plan.aggregate.value.amount
+            item["value_currency"] = plan.aggregate.value.currency
+        if plan.attributes.get("event_type") == "call" and plan.attributes.get("call_id"):
+            # A later rating of the call restates its value (services.ledger).
+            item["gsi2pk"] = keys.call_conversions_pk(plan.account_id, plan.attributes["call_id"])
+            item["gsi2sk"] = keys.trace_sk(plan.occurred_at, "G", plan.conversion_id)
+        if (plan.attributes.get("attribution") or {}).get("click_id"):
+            # The Google Ads export reads an account day's conversions of ad clicks.
+            item["gsi3pk"] = keys.ads_conversions_day_pk(plan.account_id, plan.aggregate.day)
+            item["gsi3sk"] = keys.trace_sk(plan.occurred_at, "G", plan.conversion_id)
     return item
 
 

@@ -16,11 +16,12 @@ from goalkeeper.dedup import ConversionPlan, Decision, Layout, library_layouts, 
 from goalkeeper.history import Occurrence, page_view_occurrences, stored_event, tag_occurrences
 from goalkeeper.models.accounts import AttributionSettings
 from goalkeeper.models.common import local_day
-from goalkeeper.models.events import Event, TagChange
+from goalkeeper.models.events import Call, CallRating, Event, TagChange
 from goalkeeper.models.goals import Goal
 from goalkeeper.rules import GoalIndex
 from goalkeeper.services.attribution import credit_conversion
 from goalkeeper.services.goals import list_goals
+from goalkeeper.services.ledger import call_decided, rating_arrived
 from goalkeeper.settings import Settings
 from goalkeeper.steps import FunnelShape, Links
 from goalkeeper.values import conversion_value
@@ -236,6 +237,12 @@ def evaluate_event_item(
         decisions = dal.decisions.decide_event(plans, sighting)
     if seen is not None and event.visitor_id:
         seen.add(seen_key)
+    # Sale values after the call (services.ledger): a rating's value restates its call.
+    goals = library.index.goals
+    if isinstance(event, CallRating):
+        rating_arrived(dal, account_id, goals, event, item["event_id"], shards)
+    elif isinstance(event, Call):
+        call_decided(dal, account_id, goals, event, decisions, shards)
     for occurrence in later:
         decisions += dal.decisions.decide_event(
             conversion_plans(

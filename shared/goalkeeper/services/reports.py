@@ -22,6 +22,7 @@ from goalkeeper.dal import Dal
 from goalkeeper.dal.client import is_key_value
 from goalkeeper.dal.counters import AttributionCounter, DaySeen, GoalDay, Tally
 from goalkeeper.dal.events import is_trace_position
+from goalkeeper.dal.ledger import Adjustment, money_json, standing_of
 from goalkeeper.errors import FieldProblem, InvalidInput, NotFound
 from goalkeeper.models.common import iso, money_text
 from goalkeeper.models.goals import Goal
@@ -101,29 +102,55 @@ class Totals:
     visitors_converted: int = 0
     values: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     last_match_at: str | None = None
+    retracted: int = 0
+    adjusted: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
     def add(self, tally: Tally) -> None:
         """Counters of one goal-day or attribution item."""
-        self.counted += tally.counted
-        self.void += tally.void
-        self.visitors_converted += tally.visitors_converted
-        for currency, amount in tally.values.items():
-            self.values[currency] += amount
-        self.merge(Totals(last_match_at=tally.last_match_at))
+        self.merge(
+            Totals(
+                tally.counted,
+                tally.void,
+                tally.visitors_converted,
+                dict(tally.values),
+                tally.last_match_at,
+                tally.retracted,
+                dict(tally.adjusted),
+            )
+        )
 
     def merge(self, other: "Totals") -> None:
         self.counted += other.counted
         self.void += other.void
         self.visitors_converted += other.visitors_converted
+        self.retracted += other.retracted
         for currency, amount in other.values.items():
             self.values[currency] += amount
+        for currency, amount in other.adjusted.items():
+            self.adjusted[currency] += amount
         if other.last_match_at and (
             self.last_match_at is None or other.last_match_at > self.last_match_at
         ):
             self.last_match_at = other.last_match_at
 
     def value_text(self) -> dict[str, str]:
+        """The net value per currency: as counted, plus every adjustment (goalkeeper.ledger)."""
+        net: dict[str, Decimal] = defaultdict(Decimal, self.values)
+        for currency, amount in self.adjusted.items():
+            net[currency] += amount
+        return {currency: money_text(amount) for currency, amount in sorted(net.items())}
+
+    def gross_text(self) -> dict[str, str]:
+        """The value per currency as counted, before adjustments."""
         return {currency: money_text(amount) for currency, amount in sorted(self.values.items())}
+
+    def money(self) -> dict[str, Any]:
+        """The value fields of a report row: net, gross, and how many were retracted."""
+        return {
+            "value": self.value_text(),
+            "gross_value": self.gross_text(),
+            "retracted": self.retracted,
+        }
 
 
 def _rate(converted: int, seen: int) -> float | None:
@@ -184,7 +211,7 @@ def goals_report(dal: Dal, account_id: str, span: DateRange, shards: int) -> dic
                 "void": totals.void,
                 "visitors_converted": totals.visitors_converted,
                 "conversion_rate": _rate(totals.visitors_converted, visitors_seen),
-                "value": totals.value_text(),
+                **totals.money(),
             }
         )
     return {
@@ -197,7 +224,7 @@ def goals_report(dal: Dal, account_id: str, span: DateRange, shards: int) -> dic
                 "counted": totals.counted,
                 "void": totals.void,
                 "visitors_converted": totals.visitors_converted,
-                "value": totals.value_text(),
+                **totals.money(),
             }
             for name, totals in groups.items()
         },
@@ -218,7 +245,7 @@ def goal_timeseries(
                 "counted": totals.counted,
                 "void": totals.void,
                 "visitors_converted": totals.visitors_converted,
-                "value": totals.value_text(),
+                **totals.money(),
             }
         )
     return {
@@ -250,7 +277,7 @@ def _attribution_rows(
         {
             dimension: label,
             "counted": totals.counted,
-            "value": totals.value_text(),
+            **totals.money(),
             "goals": sorted(goals_by_label[label]),
         }
         for label, totals in by_label.items()
@@ -391,6 +418,8 @@ _EVENT_HIDDEN = {"event_id", "type", "occurred_at", "visitor_id", "caller_hash"}
 
 
 def _trace_entry(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("kind") == "adjustment":  # right after its conversion (keys.adjustment_trace_sk)
+        return {"kind": "adjustment", **Adjustment.of(item).to_json()}
     if item.get("kind") == "conversion":
         entry = {
             "kind": "conversion",
@@ -420,6 +449,11 @@ def _trace_entry(item: dict[str, Any]) -> dict[str, Any]:
                 "amount": money_text(item["value_amount"]),
                 "currency": item["value_currency"],
             }
+        standing = standing_of(item)
+        if standing.adjustments:  # the value ledger's word on it (goalkeeper.ledger)
+            entry["net_value"] = money_json(standing.value)
+            entry["retracted"] = standing.retracted
+            entry["adjustments"] = standing.adjustments
         return entry
     body = {k: v for k, v in item.get("body", {}).items() if k not in _EVENT_HIDDEN}
     return {
