@@ -68,6 +68,16 @@ GOALS = {
 }  # fmt: skip
 
 
+# Call tracking: the site's own number, a pool of two replacing it, a billboard's number.
+SITE_NUMBER = "+442079460000"
+NUMBERS = [
+    {"number": "+442079460001", "kind": "pool", "pool": "Website", "replaces": SITE_NUMBER},
+    {"number": "+442079460002", "kind": "pool", "pool": "Website", "replaces": SITE_NUMBER},
+    {"number": "+442079460009", "kind": "static",
+     "attribution": {"source": "billboard", "campaign": "M25"}},
+]  # fmt: skip
+ATTRIBUTION = ("source", "medium", "campaign", "keyword")
+
 # What each rule kind needs filled in, by the editor's labels.
 EVERY_KIND: dict[str, dict[str, str]] = {
     "url": {"URL or pattern": f"{SHOP}/thank-you"},
@@ -144,6 +154,28 @@ def _until(what: str, check: Callable[[], Any]) -> Any:
         time.sleep(0.1)
 
 
+def _call_tracking(served: ServedStack, write: str) -> None:
+    """A static number and a pool of two that three visits ask for (the third finds it
+    exhausted); a call to the pool in the first visit's hold, one to it a day before any."""
+    for number in NUMBERS:
+        _ok(served, "POST", "/v1/numbers", write, number)
+    held = [
+        _ok(served, "POST", "/v1/numbers/assign", write, {
+            "visitor_id": f"v-caller-{n}", "visit_id": f"s-{n}", "replaces": SITE_NUMBER,
+            "attribution": {"source": "google", "medium": "cpc", "keyword": "boots"}})
+        for n in range(3)
+    ]  # fmt: skip
+    assert [a["pooled"] for a in held] == [True, True, False]
+    now = datetime.now(UTC)
+    calls = [
+        {"type": "call", "call_id": "c-held", "tracking_number": held[0]["number"],
+         "connected": True, "bridged_seconds": 30, "occurred_at": now.isoformat()},
+        {"type": "call", "call_id": "c-before", "tracking_number": held[1]["number"],
+         "connected": False, "occurred_at": (now - timedelta(days=1)).isoformat()},
+    ]  # fmt: skip
+    _ok(served, "POST", "/v1/events", write, {"events": calls})
+
+
 @pytest.fixture(scope="module")
 def workload(served: ServedStack) -> Iterator[dict[str, Any]]:
     account = _ok(served, "POST", "/v1/accounts", ADMIN, {"name": "Shop", "timezone": ZONE})
@@ -185,6 +217,9 @@ def workload(served: ServedStack) -> Iterator[dict[str, Any]]:
         return [d["status"] for d in log] == ["delivered"] * 2
 
     _until("both sales delivered to the webhook", delivered)
+    _call_tracking(served, write)
+    # Each call counts one of the account's default call goals.
+    _until("the calls' conversions", decided(10, 1))
     yield {"keys": account["keys"], "goal_ids": goal_ids}
     receiver.close()
 
@@ -473,6 +508,11 @@ def test_a_wrong_key_is_told_so_and_the_page_keeps_keys_out_of_urls(
     assert _wait_drawn(browser, "keywords") == "ready"
     assert browser.execute_script("return document.activeElement.id") == "main"
     assert "No keyword has a counted conversion" in browser.find_element(By.ID, "main").text
+    # Without numbers: how to start call tracking, the pool's tag included.
+    _view(browser, "numbers")
+    help_text = browser.find_element(By.CSS_SELECTOR, "main [data-empty]").text
+    assert "No tracking numbers yet. Register a number below" in help_text
+    assert f'data-key="gk_site_…" data-number="{SITE_NUMBER}"></script>' in help_text
 
     browser.find_element(By.ID, "forget").click()
     assert browser.execute_script("return sessionStorage.length") == 0
@@ -529,7 +569,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     )
     # A chart and its daily table for each goal with conversions; the others named.
     charted = [g for g in goals if g["counted"] or g["void"]]
-    assert len(charted) == 4
+    assert len(charted) == 6
     for goal in charted:
         days = _ok(
             served,
@@ -665,6 +705,8 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
         "Sale",
     ]
 
+    _numbers_view(served, browser, downloads, read, write)
+
     _view(browser, "webhooks")
     (hook,) = _ok(served, "GET", "/v1/webhooks", write)["webhooks"]
     deliveries = _ok(served, "GET", f"/v1/webhooks/{hook['webhook_id']}/deliveries", write)
@@ -715,6 +757,102 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
         assert sale_row["value_GBP"] == f"{german_gbp}\N{NO-BREAK SPACE}£"
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", german)
+
+
+def _numbers_view(
+    served: ServedStack, browser: webdriver.Chrome, downloads: Path, read: str, write: str
+) -> None:
+    """The numbers and the pool report as the API gives them; registering, a 409, deleting,
+    and connecting Twilio through the page."""
+    _view(browser, "numbers")
+    listed = _ok(served, "GET", "/v1/numbers", read)["numbers"]
+    assert len(listed) == len(NUMBERS)
+
+    def raw(n: dict[str, Any]) -> dict[str, str]:
+        return {
+            "number": n["number"],
+            "kind": n["kind"],
+            "pool": n.get("pool", ""),
+            "replaces": n.get("replaces", ""),
+            **{a: n.get("attribution", {}).get(a, "") for a in ATTRIBUTION},
+            "created_at": n["created_at"],
+        }
+
+    assert _table(browser, "numbers") == [
+        {**raw(n), "created_at": _instant(n["created_at"]), "delete": "Delete"} for n in listed
+    ]
+    assert _csv(downloads, browser, "numbers") == [raw(n) for n in listed]
+    report = _ok(served, "GET", "/v1/reports/numbers", read)
+    (pool,) = report["pools"]
+    figures = ("peak_holds", "assignments", "exhausted_assignments")
+    calls = ("calls_matched", "calls_unmatched")
+    assert [pool[f] for f in (*figures, *calls)] == [2, 2, 1, 1, 1]
+
+    def row(figure: Callable[[int], str], numbers: str) -> dict[str, str]:
+        return {
+            "pool": pool["pool"],
+            "replaces": pool["replaces"],
+            "numbers": numbers.join(pool["numbers"]),
+            **{f: figure(pool[f]) for f in (*figures, *calls)},
+            "add_numbers": figure(pool["advice"]["add_numbers"]),
+            "advice": pool["advice"]["text"],
+        }
+
+    # The advice is said above the table, and is a column of its CSV.
+    assert _table(browser, "pools") == [
+        {k: v for k, v in row(_count, ", ").items() if k != "advice"}
+    ]
+    assert _csv(downloads, browser, "pools") == [row(str, " ")]
+    advice = browser.find_element(By.CSS_SELECTOR, f"[data-advice='{SITE_NUMBER}']").text
+    assert advice == f"{pool['pool']}: {pool['advice']['text']}"
+    assert "(UTC days)" in browser.find_element(By.CSS_SELECTOR, "[data-table='pools'] h3").text
+    _screenshots(browser, "numbers")
+
+    # Registering: a number already registered is refused as the API says; a new one is listed.
+    browser.find_element(By.XPATH, "//main//summary[text()='Register a number']").click()
+    # A static number asks for its attribution, a pool number for its pool.
+    Select(_field(browser, "Kind")).select_by_value("static")
+    assert _field(browser, "Source").is_displayed()
+    assert not _field(browser, "Pool name").is_displayed()
+    Select(_field(browser, "Kind")).select_by_value("pool")
+    _field(browser, "Number (E.164)").send_keys(NUMBERS[2]["number"])
+    _field(browser, "Pool name").send_keys("Website")
+    _field(browser, "Replaces (the site's own number)").send_keys(SITE_NUMBER)
+    register = browser.find_element(By.XPATH, "//main//button[text()='Register number']")
+    register.click()
+    alert = _until("the 409", lambda: browser.find_elements(By.CSS_SELECTOR, "main [role=alert]"))
+    assert "(409)\nnumber: " in alert[0].text
+    _screenshots(browser, "numbers-register")
+    _field(browser, "Number (E.164)").clear()
+    _field(browser, "Number (E.164)").send_keys("+44 (0)20 7946 0003")
+    register.click()
+    _until(
+        "the number registered",
+        lambda: "Registered +442079460003." in browser.find_element(By.ID, "main").text,
+    )
+    added = _ok(served, "GET", "/v1/numbers", read)["numbers"]
+    assert [(n["number"], n.get("pool")) for n in added if n not in listed] == [
+        ("+442079460003", "Website")
+    ]
+    assert "+442079460003" in [r["number"] for r in _table(browser, "numbers")]
+    browser.find_element(By.CSS_SELECTOR, "[aria-label='Delete +442079460003']").click()
+    _until(
+        "the number deleted",
+        lambda: "+442079460003" not in [r["number"] for r in _table(browser, "numbers")],
+    )
+    assert _ok(served, "GET", "/v1/numbers", read)["numbers"] == listed
+
+    # Connecting Twilio shows the URL to paste, the one the API answers.
+    token = "0123456789abcdef0123456789abcdef"
+    browser.find_element(By.XPATH, "//main//summary[text()='Connect Twilio']").click()
+    _field(browser, "Twilio Auth Token").send_keys(token)
+    browser.find_element(By.XPATH, "//main//button[text()='Connect Twilio']").click()
+    shown = _until(
+        "the webhook URL", lambda: browser.find_elements(By.CSS_SELECTOR, "[data-webhook-url]")
+    )
+    answer = _ok(served, "PUT", "/v1/integrations/twilio", write, {"auth_token": token})
+    assert shown[0].text == answer["webhook_url"]
+    assert answer["webhook_url"].startswith(served.base_url + "/v1/integrations/twilio/")
 
 
 def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event(

@@ -8,13 +8,14 @@ import keywords from "./view-keywords.js";
 import trace from "./view-trace.js";
 import goals from "./view-goals.js";
 import funnels from "./view-funnels.js";
+import numbers from "./view-numbers.js";
 import webhooks from "./view-webhooks.js";
 import settings from "./view-settings.js";
 
 // The views, in the navigation's order. A view is a module exporting {id, title, render}:
-// render(container, context) fills the container and resolves when done. A new view (call
-// tracking numbers and pools, value adjustments) is one module and one line here.
-const VIEWS = [overview, attribution, keywords, trace, goals, funnels, webhooks, settings];
+// render(container, context) fills the container and resolves when done. A new view (value
+// adjustments) is one module and one line here.
+const VIEWS = [overview, attribution, keywords, trace, goals, funnels, numbers, webhooks, settings];
 
 const main = document.getElementById("main");
 const context = {
@@ -58,7 +59,7 @@ async function account() {
 
 function welcome() {
   return empty(
-    "Paste the account's read key above to see its goals (and its write key to edit goals, webhooks and settings).",
+    "Paste the account's read key above to see its goals (and its write key to edit goals, numbers, webhooks and settings).",
     el("p", { text: "The keys come with the account (POST /v1/accounts). They stay in this tab's session storage only, and go to the API in a request header, never in a URL." }),
   );
 }

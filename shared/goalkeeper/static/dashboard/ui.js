@@ -48,12 +48,15 @@ export function moneyColumns(rows, pick = (row) => row.value) {
 
 // A table with its caption and a CSV download of exactly its rows. A column is
 // {label, name (the CSV header), value(row) (the API's value), show(row) (text shown,
-// default the value), numeric, cell(row) (a node instead of text)}.
+// default the value), numeric, cell(row) (a node instead of text)}; a column without a
+// value (a button) is on screen only, one with csvOnly (said on screen another way) in
+// the CSV only.
 export function table({ name, title, columns, rows, rowClass }) {
-  const head = el("tr", {}, ...columns.map((c) => el("th", { scope: "col", class: c.numeric ? "number" : null, text: c.label })));
+  const shown = columns.filter((c) => !c.csvOnly);
+  const head = el("tr", {}, ...shown.map((c) => el("th", { scope: "col", class: c.numeric ? "number" : null, text: c.label })));
   const body = rows.map((row) =>
     el("tr", { class: rowClass ? rowClass(row) : null },
-      ...columns.map((c) => {
+      ...shown.map((c) => {
         const cell = el("td", { class: c.numeric ? "number" : null, "data-column": c.name });
         if (c.cell) cell.append(c.cell(row));
         else cell.textContent = String((c.show || c.value)(row) ?? "");
@@ -65,7 +68,10 @@ export function table({ name, title, columns, rows, rowClass }) {
     "data-csv": name,
     "aria-label": `Download ${title} as CSV`,
     text: "Download CSV",
-    onclick: () => saveFile(`${name}.csv`, csv(columns.map((c) => c.name), rows.map((row) => columns.map((c) => c.value(row))))),
+    onclick: () => {
+      const saved = columns.filter((c) => c.value);
+      saveFile(`${name}.csv`, csv(saved.map((c) => c.name), rows.map((row) => saved.map((c) => c.value(row)))));
+    },
   });
   return el("section", { class: "table", "data-table": name },
     el("div", { class: "table-head" }, el("h3", { text: title }), download),

@@ -11,11 +11,14 @@ function badge(health) {
   return el("span", { class: `badge ${health.status}`, title: health.message, text: HEALTH[health.status] || health.status });
 }
 
+// The tracker's tag for this API, with more attributes (a pool's `data-number`) if given.
+export const trackerTag = (more = "") =>
+  `<script async src="${new URL("v1/tracker.js", new URL("..", import.meta.url))}" data-key="gk_site_…"${more ? " " + more : ""}></script>`;
+
 function trackerHelp() {
-  const snippet = `<script async src="${new URL("v1/tracker.js", new URL("..", import.meta.url))}" data-key="gk_site_…"></script>`;
   return empty(
     "No events in this range yet. Put the tracker on every page of the site, with the account's site key:",
-    el("pre", {}, el("code", { text: snippet })),
+    el("pre", {}, el("code", { text: trackerTag() })),
     el("p", { text: "Calls, CRM and server events go to POST /v1/events (README, “Sending events”). Then create goals under Goal library." }),
   );
 }
