@@ -1,6 +1,6 @@
 // Building blocks of the views. Text from the API is only ever set as text (textContent,
 // attribute values), never parsed as HTML.
-import { csv, currencies, money } from "./format.js";
+import { count, csv, currencies, money } from "./format.js";
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -26,8 +26,9 @@ export function empty(text, ...more) {
   return el("div", { class: "message empty", role: "status", "data-empty": "" }, el("p", { text }), ...more);
 }
 
-function saveFile(name, text) {
-  const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+// A file the browser saves: text, or a Blob kept byte for byte as the API answered it.
+export function saveFile(name, data) {
+  const link = el("a", { href: URL.createObjectURL(new Blob([data], { type: "text/csv" })), download: name });
   document.body.append(link);
   link.click();
   link.remove();
@@ -46,10 +47,32 @@ export function moneyColumns(rows, pick = (row) => row.value) {
   }));
 }
 
+// The value ledger's columns of a report: per currency the net value and, in a currency
+// where an adjustment made them differ, the gross beside it (blank where equal); then how
+// many were refunded (retracted). The CSV has every gross column, with the API's values.
+export function ledgerColumns(rows) {
+  const gross = (row) => row.gross_value || {};
+  return [
+    ...currencies(rows, (row) => ({ ...row.value, ...gross(row) })).flatMap((currency) => {
+      const net = (row) => (row.value || {})[currency];
+      const differs = (row) => gross(row)[currency] !== undefined && gross(row)[currency] !== net(row);
+      return [
+        { label: `Net value (${currency})`, name: `value_${currency}`, numeric: true, value: (row) => net(row) ?? "",
+          show: (row) => (net(row) === undefined ? "–" : money(net(row), currency)) },
+        { label: `Gross (${currency})`, name: `gross_value_${currency}`, numeric: true, screen: rows.some(differs),
+          value: (row) => gross(row)[currency] ?? "", show: (row) => (differs(row) ? money(gross(row)[currency], currency) : "") },
+      ];
+    }),
+    { label: "Refunded", name: "retracted", numeric: true, value: (row) => row.retracted ?? 0, show: (row) => count(row.retracted ?? 0) },
+  ];
+}
+
 // A table with its caption and a CSV download of exactly its rows. A column is
 // {label, name (the CSV header), value(row) (the API's value), show(row) (text shown,
-// default the value), numeric, cell(row) (a node instead of text)}.
-export function table({ name, title, columns, rows, rowClass }) {
+// default the value), numeric, cell(row) (a node instead of text)}; a column without
+// value(row) is on screen only (a button), one with screen: false in the CSV only.
+export function table({ name, title, columns: all, rows, rowClass }) {
+  const columns = all.filter((c) => c.screen !== false);
   const head = el("tr", {}, ...columns.map((c) => el("th", { scope: "col", class: c.numeric ? "number" : null, text: c.label })));
   const body = rows.map((row) =>
     el("tr", { class: rowClass ? rowClass(row) : null },
@@ -65,7 +88,10 @@ export function table({ name, title, columns, rows, rowClass }) {
     "data-csv": name,
     "aria-label": `Download ${title} as CSV`,
     text: "Download CSV",
-    onclick: () => saveFile(`${name}.csv`, csv(columns.map((c) => c.name), rows.map((row) => columns.map((c) => c.value(row))))),
+    onclick: () => {
+      const data = all.filter((c) => c.value);
+      saveFile(`${name}.csv`, csv(data.map((c) => c.name), rows.map((row) => data.map((c) => c.value(row)))));
+    },
   });
   return el("section", { class: "table", "data-table": name },
     el("div", { class: "table-head" }, el("h3", { text: title }), download),
