@@ -608,7 +608,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             {
                 dimension: r[dimension],
                 "counted": _count(r["counted"]),
-                **_money_cells(r["value"], money),
+                **_ledger_cells(r, money, rows),
                 "goals": _goal_names(goals, r["goals"]),
             }
             for r in rows
@@ -617,7 +617,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             {
                 dimension: r[dimension],
                 "counted": str(r["counted"]),
-                **{f"value_{c}": r["value"].get(c, "") for c in money},
+                **_ledger_csv(r, money),
                 "goals": " ".join(r["goals"]),
             }
             for r in rows
@@ -632,7 +632,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
         {
             "keyword": r["keyword"],
             "counted": _count(r["counted"]),
-            **_money_cells(r["value"], kw_currencies),
+            **_ledger_cells(r, kw_currencies, keywords),
             "goals": _goal_names(goals, r["goals"]),
         }
         for r in keywords
@@ -849,12 +849,18 @@ def test_attribution_pages_are_summed_per_label_in_exact_decimals(
     served: ServedStack, browser: webdriver.Chrome
 ) -> None:
     """A label can appear on several pages of the attribution report: the page adds them
-    up, amounts as decimals (0.1 + 0.2 is 0.3, not 0.30000000000000004)."""
+    up (net and gross values, refunded counts), amounts as decimals (0.1 + 0.2 is 0.3, not
+    0.30000000000000004)."""
     browser.get(served.base_url + "/")
+
+    def row(campaign: str, counted: int, value: dict[str, str], goals: list[str]) -> Any:
+        return {"campaign": campaign, "counted": counted, "value": value, "goals": goals}
+
     pages = [
-        {"campaign": "winter", "counted": 2, "value": {"GBP": "0.10"}, "goals": ["g2"]},
-        {"campaign": "spring", "counted": 2, "value": {}, "goals": ["g1"]},
-        {"campaign": "winter", "counted": 1, "value": {"GBP": "0.2", "USD": "5"}, "goals": ["g1"]},
+        row("winter", 2, {"GBP": "0.10"}, ["g2"]) | {"gross_value": {"GBP": "1"}, "retracted": 1},
+        row("spring", 2, {}, ["g1"]) | {"gross_value": {}, "retracted": 0},
+        row("winter", 1, {"GBP": "0.2", "USD": "5"}, ["g1"])
+        | {"gross_value": {"GBP": "0.2", "USD": "5"}, "retracted": 0},
     ]
     merged = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
@@ -863,13 +869,9 @@ def test_attribution_pages_are_summed_per_label_in_exact_decimals(
         pages,
     )
     assert merged == [
-        {
-            "campaign": "winter",
-            "counted": 3,
-            "value": {"GBP": "0.30", "USD": "5"},
-            "goals": ["g1", "g2"],
-        },
-        {"campaign": "spring", "counted": 2, "value": {}, "goals": ["g1"]},
+        row("winter", 3, {"GBP": "0.30", "USD": "5"}, ["g1", "g2"])
+        | {"gross_value": {"GBP": "1.2", "USD": "5"}, "retracted": 1},
+        row("spring", 2, {}, ["g1"]) | {"gross_value": {}, "retracted": 0},
     ]
 
 
@@ -981,7 +983,8 @@ def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_expo
         _ledger_csv(sale_api, currencies)
     )
 
-    # The Google Ads files, as the API writes them, byte for byte.
+    # The Google Ads files, as the API writes them, byte for byte (then attribution's
+    # figures, net of the refund).
     span = f"from={report['from']}&to={report['to']}"
     for kind in ("conversions", "adjustments"):
         Select(_field(browser, "Which file")).select_by_value(kind)
@@ -995,3 +998,12 @@ def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_expo
         assert target.read_bytes() == expected
     browser.execute_script("window.scrollTo(0, 0)")
     _screenshots(browser, "overview-adjusted")
+    _view(browser, "attribution")
+    rows = _ok(served, "GET", "/v1/reports/attribution?dimension=source&group=converting", read)
+    by_source = _currencies(rows["rows"])
+    (google,) = [r for r in rows["rows"] if r["source"] == "google"]
+    assert (google["retracted"], google["gross_value"]["GBP"]) == (1, "1149.00")
+    assert [
+        {k: v for k, v in r.items() if k.startswith(("value_", "gross_value_", "retracted"))}
+        for r in _table(browser, "attribution-source-converting")
+    ] == [_ledger_cells(r, by_source, rows["rows"]) for r in rows["rows"]]

@@ -35,21 +35,10 @@ export function saveFile(name, data) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
-// One column per currency that appears in the rows' values: amounts are never summed
-// across currencies. The CSV keeps the API's decimal string.
-export function moneyColumns(rows, pick = (row) => row.value) {
-  return currencies(rows, pick).map((currency) => ({
-    label: `Value (${currency})`,
-    name: `value_${currency}`,
-    numeric: true,
-    value: (row) => (pick(row) || {})[currency] ?? "",
-    show: (row) => ((pick(row) || {})[currency] === undefined ? "–" : money(pick(row)[currency], currency)),
-  }));
-}
-
-// The value ledger's columns of a report: per currency the net value and, in a currency
-// where an adjustment made them differ, the gross beside it (blank where equal); then how
-// many were refunded (retracted). The CSV has every gross column, with the API's values.
+// The value ledger's columns of a report, per currency (amounts are never summed across
+// currencies): the net value and, in a currency where an adjustment made them differ, the
+// gross beside it (blank where equal); then how many were refunded (retracted). The CSV
+// has every gross column, with the API's values.
 export function ledgerColumns(rows) {
   const gross = (row) => row.gross_value || {};
   return [
