@@ -48,7 +48,7 @@ export function ledgerColumns(rows) {
       return [
         { label: `Net value (${currency})`, name: `value_${currency}`, numeric: true, value: (row) => net(row) ?? "",
           show: (row) => (net(row) === undefined ? "–" : money(net(row), currency)) },
-        { label: `Gross (${currency})`, name: `gross_value_${currency}`, numeric: true, screen: rows.some(differs),
+        { label: `Gross (${currency})`, name: `gross_value_${currency}`, numeric: true, csvOnly: !rows.some(differs),
           value: (row) => gross(row)[currency] ?? "", show: (row) => (differs(row) ? money(gross(row)[currency], currency) : "") },
       ];
     }),
@@ -58,14 +58,15 @@ export function ledgerColumns(rows) {
 
 // A table with its caption and a CSV download of exactly its rows. A column is
 // {label, name (the CSV header), value(row) (the API's value), show(row) (text shown,
-// default the value), numeric, cell(row) (a node instead of text)}; a column without
-// value(row) is on screen only (a button), one with screen: false in the CSV only.
-export function table({ name, title, columns: all, rows, rowClass }) {
-  const columns = all.filter((c) => c.screen !== false);
-  const head = el("tr", {}, ...columns.map((c) => el("th", { scope: "col", class: c.numeric ? "number" : null, text: c.label })));
+// default the value), numeric, cell(row) (a node instead of text)}; a column without a
+// value (a button) is on screen only, one with csvOnly (said on screen another way) in
+// the CSV only.
+export function table({ name, title, columns, rows, rowClass }) {
+  const shown = columns.filter((c) => !c.csvOnly);
+  const head = el("tr", {}, ...shown.map((c) => el("th", { scope: "col", class: c.numeric ? "number" : null, text: c.label })));
   const body = rows.map((row) =>
     el("tr", { class: rowClass ? rowClass(row) : null },
-      ...columns.map((c) => {
+      ...shown.map((c) => {
         const cell = el("td", { class: c.numeric ? "number" : null, "data-column": c.name });
         if (c.cell) cell.append(c.cell(row));
         else cell.textContent = String((c.show || c.value)(row) ?? "");
@@ -78,8 +79,8 @@ export function table({ name, title, columns: all, rows, rowClass }) {
     "aria-label": `Download ${title} as CSV`,
     text: "Download CSV",
     onclick: () => {
-      const data = all.filter((c) => c.value);
-      saveFile(`${name}.csv`, csv(data.map((c) => c.name), rows.map((row) => data.map((c) => c.value(row)))));
+      const saved = columns.filter((c) => c.value);
+      saveFile(`${name}.csv`, csv(saved.map((c) => c.name), rows.map((row) => saved.map((c) => c.value(row)))));
     },
   });
   return el("section", { class: "table", "data-table": name },
