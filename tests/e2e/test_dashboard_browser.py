@@ -15,6 +15,7 @@ import io
 import shutil
 import struct
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,7 @@ def _events(now: datetime) -> list[dict[str, Any]]:
     def trigger(visitor: str, when: str, name: str) -> dict[str, Any]:
         return {"type": "custom_trigger", "visitor_id": visitor, "occurred_at": when, "name": name}
 
-    winter = "?utm_source=google&utm_medium=cpc&utm_campaign=winter&utm_term=boots"
+    winter = "?utm_source=google&utm_medium=cpc&utm_campaign=winter&utm_term=boots&gclid=Cj0-ann"
     spring = "?utm_source=bing&utm_medium=cpc&utm_campaign=spring&utm_term=shoes"
     return [
         page("v-ann", at(3, 5), "/landing" + winter),
@@ -335,6 +336,30 @@ def _money_cells(value: dict[str, str], currencies: list[str]) -> dict[str, str]
     return {f"value_{c}": _money(value[c], c) if c in value else NOTHING for c in currencies}
 
 
+def _ledger_cells(
+    row: dict[str, Any], currencies: list[str], rows: list[dict[str, Any]]
+) -> dict[str, str]:
+    """A report row's net value per currency, its gross beside it in a currency where an
+    adjustment made some row's differ (blank where equal), and how many were refunded."""
+
+    def differs(r: dict[str, Any], c: str) -> bool:
+        return c in r["gross_value"] and r["gross_value"][c] != r["value"].get(c)
+
+    cells = _money_cells(row["value"], currencies)
+    for c in currencies:
+        if any(differs(r, c) for r in rows):
+            cells[f"gross_value_{c}"] = _money(row["gross_value"][c], c) if differs(row, c) else ""
+    return {**cells, "retracted": _count(row["retracted"])}
+
+
+def _ledger_csv(row: dict[str, Any], currencies: list[str]) -> dict[str, str]:
+    return {
+        **{f"value_{c}": row["value"].get(c, "") for c in currencies},
+        **{f"gross_value_{c}": row["gross_value"].get(c, "") for c in currencies},
+        "retracted": str(row["retracted"]),
+    }
+
+
 def _currencies(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({c for row in rows for c in row["value"]})
 
@@ -549,7 +574,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             "void": _count(g["void"]),
             "visitors_converted": _count(g["visitors_converted"]),
             "conversion_rate": _percent(g["conversion_rate"]),
-            **_money_cells(g["value"], currencies),
+            **_ledger_cells(g, currencies, goals),
         }
         for g in goals
     ]
@@ -560,7 +585,9 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             "counted": _count(groups[name]["counted"]),
             "void": _count(groups[name]["void"]),
             "visitors_converted": _count(groups[name]["visitors_converted"]),
-            **_money_cells(groups[name]["value"], _currencies(list(groups.values()))),
+            **_ledger_cells(
+                groups[name], _currencies(list(groups.values())), list(groups.values())
+            ),
         }
         for label, name in (("Converting", "converting"), ("Non-converting", "non_converting"))
     ]
@@ -594,7 +621,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             "void": str(g["void"]),
             "visitors_converted": str(g["visitors_converted"]),
             "conversion_rate": _number_text(g["conversion_rate"]),
-            **{f"value_{c}": g["value"].get(c, "") for c in currencies},
+            **_ledger_csv(g, currencies),
         }
         for g in goals
     ]
@@ -621,7 +648,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             {
                 dimension: r[dimension],
                 "counted": _count(r["counted"]),
-                **_money_cells(r["value"], money),
+                **_ledger_cells(r, money, rows),
                 "goals": _goal_names(goals, r["goals"]),
             }
             for r in rows
@@ -630,7 +657,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
             {
                 dimension: r[dimension],
                 "counted": str(r["counted"]),
-                **{f"value_{c}": r["value"].get(c, "") for c in money},
+                **_ledger_csv(r, money),
                 "goals": " ".join(r["goals"]),
             }
             for r in rows
@@ -645,7 +672,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
         {
             "keyword": r["keyword"],
             "counted": _count(r["counted"]),
-            **_money_cells(r["value"], kw_currencies),
+            **_ledger_cells(r, kw_currencies, keywords),
             "goals": _goal_names(goals, r["goals"]),
         }
         for r in keywords
@@ -960,12 +987,18 @@ def test_attribution_pages_are_summed_per_label_in_exact_decimals(
     served: ServedStack, browser: webdriver.Chrome
 ) -> None:
     """A label can appear on several pages of the attribution report: the page adds them
-    up, amounts as decimals (0.1 + 0.2 is 0.3, not 0.30000000000000004)."""
+    up (net and gross values, refunded counts), amounts as decimals (0.1 + 0.2 is 0.3, not
+    0.30000000000000004)."""
     browser.get(served.base_url + "/")
+
+    def row(campaign: str, counted: int, value: dict[str, str], goals: list[str]) -> Any:
+        return {"campaign": campaign, "counted": counted, "value": value, "goals": goals}
+
     pages = [
-        {"campaign": "winter", "counted": 2, "value": {"GBP": "0.10"}, "goals": ["g2"]},
-        {"campaign": "spring", "counted": 2, "value": {}, "goals": ["g1"]},
-        {"campaign": "winter", "counted": 1, "value": {"GBP": "0.2", "USD": "5"}, "goals": ["g1"]},
+        row("winter", 2, {"GBP": "0.10"}, ["g2"]) | {"gross_value": {"GBP": "1"}, "retracted": 1},
+        row("spring", 2, {}, ["g1"]) | {"gross_value": {}, "retracted": 0},
+        row("winter", 1, {"GBP": "0.2", "USD": "5"}, ["g1"])
+        | {"gross_value": {"GBP": "0.2", "USD": "5"}, "retracted": 0},
     ]
     merged = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
@@ -974,11 +1007,141 @@ def test_attribution_pages_are_summed_per_label_in_exact_decimals(
         pages,
     )
     assert merged == [
-        {
-            "campaign": "winter",
-            "counted": 3,
-            "value": {"GBP": "0.30", "USD": "5"},
-            "goals": ["g1", "g2"],
-        },
-        {"campaign": "spring", "counted": 2, "value": {}, "goals": ["g1"]},
+        row("winter", 3, {"GBP": "0.30", "USD": "5"}, ["g1", "g2"])
+        | {"gross_value": {"GBP": "1.2", "USD": "5"}, "retracted": 1},
+        row("spring", 2, {}, ["g1"]) | {"gross_value": {}, "retracted": 0},
     ]
+
+
+# --- the value ledger (issue 21): refunds and changed values, the Google Ads export -------
+
+
+def _conversion(served: ServedStack, read: str, visitor: str, goal: str) -> dict[str, Any]:
+    items = _ok(served, "GET", f"/v1/visitors/{visitor}/trace?limit=100", read)["items"]
+    (found,) = [i for i in items if i.get("goal_name") == goal and i.get("status") == "counted"]
+    return found
+
+
+def _raw_get(served: ServedStack, path: str, key: str) -> bytes:
+    request = urllib.request.Request(served.base_url + path, headers={"x-api-key": key})
+    with urllib.request.urlopen(request) as answer:
+        body: bytes = answer.read()
+        return body
+
+
+def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_export(
+    served: ServedStack,
+    workload: dict[str, Any],
+    browser: webdriver.Chrome,
+    downloads: Path,
+) -> None:
+    read, write = workload["keys"]["read"], workload["keys"]["write"]
+    browser.get(served.base_url + "/#trace")
+    if not browser.execute_script("return sessionStorage.length"):
+        _paste_keys(browser, read, write)
+    _wait_drawn(browser, "trace")
+    ann_sale = _conversion(served, read, "v-ann", "Sale")
+    _field(browser, "Visitor id").clear()
+    _field(browser, "Visitor id").send_keys("v-ann")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _until("the trace", lambda: _table(browser, "trace-v-ann"))
+    at = _instant(ann_sale["at"])
+    browser.find_element(
+        By.CSS_SELECTOR, f"[aria-label='Refund or change the value of Sale at {at}']"
+    ).click()
+
+    # A value the API refuses: its message, as it says it.
+    Select(_field(browser, "Change")).select_by_value("restate")
+    _field(browser, "New value").send_keys("-5")
+    browser.find_element(By.XPATH, "//main//button[text()='Save adjustment']").click()
+    alert = _until(
+        "the refusal", lambda: browser.find_elements(By.CSS_SELECTOR, "main .adjust [role=alert]")
+    )
+    status, refused = served.request(
+        "POST",
+        f"/v1/conversions/{ann_sale['conversion_id']}/adjustments",
+        write,
+        {"adjustment_id": "probe", "type": "restate", "value": "-5", "currency": "GBP"},
+    )
+    assert status == 400
+    assert refused["error"]["message"] in alert[0].text
+    # The refund, made in the page; the trace shows it under its conversion.
+    Select(_field(browser, "Change")).select_by_value("retract")
+    _field(browser, "Reason").send_keys("order refunded")
+    browser.find_element(By.XPATH, "//main//button[text()='Save adjustment']").click()
+    _until(
+        "the refund", lambda: any(r["kind"] == "↳ Refund" for r in _table(browser, "trace-v-ann"))
+    )
+    _wait_drawn(browser, "trace")
+    items = _ok(served, "GET", "/v1/visitors/v-ann/trace?limit=100", read)["items"]
+    shown = _table(browser, "trace-v-ann")
+    assert [r["at"] for r in shown] == [_instant(i["at"]) for i in items]
+    place = next(
+        n for n, i in enumerate(items) if i.get("conversion_id") == ann_sale["conversion_id"]
+    )
+    refund = items[place + 1]
+    assert (refund["kind"], refund["type"], refund["reason"]) == (
+        "adjustment",
+        "retract",
+        "order refunded",
+    )
+    assert items[place]["retracted"] is True
+    assert shown[place]["detail"] == "Sale · £1,149.00 · net refunded"
+    assert shown[place + 1]["detail"] == "£1,149.00 → refunded · order refunded"
+    _screenshots(browser, "trace-adjusted")
+
+    # A later value for the other sale, through the API.
+    bob_sale = _conversion(served, read, "v-bob", "Sale")
+    later = {"adjustment_id": "won-bob", "type": "restate", "value": "55", "reason": "upsold"}
+    _ok(served, "POST", f"/v1/conversions/{bob_sale['conversion_id']}/adjustments", write, later)
+
+    # The overview: net, gross and refunded as the API reports them.
+    _view(browser, "overview")
+    report = _ok(served, "GET", "/v1/reports/goals", read)
+    currencies = _currencies(report["goals"])
+    assert _table(browser, "goals") == [
+        {**row, **_ledger_cells(g, currencies, report["goals"])}
+        for row, g in zip(_table(browser, "goals"), report["goals"], strict=True)
+    ]
+    (sale,) = [r for r in _table(browser, "goals") if r["name"] == "Sale"]
+    assert (sale["value_GBP"], sale["gross_value_GBP"], sale["retracted"]) == (
+        _money("0", "GBP"),
+        "£1,149.00",
+        "1",
+    )
+    assert (sale["value_USD"], sale["gross_value_USD"]) == ("$55.00", "$40.00")
+    groups = report["groups"]
+    assert [r["retracted"] for r in _table(browser, "groups")] == [
+        _count(groups["converting"]["retracted"]),
+        _count(groups["non_converting"]["retracted"]),
+    ]
+    (sale_csv,) = [r for r in _csv(downloads, browser, "goals") if r["name"] == "Sale"]
+    (sale_api,) = [g for g in report["goals"] if g["name"] == "Sale"]
+    assert {k: v for k, v in sale_csv.items() if k in _ledger_csv(sale_api, currencies)} == (
+        _ledger_csv(sale_api, currencies)
+    )
+
+    # The Google Ads files, as the API writes them, byte for byte (then attribution's
+    # figures, net of the refund).
+    span = f"from={report['from']}&to={report['to']}"
+    for kind in ("conversions", "adjustments"):
+        Select(_field(browser, "Which file")).select_by_value(kind)
+        name = f"google-ads-{kind}-{report['from']}-{report['to']}.csv"
+        target = downloads / name
+        target.unlink(missing_ok=True)
+        browser.find_element(By.XPATH, "//main//button[text()='Download Google Ads file']").click()
+        _until(f"{name} downloaded", target.exists)
+        expected = _raw_get(served, f"/v1/exports/google-ads?{span}&kind={kind}", read)
+        assert b"Cj0-ann" in expected
+        assert target.read_bytes() == expected
+    browser.execute_script("window.scrollTo(0, 0)")
+    _screenshots(browser, "overview-adjusted")
+    _view(browser, "attribution")
+    rows = _ok(served, "GET", "/v1/reports/attribution?dimension=source&group=converting", read)
+    by_source = _currencies(rows["rows"])
+    (google,) = [r for r in rows["rows"] if r["source"] == "google"]
+    assert (google["retracted"], google["gross_value"]["GBP"]) == (1, "1149.00")
+    assert [
+        {k: v for k, v in r.items() if k.startswith(("value_", "gross_value_", "retracted"))}
+        for r in _table(browser, "attribution-source-converting")
+    ] == [_ledger_cells(r, by_source, rows["rows"]) for r in rows["rows"]]

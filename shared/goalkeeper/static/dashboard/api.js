@@ -37,7 +37,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function call(method, path, { role = "read", query = {}, body } = {}) {
+// The API's answer to a request with the pasted key: a Response, or an ApiError.
+async function send(method, path, { role = "read", query = {}, body } = {}) {
   const secret = key(role);
   if (!secret) throw new ApiError(0, null, role, `Paste the account's ${role} key above to see this.`);
   const url = new URL(path.replace(/^\//, ""), BASE);
@@ -57,9 +58,18 @@ export async function call(method, path, { role = "read", query = {}, body } = {
   } catch {
     throw new ApiError(0, null, role, "The API could not be reached: check the connection and try again.");
   }
-  const data = await answer.json().catch(() => null);
-  if (!answer.ok) throw new ApiError(answer.status, data, role);
-  return data;
+  if (!answer.ok) throw new ApiError(answer.status, await answer.json().catch(() => null), role);
+  return answer;
+}
+
+export async function call(method, path, options = {}) {
+  const answer = await send(method, path, options);
+  return answer.json().catch(() => null);
+}
+
+// A file the API writes (text/csv), as a Blob: its bytes as sent.
+export async function download(path, query, role = "read") {
+  return (await send("GET", path, { role, query })).blob();
 }
 
 export const get = (path, query, role = "read") => call("GET", path, { role, query });

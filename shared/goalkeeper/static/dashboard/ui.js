@@ -1,6 +1,6 @@
 // Building blocks of the views. Text from the API is only ever set as text (textContent,
 // attribute values), never parsed as HTML.
-import { csv, currencies, money } from "./format.js";
+import { count, csv, currencies, money } from "./format.js";
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -26,24 +26,34 @@ export function empty(text, ...more) {
   return el("div", { class: "message empty", role: "status", "data-empty": "" }, el("p", { text }), ...more);
 }
 
-function saveFile(name, text) {
-  const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+// A file the browser saves: text, or a Blob kept byte for byte as the API answered it.
+export function saveFile(name, data) {
+  const link = el("a", { href: URL.createObjectURL(new Blob([data], { type: "text/csv" })), download: name });
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
-// One column per currency that appears in the rows' values: amounts are never summed
-// across currencies. The CSV keeps the API's decimal string.
-export function moneyColumns(rows, pick = (row) => row.value) {
-  return currencies(rows, pick).map((currency) => ({
-    label: `Value (${currency})`,
-    name: `value_${currency}`,
-    numeric: true,
-    value: (row) => (pick(row) || {})[currency] ?? "",
-    show: (row) => ((pick(row) || {})[currency] === undefined ? "–" : money(pick(row)[currency], currency)),
-  }));
+// The value ledger's columns of a report, per currency (amounts are never summed across
+// currencies): the net value and, in a currency where an adjustment made them differ, the
+// gross beside it (blank where equal); then how many were refunded (retracted). The CSV
+// has every gross column, with the API's values.
+export function ledgerColumns(rows) {
+  const gross = (row) => row.gross_value || {};
+  return [
+    ...currencies(rows, (row) => ({ ...row.value, ...gross(row) })).flatMap((currency) => {
+      const net = (row) => (row.value || {})[currency];
+      const differs = (row) => gross(row)[currency] !== undefined && gross(row)[currency] !== net(row);
+      return [
+        { label: `Net value (${currency})`, name: `value_${currency}`, numeric: true, value: (row) => net(row) ?? "",
+          show: (row) => (net(row) === undefined ? "–" : money(net(row), currency)) },
+        { label: `Gross (${currency})`, name: `gross_value_${currency}`, numeric: true, csvOnly: !rows.some(differs),
+          value: (row) => gross(row)[currency] ?? "", show: (row) => (differs(row) ? money(gross(row)[currency], currency) : "") },
+      ];
+    }),
+    { label: "Refunded", name: "retracted", numeric: true, value: (row) => row.retracted ?? 0, show: (row) => count(row.retracted ?? 0) },
+  ];
 }
 
 // A table with its caption and a CSV download of exactly its rows. A column is

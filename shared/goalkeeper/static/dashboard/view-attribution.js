@@ -1,8 +1,8 @@
-// Where conversions came from: counted conversions by source, medium, campaign or
-// keyword, for converting goals, non-converting ones, or all.
+// Where conversions came from: counted conversions and their net value by source, medium,
+// campaign or keyword, for converting goals, non-converting ones, or all.
 import { get, getAll } from "./api.js";
 import { count } from "./format.js";
-import { el, empty, field, moneyColumns, select, table } from "./ui.js";
+import { el, empty, field, ledgerColumns, select, table } from "./ui.js";
 
 const DIMENSIONS = [["source", "Source"], ["medium", "Medium"], ["campaign", "Campaign"], ["keyword", "Keyword"]];
 const GROUPS = [["converting", "Converting goals"], ["non_converting", "Non-converting goals"], ["all", "All goals"]];
@@ -16,19 +16,26 @@ function addAmounts(a, b) {
   return scale ? `${sum.slice(0, -scale)}.${sum.slice(-scale)}` : sum;
 }
 
-// A label can appear on several pages of the report: the report is their sum.
+function addValues(into, values) {
+  for (const [currency, amount] of Object.entries(values)) {
+    into[currency] = into[currency] ? addAmounts(into[currency], amount) : amount;
+  }
+}
+
+// A label can appear on several pages of the report: the report is their sum (counts,
+// net and gross values per currency, refunded conversions, goals).
 export function mergeRows(rows, dimension) {
   const merged = new Map();
   for (const row of rows) {
     const into = merged.get(row[dimension]);
     if (!into) {
-      merged.set(row[dimension], { ...row, value: { ...row.value }, goals: [...row.goals] });
+      merged.set(row[dimension], { ...row, value: { ...row.value }, gross_value: { ...row.gross_value }, goals: [...row.goals] });
       continue;
     }
     into.counted += row.counted;
-    for (const [currency, amount] of Object.entries(row.value)) {
-      into.value[currency] = into.value[currency] ? addAmounts(into.value[currency], amount) : amount;
-    }
+    into.retracted += row.retracted;
+    addValues(into.value, row.value);
+    addValues(into.gross_value, row.gross_value);
     into.goals = [...new Set([...into.goals, ...row.goals])].sort();
   }
   return [...merged.values()].sort((a, b) => b.counted - a.counted || (a[dimension] < b[dimension] ? -1 : 1));
@@ -71,7 +78,7 @@ export default {
       columns: [
         { label, name: chosen.dimension, value: (r) => r[chosen.dimension] },
         { label: "Counted", name: "counted", numeric: true, value: (r) => r.counted, show: (r) => count(r.counted) },
-        ...moneyColumns(rows),
+        ...ledgerColumns(rows),
         { label: "Goals", name: "goals", value: (r) => r.goals.join(" "), show: (r) => names(r.goals) },
       ],
     }));

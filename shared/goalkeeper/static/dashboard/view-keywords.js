@@ -1,7 +1,7 @@
 // The keywords with the most counted conversions of converting goals.
 import { get, getAll } from "./api.js";
 import { count } from "./format.js";
-import { empty, moneyColumns, table } from "./ui.js";
+import { empty, ledgerColumns, table } from "./ui.js";
 import { goalNames } from "./view-attribution.js";
 
 export default {
@@ -25,7 +25,7 @@ export default {
       columns: [
         { label: "Keyword", name: "keyword", value: (r) => r.keyword },
         { label: "Counted", name: "counted", numeric: true, value: (r) => r.counted, show: (r) => count(r.counted) },
-        ...moneyColumns(rows),
+        ...ledgerColumns(rows),
         { label: "Goals", name: "goals", value: (r) => r.goals.join(" "), show: (r) => names(r.goals) },
       ],
     }));

@@ -1,9 +1,10 @@
 // Goals at a glance for the date range: totals, the converting and non-converting
-// groups, each goal with its health, and a daily chart per goal.
-import { get, pathId } from "./api.js";
+// groups, each goal with its health and net value, a daily chart per goal, and the
+// Google Ads import files of the range.
+import { download, get, pathId } from "./api.js";
 import { dailyChart } from "./chart.js";
 import { count, percent } from "./format.js";
-import { el, empty, moneyColumns, table } from "./ui.js";
+import { action, el, empty, field, ledgerColumns, saveFile, select, table } from "./ui.js";
 
 const HEALTH = { ok: "OK", no_recent_match: "No recent match", inactive: "Inactive" };
 
@@ -29,6 +30,20 @@ function countColumns() {
     { label: "Void", name: "void", numeric: true, value: (r) => r.void, show: (r) => count(r.void) },
     { label: "Visitors converted", name: "visitors_converted", numeric: true, value: (r) => r.visitors_converted, show: (r) => count(r.visitors_converted) },
   ];
+}
+
+// The Google Ads import file of the range's days (every goal), saved as the API wrote it.
+function adsExport({ from, to }) {
+  const kind = select("kind", [["conversions", "Conversions (upload first)"], ["adjustments", "Adjustments (refunds, changed values)"]], "conversions");
+  return el("section", { class: "ads-export", "data-export": "google-ads" },
+    el("h2", { text: "Google Ads export" }),
+    el("p", { class: "hint", text: `Conversions credited to a Google Ads click, ${from} to ${to}, as a file to upload in Google Ads (Goals → Conversions → Uploads).` }),
+    el("form", { onsubmit: (event) => event.preventDefault() },
+      field("Which file", kind),
+      action("Download Google Ads file", "Download the Google Ads file", async () => {
+        const file = await download("/v1/exports/google-ads", { from, to, kind: kind.value });
+        saveFile(`google-ads-${kind.value}-${from}-${to}.csv`, file);
+      })));
 }
 
 export default {
@@ -69,7 +84,7 @@ export default {
       name: "groups",
       title: "Converting and non-converting goals",
       rows: groups,
-      columns: [{ label: "Group", name: "group", value: (r) => r.name, show: (r) => r.label }, ...countColumns(), ...moneyColumns(groups)],
+      columns: [{ label: "Group", name: "group", value: (r) => r.name, show: (r) => r.label }, ...countColumns(), ...ledgerColumns(groups)],
     }));
     container.append(table({
       name: "goals",
@@ -81,7 +96,7 @@ export default {
         { label: "Health", name: "health", value: (r) => healthOf[r.goal_id].status, cell: (r) => badge(healthOf[r.goal_id]) },
         ...countColumns(),
         { label: "Conversion rate", name: "conversion_rate", numeric: true, value: (r) => r.conversion_rate, show: (r) => percent(r.conversion_rate) },
-        ...moneyColumns(goals),
+        ...ledgerColumns(goals),
       ],
     }));
     container.append(el("h2", { text: "Day by day" }),
@@ -95,7 +110,8 @@ export default {
             name: `daily-${goal.goal_id}`,
             title: `${goal.name} by day`,
             rows: series[i].days,
-            columns: [{ label: "Day", name: "date", value: (r) => r.date }, ...countColumns(), ...moneyColumns(series[i].days)],
-          }))))));
+            columns: [{ label: "Day", name: "date", value: (r) => r.date }, ...countColumns(), ...ledgerColumns(series[i].days)],
+          }))))),
+      adsExport(days));
   },
 };
