@@ -12,7 +12,6 @@ One `goalkeeper serve` (moto) and one browser session for the module.
 import base64
 import csv
 import io
-import shutil
 import struct
 import time
 import urllib.request
@@ -26,24 +25,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from goalkeeper_cli.local_stack.template import REPO_ROOT
+from support.browser import chromium_options, needs_chromium, start_chromium
 from support.receiver import Receiver
 from support.served import ServedStack
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        not (shutil.which("chromium") and shutil.which("chromedriver")),
-        reason="no headless Chromium here: apt-get install chromium chromium-driver "
-        "(.ci/run installs them, so CI never skips this)",
-    ),
-]
+pytestmark = [pytest.mark.server, needs_chromium]
 
 ADMIN = "dashboard-browser-admin"
 ZONE = "America/New_York"
@@ -232,21 +224,12 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(shutil.which("chromium"))
     # No scrollbars: a window 390 pixels wide lays the page out 390 wide, as a phone does.
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--lang=en-US",
-    ):
-        options.add_argument(argument)
+    options = chromium_options(["--hide-scrollbars", "--lang=en-US"])
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "intl.accept_languages": "en-US"}
     )
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = start_chromium(options)
     driver.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )

@@ -7,7 +7,6 @@ One browser session and one `goalkeeper serve` (moto) for the whole module: ~12 
 """
 
 import json
-import shutil
 import threading
 import time
 import urllib.request
@@ -17,19 +16,12 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from goalkeeper_cli.local_stack.server import free_port
+from support.browser import chromium_options, needs_chromium, start_chromium
 from support.served import ServedStack
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        not (shutil.which("chromium") and shutil.which("chromedriver")),
-        reason="no headless Chromium here: apt-get install chromium chromium-driver "
-        "(.ci/run installs them, so CI never skips this)",
-    ),
-]
+pytestmark = [pytest.mark.server, needs_chromium]
 
 ADMIN = "tracker-browser-admin"
 DEADLINE_SECONDS = 15
@@ -137,13 +129,10 @@ def shop(served: ServedStack, account: dict[str, Any]) -> Iterator[Shop]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(shutil.which("chromium"))
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
+    options = chromium_options()
     # The console, where the tracker says why the API refused an event.
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = start_chromium(options)
     yield driver
     driver.quit()
 
