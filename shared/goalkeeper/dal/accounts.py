@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.attributes import from_attributes, to_attributes
+from goalkeeper.attributes import to_attributes
 from goalkeeper.dal.client import ConditionFailed, Table
 from goalkeeper.dal.goals import ATTRIBUTION, attribution_settings, goal_items
 from goalkeeper.dal.transactions import Expression, TransactionCancelled
@@ -213,20 +213,16 @@ class Accounts:
     ) -> dict[str, Any] | None:
         """One UpdateItem of the account item, only if the account exists: the attributes
         `returned` names, or None when there is no such account."""
-        condition = f"attribute_exists({expression.name(keys.PK)})"
         try:
-            response = self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=to_attributes(keys.account(account_id)),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ReturnValues=returned,
+            return self._table.update(
+                keys.account(account_id),
+                update,
+                condition=f"attribute_exists({expression.name(keys.PK)})",
+                returned=returned,
                 **expression.request(),
             )
         except ConditionFailed:
             return None
-        return from_attributes(response["Attributes"])
 
     # -- keys ------------------------------------------------------------------
 

@@ -163,6 +163,32 @@ class Table:
         item = response.get("Item")
         return from_attributes(item) if item else None
 
+    def update(
+        self,
+        key: Mapping[str, str],
+        update: str,
+        condition: str | None = None,
+        returned: str = "NONE",
+        old_on_failure: bool = False,
+        **request: Any,
+    ) -> dict[str, Any]:
+        """One UpdateItem: the attributes `returned` names ({} for NONE). A failed
+        `condition` raises ConditionFailed, carrying the item as it was when
+        `old_on_failure`; `request` adds the expression's names and values."""
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        if old_on_failure:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        response = self.call(
+            "update_item",
+            TableName=self.name,
+            Key=to_attributes(key),
+            UpdateExpression=update,
+            ReturnValues=returned,
+            **request,
+        )
+        return from_attributes(response.get("Attributes", {}))
+
     def query(self, **query: Any) -> Iterator[dict[str, Any]]:
         """Every item a Query reads, page after page."""
         while True:

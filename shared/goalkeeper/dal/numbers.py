@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 from goalkeeper import keys
-from goalkeeper.attributes import to_attributes
 from goalkeeper.dal.client import (
     TRANSACTION_CONFLICT_ATTEMPTS,
     ConditionFailed,
@@ -354,12 +353,10 @@ class Numbers:
         peak = expression.name(PEAK)
         held = expression.value(holds)
         with contextlib.suppress(ConditionFailed):  # a higher peak is recorded
-            self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=_key(keys.pool_day(account_id, replaces, day)),
-                UpdateExpression=f"SET {peak} = {held}",
-                ConditionExpression=f"attribute_not_exists({peak}) OR {peak} < {held}",
+            self._table.update(
+                keys.pool_day(account_id, replaces, day),
+                f"SET {peak} = {held}",
+                condition=f"attribute_not_exists({peak}) OR {peak} < {held}",
                 **expression.request(),
             )
 
@@ -454,14 +451,8 @@ class Numbers:
 
     def _add(self, key: dict[str, str], counter: str) -> None:
         expression = Expression()
-        self._table.call(
-            "update_item",
-            TableName=self._table.name,
-            Key=_key(key),
-            UpdateExpression=f"ADD {expression.name(counter)} {expression.value(1)}",
+        self._table.update(
+            key,
+            f"ADD {expression.name(counter)} {expression.value(1)}",
             **expression.request(),
         )
-
-
-def _key(key: dict[str, str]) -> dict[str, Any]:
-    return to_attributes(key)

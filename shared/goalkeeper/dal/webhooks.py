@@ -173,12 +173,10 @@ class Webhooks:
         status = expression.name("status")
         update = _set(expression, {"status": "disabled", "disabled_reason": reason})
         with contextlib.suppress(ConditionFailed):  # deleted or disabled already
-            self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=_key(keys.webhook(account_id, webhook_id)),
-                UpdateExpression=update,
-                ConditionExpression=f"{status} = {expression.value('active')}",
+            self._table.update(
+                keys.webhook(account_id, webhook_id),
+                update,
+                condition=f"{status} = {expression.value('active')}",
                 **expression.request(),
             )
 
@@ -237,19 +235,17 @@ class Webhooks:
             f"{lease} = {expression.value(int(now) + LEASE_SECONDS)}"
         )
         try:
-            response = self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=_key(keys.delivery(account_id, webhook_id, delivery_id)),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            claimed = self._table.update(
+                keys.delivery(account_id, webhook_id, delivery_id),
+                update,
+                condition=condition,
+                returned="ALL_NEW",
+                old_on_failure=True,
                 **expression.request(),
             )
         except ConditionFailed as failed:
             return None, failed.item or None
-        return _from(response["Attributes"]), None
+        return claimed, None
 
     def record_attempt(
         self,
@@ -267,12 +263,10 @@ class Webhooks:
             f"{expression.name('status')} = {expression.value('sending')}"
         )
         try:
-            self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=_key(keys.delivery(account_id, webhook_id, delivery_id)),
-                UpdateExpression=_set(expression, changes | {"lease_until": None}),
-                ConditionExpression=condition,
+            self._table.update(
+                keys.delivery(account_id, webhook_id, delivery_id),
+                _set(expression, changes | {"lease_until": None}),
+                condition=condition,
                 **expression.request(),
             )
         except ConditionFailed:
@@ -298,14 +292,12 @@ class Webhooks:
         # Delays grow again from the first: failures are counted from `window_base`.
         update += f", {expression.name('window_base')} = {expression.name('attempts')}"
         try:
-            response = self._table.call(
-                "update_item",
-                TableName=self._table.name,
-                Key=_key(keys.delivery(account_id, webhook_id, delivery_id)),
-                UpdateExpression=update,
-                ConditionExpression=f"{status} IN ({finished})",
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            restarted = self._table.update(
+                keys.delivery(account_id, webhook_id, delivery_id),
+                update,
+                condition=f"{status} IN ({finished})",
+                returned="ALL_NEW",
+                old_on_failure=True,
                 **expression.request(),
             )
         except ConditionFailed as failed:
@@ -314,7 +306,7 @@ class Webhooks:
             raise Conflict(
                 f"the delivery is {failed.item['status']}: it is already being retried"
             ) from failed
-        return _from(response["Attributes"])
+        return restarted
 
     # --- the event bus ------------------------------------------------------------------
 
@@ -337,12 +329,8 @@ class Webhooks:
     def published(self, account_id: str, conversion_id: str, event_id: str) -> None:
         expression = Expression()
         update = _set(expression, {"state": "published", "bus_event_id": event_id})
-        self._table.call(
-            "update_item",
-            TableName=self._table.name,
-            Key=_key(keys.conversion_published(account_id, conversion_id)),
-            UpdateExpression=update,
-            **expression.request(),
+        self._table.update(
+            keys.conversion_published(account_id, conversion_id), update, **expression.request()
         )
 
 
@@ -350,13 +338,3 @@ def _attributes(item: dict[str, Any]) -> dict[str, Any]:
     from goalkeeper.attributes import to_attributes
 
     return to_attributes(item)
-
-
-def _key(key: dict[str, str]) -> dict[str, Any]:
-    return _attributes(key)
-
-
-def _from(attributes: dict[str, Any]) -> dict[str, Any]:
-    from goalkeeper.attributes import from_attributes
-
-    return from_attributes(attributes)
