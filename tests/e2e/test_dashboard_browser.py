@@ -13,7 +13,6 @@ import base64
 import csv
 import io
 import struct
-import time
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from goalkeeper_cli.local_stack.template import REPO_ROOT
-from support.browser import chromium_options, needs_chromium, start_chromium
+from support.browser import chromium_options, needs_chromium, start_chromium, until
 from support.receiver import Receiver
 from support.served import ServedStack
 
@@ -39,7 +38,6 @@ pytestmark = [pytest.mark.server, needs_chromium]
 
 ADMIN = "dashboard-browser-admin"
 ZONE = "America/New_York"
-DEADLINE_SECONDS = 20
 ARTIFACTS = REPO_ROOT / ".artifacts" / "dashboard"
 WIDTHS = (1280, 390)
 SHOP = "https://shop.example"
@@ -137,16 +135,6 @@ def _ok(served: ServedStack, method: str, path: str, key: str, body: Any = None)
     return answer
 
 
-def _until(what: str, check: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.1)
-
-
 def _call_tracking(served: ServedStack, write: str) -> None:
     """A static number and a pool of two that three visits ask for (the third finds it
     exhausted); a call to the pool in the first visit's hold, one to it a day before any."""
@@ -200,19 +188,19 @@ def workload(served: ServedStack) -> Iterator[dict[str, Any]]:
         return check
 
     _ok(served, "POST", "/v1/events", write, {"events": landings})
-    _until("the landings", decided(2, 0))
+    until("the landings", decided(2, 0))
     _ok(served, "POST", "/v1/events", write, {"events": [e for e in events if e not in landings]})
-    _until("the workload's conversions", decided(8, 1))
+    until("the workload's conversions", decided(8, 1))
     hook_id = _ok(served, "GET", "/v1/webhooks", write)["webhooks"][0]["webhook_id"]
 
     def delivered() -> bool:
         log = _ok(served, "GET", f"/v1/webhooks/{hook_id}/deliveries", write)["deliveries"]
         return [d["status"] for d in log] == ["delivered"] * 2
 
-    _until("both sales delivered to the webhook", delivered)
+    until("both sales delivered to the webhook", delivered)
     _call_tracking(served, write)
     # Each call counts one of the account's default call goals.
-    _until("the calls' conversions", decided(10, 1))
+    until("the calls' conversions", decided(10, 1))
     yield {"keys": account["keys"], "goal_ids": goal_ids}
     receiver.close()
 
@@ -248,7 +236,7 @@ def _view(browser: webdriver.Chrome, view: str) -> None:
 
 
 def _wait_drawn(browser: webdriver.Chrome, view: str) -> str:
-    state: str = _until(
+    state: str = until(
         f"the {view} view",
         lambda: browser.execute_script(
             "const m = document.getElementById('main');"
@@ -372,7 +360,7 @@ def _csv(downloads: Path, browser: webdriver.Chrome, name: str) -> list[dict[str
     target = downloads / f"{name}.csv"
     target.unlink(missing_ok=True)
     browser.find_element(By.CSS_SELECTOR, f"[data-csv='{name}']").click()
-    _until(f"{target.name} downloaded", target.exists)
+    until(f"{target.name} downloaded", target.exists)
     return list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
 
 
@@ -666,7 +654,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     _view(browser, "trace")
     _field(browser, "Visitor id").send_keys("v-ann")
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    _until("the trace", lambda: _table(browser, "trace-v-ann"))
+    until("the trace", lambda: _table(browser, "trace-v-ann"))
     items = _ok(served, "GET", "/v1/visitors/v-ann/trace?limit=100", read)["items"]
     shown = _table(browser, "trace-v-ann")
     assert [(r["at"], r["status"], r["reason"]) for r in shown] == [
@@ -703,7 +691,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     Select(_field(browser, "Step 1")).select_by_visible_text("Newsletter")
     Select(_field(browser, "Step 2")).select_by_visible_text("Sale")
     browser.find_element(By.XPATH, "//main//button[text()='Create funnel']").click()
-    _until("the new funnel", lambda: "Sign-up to sale:" in browser.find_element(By.ID, "main").text)
+    until("the new funnel", lambda: "Sign-up to sale:" in browser.find_element(By.ID, "main").text)
     created = _ok(served, "GET", "/v1/funnels", read)["funnels"][1]
     ids = workload["goal_ids"]
     assert (created["name"], created["steps"]) == (
@@ -732,7 +720,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     _field(browser, "URL").send_keys("http://localhost:9/crm")
     _field(browser, "Sale").click()
     browser.find_element(By.XPATH, "//main//button[text()='Add webhook']").click()
-    _until("the new webhook", lambda: "whsec_" in browser.find_element(By.ID, "main").text)
+    until("the new webhook", lambda: "whsec_" in browser.find_element(By.ID, "main").text)
     hooks = _ok(served, "GET", "/v1/webhooks", write)["webhooks"]
     assert [(h["url"], h["goal_ids"]) for h in hooks[1:]] == [
         ("http://localhost:9/crm", [workload["goal_ids"]["sale"]])
@@ -747,7 +735,7 @@ def test_every_view_shows_the_apis_figures_and_downloads_them(
     _field(browser, "Lookback (days)").clear()
     _field(browser, "Lookback (days)").send_keys("14")
     browser.find_element(By.XPATH, "//main//button[text()='Save settings']").click()
-    _until("the settings saved", lambda: _table(browser, "account")[0]["lookback_days"] == "14")
+    until("the settings saved", lambda: _table(browser, "account")[0]["lookback_days"] == "14")
     settings = _ok(served, "GET", "/v1/account", read)["attribution"]
     assert settings == {"model": "first_touch", "lookback_days": 14}
     assert _table(browser, "account")[0]["model"] == "first_touch"
@@ -830,13 +818,13 @@ def _numbers_view(
     _field(browser, "Replaces (the site's own number)").send_keys(SITE_NUMBER)
     register = browser.find_element(By.XPATH, "//main//button[text()='Register number']")
     register.click()
-    alert = _until("the 409", lambda: browser.find_elements(By.CSS_SELECTOR, "main [role=alert]"))
+    alert = until("the 409", lambda: browser.find_elements(By.CSS_SELECTOR, "main [role=alert]"))
     assert "(409)\nnumber: " in alert[0].text
     _screenshots(browser, "numbers-register")
     _field(browser, "Number (E.164)").clear()
     _field(browser, "Number (E.164)").send_keys("+44 (0)20 7946 0003")
     register.click()
-    _until(
+    until(
         "the number registered",
         lambda: "Registered +442079460003." in browser.find_element(By.ID, "main").text,
     )
@@ -846,7 +834,7 @@ def _numbers_view(
     ]
     assert "+442079460003" in [r["number"] for r in _table(browser, "numbers")]
     browser.find_element(By.CSS_SELECTOR, "[aria-label='Delete +442079460003']").click()
-    _until(
+    until(
         "the number deleted",
         lambda: "+442079460003" not in [r["number"] for r in _table(browser, "numbers")],
     )
@@ -857,7 +845,7 @@ def _numbers_view(
     browser.find_element(By.XPATH, "//main//summary[text()='Connect Twilio']").click()
     _field(browser, "Twilio Auth Token").send_keys(token)
     browser.find_element(By.XPATH, "//main//button[text()='Connect Twilio']").click()
-    shown = _until(
+    shown = until(
         "the webhook URL", lambda: browser.find_elements(By.CSS_SELECTOR, "[data-webhook-url]")
     )
     answer = _ok(served, "PUT", "/v1/integrations/twilio", write, {"auth_token": token})
@@ -893,7 +881,7 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
             "document.querySelectorAll('[data-dry-run]').forEach(e => e.remove())"
         )
         browser.find_element(By.XPATH, "//main//button[text()='Dry-run']").click()
-        _until(
+        until(
             "the dry-run",
             lambda: browser.find_elements(By.CSS_SELECTOR, "[data-dry-run], main [role=alert]"),
         )
@@ -930,7 +918,7 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
     }
     _screenshots(browser, "goal-editor")
     create.click()
-    _until("the goal saved", lambda: "Saved “Webinar”" in browser.find_element(By.ID, "main").text)
+    until("the goal saved", lambda: "Saved “Webinar”" in browser.find_element(By.ID, "main").text)
     (goal,) = [g for g in _ok(served, "GET", "/v1/goals", read)["goals"] if g["name"] == "Webinar"]
     assert goal["rule"]["kind"] == "custom_trigger" and goal["rule"]["name"] == "webinar"
     assert goal["dedup"]["keys"] == ["visitor", "goal"]  # the kind's default: none chosen
@@ -945,7 +933,7 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
     assert not save.is_enabled()
     try_it()
     save.click()
-    _until("the goal saved", lambda: "(version 2)" in browser.find_element(By.ID, "main").text)
+    until("the goal saved", lambda: "(version 2)" in browser.find_element(By.ID, "main").text)
     edited = _ok(served, "GET", f"/v1/goals/{goal['goal_id']}", read)
     assert (edited["version"], edited["dedup"]) == (
         2,
@@ -960,7 +948,7 @@ def test_the_goal_editor_dry_runs_then_creates_a_goal_that_counts_the_next_event
         report = _ok(served, "GET", "/v1/reports/goals", read)["goals"]
         return any(g["goal_id"] == goal["goal_id"] and g["counted"] == 1 for g in report)
 
-    _until("the webinar conversion", webinar_counted)
+    until("the webinar conversion", webinar_counted)
     _view(browser, "overview")
     (row,) = [r for r in _table(browser, "goals") if r["name"] == "Webinar"]
     assert (row["counted"], row["void"]) == ("1", "0")
@@ -1027,7 +1015,7 @@ def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_expo
     _field(browser, "Visitor id").clear()
     _field(browser, "Visitor id").send_keys("v-ann")
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    _until("the trace", lambda: _table(browser, "trace-v-ann"))
+    until("the trace", lambda: _table(browser, "trace-v-ann"))
     at = _instant(ann_sale["at"])
     browser.find_element(
         By.CSS_SELECTOR, f"[aria-label='Refund or change the value of Sale at {at}']"
@@ -1037,7 +1025,7 @@ def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_expo
     Select(_field(browser, "Change")).select_by_value("restate")
     _field(browser, "New value").send_keys("-5")
     browser.find_element(By.XPATH, "//main//button[text()='Save adjustment']").click()
-    alert = _until(
+    alert = until(
         "the refusal", lambda: browser.find_elements(By.CSS_SELECTOR, "main .adjust [role=alert]")
     )
     status, refused = served.request(
@@ -1052,7 +1040,7 @@ def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_expo
     Select(_field(browser, "Change")).select_by_value("retract")
     _field(browser, "Reason").send_keys("order refunded")
     browser.find_element(By.XPATH, "//main//button[text()='Save adjustment']").click()
-    _until(
+    until(
         "the refund", lambda: any(r["kind"] == "↳ Refund" for r in _table(browser, "trace-v-ann"))
     )
     _wait_drawn(browser, "trace")
@@ -1113,7 +1101,7 @@ def test_refunds_and_changed_values_show_net_gross_and_go_to_the_google_ads_expo
         target = downloads / name
         target.unlink(missing_ok=True)
         browser.find_element(By.XPATH, "//main//button[text()='Download Google Ads file']").click()
-        _until(f"{name} downloaded", target.exists)
+        until(f"{name} downloaded", target.exists)
         expected = _raw_get(served, f"/v1/exports/google-ads?{span}&kind={kind}", read)
         assert b"Cj0-ann" in expected
         assert target.read_bytes() == expected

@@ -8,9 +8,8 @@ One browser session and one `goalkeeper serve` (moto) for the whole module: ~12 
 
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,13 +17,12 @@ import pytest
 from selenium import webdriver
 
 from goalkeeper_cli.local_stack.server import free_port
-from support.browser import chromium_options, needs_chromium, start_chromium
+from support.browser import chromium_options, needs_chromium, start_chromium, until
 from support.served import ServedStack
 
 pytestmark = [pytest.mark.server, needs_chromium]
 
 ADMIN = "tracker-browser-admin"
-DEADLINE_SECONDS = 15
 CAMPAIGN = "?utm_source=google&utm_medium=cpc&utm_campaign=winter&utm_term=boots"
 WINTER = {"source": "google", "medium": "cpc", "campaign": "winter", "keyword": "boots"}
 SNIPPET = (
@@ -137,19 +135,9 @@ def browser() -> Iterator[webdriver.Chrome]:
     driver.quit()
 
 
-def _until(what: str, check: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.1)
-
-
 def _open(browser: webdriver.Chrome, url: str) -> None:
     browser.get(url)
-    _until("the tracker", lambda: browser.execute_script("return !!goalkeeper.loaded"))
+    until("the tracker", lambda: browser.execute_script("return !!goalkeeper.loaded"))
 
 
 def _waiting(browser: webdriver.Chrome) -> list[dict[str, Any]]:
@@ -159,7 +147,7 @@ def _waiting(browser: webdriver.Chrome) -> list[dict[str, Any]]:
 
 def _delivered(browser: webdriver.Chrome) -> None:
     """Every event answered, and none refused."""
-    _until("the API to answer every event", lambda: _waiting(browser) == [])
+    until("the API to answer every event", lambda: _waiting(browser) == [])
     console = [entry["message"] for entry in browser.get_log("browser")]
     assert [line for line in console if "event refused" in line] == []
 
@@ -235,7 +223,7 @@ def test_a_visitors_journey_is_tracked_attributed_and_counted(
     # The API is down for one page: its page view waits in the browser, and the next page
     # delivers it.
     _open(browser, shop.origin + "/down/offer")
-    _until("the failed send", lambda: shop.failed_sends >= 1)
+    until("the failed send", lambda: shop.failed_sends >= 1)
     assert [event["url"] for event in _waiting(browser)] == [shop.origin + "/down/offer"]
     _open(browser, shop.origin + "/contact")
     _delivered(browser)
@@ -244,7 +232,7 @@ def test_a_visitors_journey_is_tracked_attributed_and_counted(
         items = _trace(served, read, visitor)
         return items if sum(i["kind"] == "conversion" for i in items) >= 5 else []
 
-    items = _until("5 conversions", decided)
+    items = until("5 conversions", decided)
     pages = [
         (i["url"].removeprefix(shop.origin), i["visit_id"])
         for i in items
@@ -350,7 +338,7 @@ def test_a_site_key_serves_its_own_origins_only_and_can_do_nothing_but_send(
     shop.key = issued["key"]
     try:
         _open(browser, elsewhere.origin + "/contact")
-        _until("the API's answer", lambda: _waiting(browser) == [])  # refused: not kept
+        until("the API's answer", lambda: _waiting(browser) == [])  # refused: not kept
         assert ["(403)" in line for line in _refusals(browser)] == [True]
         status, trace = served.request(
             "GET", f"/v1/visitors/{_storage(browser, 'gk_vid')}/trace", read
@@ -405,7 +393,7 @@ def test_a_pool_number_replaces_the_sites_number_in_text_and_links(
             )
         )
 
-    _until("the pool number on the page", lambda: shown()[1] != "tel:" + SITE_NUMBER)
+    until("the pool number on the page", lambda: shown()[1] != "tel:" + SITE_NUMBER)
     # Each written as the page wrote it; another number of the page is left alone.
     assert shown() == (
         "Call 020 7946 0001 or +44 (0)20 7946-0001 (not 020 7946 0999)",

@@ -3,7 +3,9 @@ tracker's, the dashboard's) share. Where Chromium is missing their tests are ski
 saying what to install; `.ci/run` installs it, so CI never skips them."""
 
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -28,3 +30,15 @@ def chromium_options(more_arguments: Iterable[str] = ()) -> webdriver.ChromeOpti
 
 def start_chromium(options: webdriver.ChromeOptions) -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+def until(what: str, check: Callable[[], Any], seconds: float = 20) -> Any:
+    """What `check` answers once it answers something true: a page works on its own
+    time (scripts load, requests answer), so a test waits for what it looks for."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.1)
