@@ -10,6 +10,13 @@ import pytest
 from support.stack import ENDPOINT_VARIABLES, environment
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked `long` first, in their own order: make test's workers take whole files
+    in collection order, and a long file taken last keeps one worker busy while the other
+    has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def reset_process_singletons() -> None:
     from goalkeeper.settings import get_settings
 

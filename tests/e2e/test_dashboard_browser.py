@@ -34,7 +34,7 @@ from support.browser import chromium_options, needs_chromium, start_chromium, un
 from support.receiver import Receiver
 from support.served import ServedStack
 
-pytestmark = [pytest.mark.server, needs_chromium]
+pytestmark = [pytest.mark.server, needs_chromium, pytest.mark.long]
 
 ADMIN = "dashboard-browser-admin"
 ZONE = "America/New_York"

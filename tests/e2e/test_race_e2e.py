@@ -15,6 +15,8 @@ from goalkeeper_cli.local_stack.engines import DYNAMODB_LOCAL, MOTO
 from support.served import ServedStack
 from support.window_rule import GOAL_SPECS, assert_window_rule, random_events, trigger
 
+pytestmark = pytest.mark.long
+
 THREADS = 32
 NUMBERS = 8
 # Rounds of the number race (each with a pool of its own); GOALKEEPER_NUMBERS_RACE_ROUNDS=50

@@ -24,6 +24,8 @@ from support.twilio_calls import (
     status_callback,
 )
 
+pytestmark = pytest.mark.long
+
 ADMIN = "e2e-admin-key"
 CALL = {
     "event_id": "call-0001",

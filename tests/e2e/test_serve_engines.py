@@ -27,6 +27,8 @@ from goalkeeper_cli.local_stack.template import (
 from goalkeeper_cli.local_stack.wire_streams import WireStreamsClient
 from support.served import ServedStack
 
+pytestmark = pytest.mark.long
+
 ADMIN = "engines-admin-key"
 
 

@@ -16,6 +16,8 @@ import pytest
 from support.stack import InProcessStack
 from support.window_rule import GOAL_SPECS, T, assert_window_rule, at, random_events, trigger
 
+pytestmark = pytest.mark.long
+
 # Rounds of the randomized property test; GOALKEEPER_ORDER_ROUNDS=200 for the long claim.
 ROUNDS = int(os.environ.get("GOALKEEPER_ORDER_ROUNDS", "3"))
 

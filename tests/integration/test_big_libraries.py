@@ -11,6 +11,8 @@ from goalkeeper_cli.local_stack.template import load_template
 from support.faults import FaultInjector
 from support.stack import InProcessStack
 
+pytestmark = pytest.mark.long
+
 GOALS = 40
 T = datetime(2026, 9, 1, 12, 0, 0)
 DEDUPS = [

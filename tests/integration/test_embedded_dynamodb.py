@@ -20,6 +20,8 @@ from goalkeeper_cli.local_stack.dynamodb import EmbeddedDynamoDB
 from goalkeeper_cli.local_stack.moto_speedups import simple_clauses
 from goalkeeper_cli.local_stack.server import free_port
 
+pytestmark = pytest.mark.long
+
 TABLE = "race"
 
 

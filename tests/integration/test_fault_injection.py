@@ -38,6 +38,8 @@ from support.faults import (
 )
 from support.stack import InProcessStack
 
+pytestmark = pytest.mark.long
+
 FAULT_RATE = float(os.environ.get("GOALKEEPER_FAULT_RATE", "0.10"))
 WORKLOAD_EVENTS = int(os.environ.get("GOALKEEPER_FAULT_EVENTS", "210"))
 SEED = int(os.environ.get("GOALKEEPER_FAULT_SEED", "7"))

@@ -7,12 +7,16 @@ import os
 from collections import Counter, defaultdict
 from decimal import Decimal
 
+import pytest
+
 from goalkeeper import counters
 from goalkeeper.counters import attribution_labels
 from support.funnel_recount import assert_funnels_equal_a_recount
 from support.ledger_workload import adjust_some, recount_adjustments
 from support.stack import InProcessStack
 from support.workload import GOALS, Workload
+
+pytestmark = pytest.mark.long
 
 EVENTS = int(os.environ.get("GOALKEEPER_RECOUNT_EVENTS", "900"))
 ADJUSTMENTS = int(os.environ.get("GOALKEEPER_RECOUNT_ADJUSTMENTS", "60"))

@@ -15,6 +15,8 @@ from support.faults import REPORT_DAYS, Run, evaluation_poller, outcome, workloa
 from support.funnel_recount import assert_funnels_equal_a_recount
 from support.stack import InProcessStack
 
+pytestmark = pytest.mark.long
+
 EVENTS = 80
 SEED = 11
 DECISION_KINDS = {"conversion", "claim", "aggregate", "attribution", "visitor_marker", "progress"}

@@ -6,11 +6,14 @@ makes the same requests and reads at most one counters item per day, shard and
 
 import os
 
+import pytest
 from test_recount import load_more
 
 from goalkeeper import runtime
 from support.metering import Meter
 from support.stack import InProcessStack
+
+pytestmark = pytest.mark.long
 
 SMALL = 1000
 LARGE = int(os.environ.get("GOALKEEPER_SCALE_EVENTS", "2000"))  # 50000 for the full claim
