@@ -49,11 +49,7 @@ def value_attribute(currency: str) -> str:
 
 def values_of(item: dict[str, Any]) -> dict[str, Any]:
     """The amounts per currency kept in a counters item."""
-    return {
-        name.removeprefix(_VALUE_PREFIX): amount
-        for name, amount in item.items()
-        if name.startswith(_VALUE_PREFIX)
-    }
+    return _per_currency(item, _VALUE_PREFIX)
 
 
 def adjusted_attribute(currency: str) -> str:
@@ -62,10 +58,14 @@ def adjusted_attribute(currency: str) -> str:
 
 def adjusted_of(item: dict[str, Any]) -> dict[str, Any]:
     """The adjustments' changes per currency kept in a counters item."""
+    return _per_currency(item, _ADJUSTED_PREFIX)
+
+
+def _per_currency(item: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {
-        name.removeprefix(_ADJUSTED_PREFIX): amount
+        name.removeprefix(prefix): amount
         for name, amount in item.items()
-        if name.startswith(_ADJUSTED_PREFIX)
+        if name.startswith(prefix)
     }
 
 
