@@ -24,6 +24,18 @@ def ingest_in_order(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture
+def small_pages(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Backfill pages of 4 events, so a small workload's range takes several pages and
+    checkpoints."""
+    from goalkeeper.settings import get_settings
+
+    monkeypatch.setenv("GOALKEEPER_BACKFILL_PAGE_EVENTS", "4")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def stack(aws_environment: None) -> Iterator[InProcessStack]:
     with mocked_aws():
         yield InProcessStack(functions=_WARM_FUNCTIONS)

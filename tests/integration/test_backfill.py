@@ -257,15 +257,6 @@ def test_only_events_of_the_range_in_the_account_time_zone_are_decided(
     assert decided == {"t-1", "t-2", "t-3"}
 
 
-@pytest.fixture
-def small_pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Pages of 4 events, so a scenario's range takes many pages and checkpoints."""
-    monkeypatch.setenv("GOALKEEPER_BACKFILL_PAGE_EVENTS", "4")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def test_running_a_backfill_twice_changes_nothing(stack: InProcessStack, small_pages: None) -> None:
     account = Account(stack)
     account.send(HISTORY)

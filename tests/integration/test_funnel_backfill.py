@@ -2,14 +2,12 @@
 funnel's counters for a past range from the stored conversions, as if the funnel had
 existed all along; run twice, or raced by evaluation, it counts nothing twice."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from goalkeeper.dal.decisions import Decisions, StepFill
 from goalkeeper.services.funnel_backfill import DELETED_FUNNEL
-from goalkeeper.settings import get_settings
 from support.funnel_recount import assert_funnels_equal_a_recount
 from support.funnel_workload import (
     CHECKOUT,
@@ -207,15 +205,6 @@ def test_a_funnel_backfill_is_refused_while_one_runs_and_ends_with_its_funnel(
     assert (ended["status"], ended["error"]) == ("failed", DELETED_FUNNEL)
     status, refused = stack.api.request("POST", path, shop.write, {"from": RANGE["from"]})
     assert status == 404, refused
-
-
-@pytest.fixture
-def small_pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Pages of 4 events, so the checkout's 16 events take several pages."""
-    monkeypatch.setenv("GOALKEEPER_BACKFILL_PAGE_EVENTS", "4")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_a_page_that_fails_half_way_is_run_again_and_counts_nothing_twice(
