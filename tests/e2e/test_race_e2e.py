@@ -6,7 +6,7 @@ tracking (issue 17): 32 visits racing for a pool of 8 numbers never share one.""
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -46,8 +46,22 @@ def served(serve_engine: str) -> Iterator[ServedStack]:
     stack.stop()
 
 
-def _send_round(served: ServedStack, write: str, round_number: int) -> list[int]:
+def _all_at_once(act: Callable[[int], None]) -> None:
+    """act(0), ..., act(THREADS - 1), each in a thread of its own, released together."""
     barrier = threading.Barrier(THREADS)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        act(n)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _send_round(served: ServedStack, write: str, round_number: int) -> list[int]:
     statuses: list[int] = []
 
     def send(sender: int) -> None:
@@ -57,14 +71,9 @@ def _send_round(served: ServedStack, write: str, round_number: int) -> list[int]
             "visitor_id": f"racer-{round_number}",
             "url": f"https://shop.example/pricing?from={sender}",
         }
-        barrier.wait()
         statuses.append(served.request("POST", "/v1/events", write, event)[0])
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _all_at_once(send)
     return statuses
 
 
@@ -266,23 +275,17 @@ def _pool(served: ServedStack, write: str, own: str, count: int) -> list[str]:
 
 def _race(served: ServedStack, site: str, own: str, round_number: int) -> dict[str, dict[str, Any]]:
     """Each visit's answer, by visit id."""
-    barrier = threading.Barrier(THREADS)
     answers: dict[str, dict[str, Any]] = {}
 
     def visit(n: int) -> None:
         body = {"visitor_id": f"r{round_number}-v{n}", "visit_id": f"r{round_number}-s{n}"}
-        barrier.wait()
         status, answer = served.request(
             "POST", "/v1/numbers/assign", site, body | {"replaces": own}
         )
         assert status == 200, answer
         answers[body["visit_id"]] = answer
 
-    threads = [threading.Thread(target=visit, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _all_at_once(visit)
     return answers
 
 
